@@ -1,0 +1,108 @@
+//! Email addresses as account identifiers.
+
+use std::fmt;
+
+/// The longest address accepted (RFC 5321's path limit minus the angle brackets).
+pub const MAX_EMAIL_LENGTH: usize = 254;
+
+/// A normalized email address: trimmed, lower-cased, shaped like `local@domain`.
+#[derive(Clone, PartialEq, Eq, Hash)]
+pub struct Email(String);
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum EmailError {
+    #[error("must not be empty")]
+    Empty,
+    #[error("must be at most {MAX_EMAIL_LENGTH} characters")]
+    TooLong,
+    #[error("must look like local@domain")]
+    Malformed,
+}
+
+impl Email {
+    /// Normalizes and checks an address typed by a person.
+    ///
+    /// The check is intentionally shallow (one `@`, non-empty sides, a dot-free or dotted
+    /// domain without empty labels, no whitespace or control characters): full RFC 5322
+    /// validation rejects real addresses and proves nothing about deliverability.
+    pub fn parse(raw: &str) -> Result<Self, EmailError> {
+        let normalized = raw.trim().to_lowercase();
+        if normalized.is_empty() {
+            return Err(EmailError::Empty);
+        }
+        if normalized.chars().count() > MAX_EMAIL_LENGTH {
+            return Err(EmailError::TooLong);
+        }
+        let (local, domain) = normalized.split_once('@').ok_or(EmailError::Malformed)?;
+        let well_formed = !local.is_empty()
+            && !domain.is_empty()
+            && !domain.contains('@')
+            && !domain.split('.').any(str::is_empty)
+            && !normalized
+                .chars()
+                .any(|c| c.is_whitespace() || c.is_control() || matches!(c, '<' | '>' | '"'));
+        if !well_formed {
+            return Err(EmailError::Malformed);
+        }
+        Ok(Self(normalized))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for Email {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl fmt::Debug for Email {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Email({})", self.0)
+    }
+}
+
+impl AsRef<str> for Email {
+    fn as_ref(&self) -> &str {
+        &self.0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn trims_and_lowercases() {
+        let email = Email::parse("  Ada.Lovelace@Example.COM \n").expect("valid");
+        assert_eq!(email.as_str(), "ada.lovelace@example.com");
+    }
+
+    #[test]
+    fn refuses_malformed_addresses() {
+        for bad in [
+            "plainaddress",
+            "@example.com",
+            "ada@",
+            "ada@@example.com",
+            "ada@exa mple.com",
+            "ada@example..com",
+            "ada@.example.com",
+            "a da@example.com",
+            "ada@example.com.",
+        ] {
+            assert_eq!(Email::parse(bad), Err(EmailError::Malformed), "{bad:?}");
+        }
+        assert_eq!(Email::parse("   "), Err(EmailError::Empty));
+    }
+
+    #[test]
+    fn enforces_the_length_cap() {
+        let at_cap = format!("{}@example.com", "a".repeat(MAX_EMAIL_LENGTH - 12));
+        assert!(Email::parse(&at_cap).is_ok());
+        let over = format!("{}@example.com", "a".repeat(MAX_EMAIL_LENGTH - 11));
+        assert_eq!(Email::parse(&over), Err(EmailError::TooLong));
+    }
+}

@@ -1,0 +1,21 @@
+//! sesame's vocabulary: the values that cross every layer (emails, passwords, session
+//! handles, user ids) and the policies that decide what is allowed (password rules,
+//! session lifetimes, login throttling). Nothing here does I/O; everything here can be
+//! tested without a database or a socket.
+
+pub mod duration;
+pub mod email;
+pub mod password;
+pub mod principal;
+pub mod random;
+pub mod session;
+pub mod throttle;
+pub mod user;
+
+pub use duration::{DurationError, parse_duration};
+pub use email::{Email, EmailError};
+pub use password::{Password, PasswordError, PasswordPolicy};
+pub use principal::Principal;
+pub use session::{CsrfToken, SessionHandle, SessionHandleHash, SessionId, SessionPolicy};
+pub use throttle::{Budget, BudgetError, ThrottleKey, ThrottlePolicy, ThrottleVerdict};
+pub use user::{User, UserId};

@@ -1,0 +1,279 @@
+//! sesame's persistence. One trait per aggregate (users, sessions, login failures), each
+//! implemented for Postgres and for SQLite; [`Store`] bundles them behind `Arc<dyn …>` so
+//! the HTTP layer never knows which database it runs on.
+//!
+//! Stores keep facts (when a session was created and last seen, when a login failed);
+//! the policies in `sesame-domain` decide what those facts mean, so a changed setting
+//! takes effect on existing rows at once.
+
+mod postgres;
+mod sqlite;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use sesame_domain::CsrfToken;
+use sesame_domain::{Email, SessionHandleHash, SessionId, ThrottleKey, User, UserId};
+use time::OffsetDateTime;
+
+pub use postgres::PostgresStore;
+pub use sqlite::SqliteStore;
+
+/// What went wrong in the database, in the terms callers act on.
+#[derive(Debug, thiserror::Error)]
+pub enum StorageError {
+    /// The database cannot be reached or is not answering in time. Callers answer 503
+    /// and try again later; nothing about the request was wrong.
+    #[error("the database is unavailable")]
+    Unavailable(#[source] sqlx::Error),
+    /// A uniqueness rule was broken; the name says which one.
+    #[error("conflict on {0}")]
+    Conflict(&'static str),
+    /// Anything else: a bug or a corrupt row.
+    #[error("database error")]
+    Other(#[source] sqlx::Error),
+    #[error("invalid stored value in {0}")]
+    Corrupt(&'static str),
+    #[error("migration failed")]
+    Migration(#[source] sqlx::migrate::MigrateError),
+}
+
+pub type Result<T, E = StorageError> = std::result::Result<T, E>;
+
+/// Maps a driver error, translating named unique constraints into [`StorageError::Conflict`].
+pub(crate) fn classify(error: sqlx::Error, constraints: &[&'static str]) -> StorageError {
+    use sqlx::Error as E;
+    match &error {
+        E::Database(db) if db.is_unique_violation() => {
+            let name = db
+                .constraint()
+                .map(str::to_owned)
+                .unwrap_or_else(|| db.message().to_owned());
+            constraints
+                .iter()
+                .find(|c| name.contains(*c))
+                .map_or(StorageError::Other(error), |c| StorageError::Conflict(c))
+        }
+        E::Io(_) | E::Tls(_) | E::PoolTimedOut | E::PoolClosed | E::WorkerCrashed => {
+            StorageError::Unavailable(error)
+        }
+        E::Database(db) if is_unavailable_code(db.code().as_deref()) => {
+            StorageError::Unavailable(error)
+        }
+        _ => StorageError::Other(error),
+    }
+}
+
+/// Database error codes that mean "not now" rather than "never": Postgres shutting down,
+/// too many connections, or the server in recovery; SQLite busy, locked, read-only or
+/// out of disk.
+fn is_unavailable_code(code: Option<&str>) -> bool {
+    matches!(
+        code,
+        Some(
+            "57P01"
+                | "57P02"
+                | "57P03"
+                | "53300"
+                | "53100"
+                | "08000"
+                | "08003"
+                | "08006"
+                | "08001"
+                | "08004"
+        ) | Some("5" | "6" | "8" | "13" | "261" | "262" | "517" | "1032" | "776" | "264" | "520")
+    )
+}
+
+/// The unique constraint on users' emails; a conflict on it means "email taken".
+pub const USERS_EMAIL_KEY: &str = "users_email_key";
+
+/// A user with what only the server may see.
+#[derive(Debug, Clone)]
+pub struct UserRecord {
+    pub user: User,
+    /// argon2id PHC string.
+    pub password_hash: String,
+    pub disabled_at: Option<OffsetDateTime>,
+}
+
+impl UserRecord {
+    pub fn is_disabled(&self) -> bool {
+        self.disabled_at.is_some()
+    }
+}
+
+#[async_trait]
+pub trait UserStore: Send + Sync {
+    /// Creates a user; a taken email is `Conflict(USERS_EMAIL_KEY)`.
+    async fn create_user(&self, user: &User, password_hash: &str) -> Result<()>;
+    async fn find_user_by_email(&self, email: &Email) -> Result<Option<UserRecord>>;
+    async fn find_user_by_id(&self, id: UserId) -> Result<Option<UserRecord>>;
+    /// Replaces a hash after a rehash-on-login; does not touch sessions.
+    async fn update_password_hash(&self, id: UserId, password_hash: &str) -> Result<()>;
+    /// Sets a new password and ends every session of the user except `keep`, atomically.
+    async fn change_password(&self, id: UserId, password_hash: &str, keep: SessionId)
+    -> Result<()>;
+    /// Disables the user and ends all their sessions, atomically. `None` if no such user.
+    async fn disable_user(&self, email: &Email, at: OffsetDateTime) -> Result<Option<UserId>>;
+}
+
+/// A session to store.
+#[derive(Debug, Clone)]
+pub struct NewSession {
+    pub id: SessionId,
+    pub user_id: UserId,
+    pub handle_hash: SessionHandleHash,
+    pub csrf_token: CsrfToken,
+    pub created_at: OffsetDateTime,
+    pub user_agent: Option<String>,
+    pub ip: Option<String>,
+}
+
+/// A stored session.
+#[derive(Debug, Clone)]
+pub struct SessionRecord {
+    pub id: SessionId,
+    pub user_id: UserId,
+    pub csrf_token: CsrfToken,
+    pub created_at: OffsetDateTime,
+    pub last_seen_at: OffsetDateTime,
+    pub user_agent: Option<String>,
+    pub ip: Option<String>,
+}
+
+#[async_trait]
+pub trait SessionStore: Send + Sync {
+    async fn create_session(&self, session: &NewSession) -> Result<()>;
+    /// The session with this handle hash and its user, whether or not still live; the
+    /// caller applies the lifetime policy and the disabled flag.
+    async fn find_session(
+        &self,
+        handle_hash: &SessionHandleHash,
+    ) -> Result<Option<(SessionRecord, UserRecord)>>;
+    /// Records use of a session (coalesced by the caller).
+    async fn touch_session(&self, id: SessionId, at: OffsetDateTime) -> Result<()>;
+    /// Deletes the session with this handle hash; true if there was one.
+    async fn delete_session_by_hash(&self, handle_hash: &SessionHandleHash) -> Result<bool>;
+    /// Deletes one of a user's sessions; false if the user has no such session.
+    async fn delete_user_session(&self, user_id: UserId, id: SessionId) -> Result<bool>;
+    /// Deletes all a user's sessions except `keep`; returns how many ended.
+    async fn delete_user_sessions(&self, user_id: UserId, keep: Option<SessionId>) -> Result<u64>;
+    /// A user's sessions seen since `seen_after` and created since `created_after`
+    /// (i.e. not yet expired), newest first.
+    async fn list_user_sessions(
+        &self,
+        user_id: UserId,
+        seen_after: OffsetDateTime,
+        created_after: OffsetDateTime,
+    ) -> Result<Vec<SessionRecord>>;
+    /// Deletes sessions past either deadline; returns how many.
+    async fn delete_expired_sessions(
+        &self,
+        seen_before: OffsetDateTime,
+        created_before: OffsetDateTime,
+    ) -> Result<u64>;
+}
+
+#[async_trait]
+pub trait ThrottleStore: Send + Sync {
+    /// Times of failures recorded under each key since `since`.
+    async fn recent_failures(
+        &self,
+        keys: &[ThrottleKey],
+        since: OffsetDateTime,
+    ) -> Result<Vec<(String, OffsetDateTime)>>;
+    async fn record_failure(&self, keys: &[ThrottleKey], at: OffsetDateTime) -> Result<()>;
+    /// Forgets the failures under one key (a successful login clears its (account, IP)).
+    async fn clear_failures(&self, key: &ThrottleKey) -> Result<()>;
+    /// Deletes failures older than any window.
+    async fn prune_failures(&self, before: OffsetDateTime) -> Result<u64>;
+}
+
+/// Administrative operations on the database itself.
+#[async_trait]
+pub trait Database: Send + Sync {
+    /// Applies pending migrations.
+    async fn migrate(&self) -> Result<()>;
+    /// Answers whether the database responds right now.
+    async fn ping(&self) -> Result<()>;
+    async fn close(&self);
+}
+
+/// Every store, behind trait objects so both backends plug in.
+#[derive(Clone)]
+pub struct Store {
+    pub users: Arc<dyn UserStore>,
+    pub sessions: Arc<dyn SessionStore>,
+    pub throttle: Arc<dyn ThrottleStore>,
+    pub database: Arc<dyn Database>,
+    pub backend: Backend,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+/// How to reach the database.
+#[derive(Debug, Clone)]
+pub struct ConnectOptions {
+    /// Longest wait for a pooled connection before answering "unavailable".
+    pub acquire_timeout: Duration,
+    pub max_connections: u32,
+}
+
+impl Default for ConnectOptions {
+    fn default() -> Self {
+        Self {
+            acquire_timeout: Duration::from_secs(3),
+            max_connections: 10,
+        }
+    }
+}
+
+impl Store {
+    /// Connects to `sqlite://…` or `postgres://…`. The connection is lazy for Postgres so a
+    /// server can start, and report itself unready, while its database is down.
+    pub async fn connect(url: &str, options: &ConnectOptions) -> Result<Self> {
+        if url.starts_with("sqlite:") {
+            let store = Arc::new(SqliteStore::connect(url, options).await?);
+            Ok(Self::from_parts(store, Backend::Sqlite))
+        } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
+            let store = Arc::new(PostgresStore::connect(url, options)?);
+            Ok(Self::from_parts(store, Backend::Postgres))
+        } else {
+            Err(StorageError::Other(sqlx::Error::Configuration(
+                "the database URL must start with sqlite:// or postgres://".into(),
+            )))
+        }
+    }
+
+    fn from_parts<S>(store: Arc<S>, backend: Backend) -> Self
+    where
+        S: UserStore + SessionStore + ThrottleStore + Database + 'static,
+    {
+        Self {
+            users: store.clone(),
+            sessions: store.clone(),
+            throttle: store.clone(),
+            database: store,
+            backend,
+        }
+    }
+}
+
+/// Whether a database URL names a supported backend, for configuration checks.
+pub fn is_supported_url(url: &str) -> bool {
+    ["sqlite:", "postgres:", "postgresql:"]
+        .iter()
+        .any(|p| url.starts_with(p))
+}
+
+pub(crate) fn corrupt(
+    what: &'static str,
+) -> impl FnOnce(sesame_domain::EmailError) -> StorageError {
+    move |_| StorageError::Corrupt(what)
+}
