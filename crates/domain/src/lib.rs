@@ -19,3 +19,11 @@ pub use principal::Principal;
 pub use session::{CsrfToken, SessionHandle, SessionHandleHash, SessionId, SessionPolicy};
 pub use throttle::{Budget, BudgetError, ThrottleKey, ThrottlePolicy, ThrottleVerdict};
 pub use user::{User, UserId};
+
+/// The current time in UTC, truncated to whole microseconds: the precision both
+/// databases keep, so a value reads back exactly as it was written.
+pub fn now() -> time::OffsetDateTime {
+    let now = time::OffsetDateTime::now_utc();
+    let micros = now.microsecond();
+    now.replace_microsecond(micros).unwrap_or(now)
+}

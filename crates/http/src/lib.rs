@@ -1,1 +1,77 @@
+//! sesame's HTTP API: an axum router whose routes register their own OpenAPI
+//! documentation, the extractors that authenticate requests, and the one error type that
+//! turns every failure into an RFC 9457 problem.
+//!
+//! Embed it with [`router`], or reuse the extractors ([`auth::SessionUser`]) in a service
+//! of your own.
 
+pub mod auth;
+pub mod client_ip;
+pub mod error;
+pub mod guard;
+pub mod hashing;
+pub mod json;
+pub mod openapi;
+pub mod routes;
+pub mod state;
+pub mod throttle;
+
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::http::{HeaderValue, header};
+use tower_cookies::CookieManagerLayer;
+use tower_http::set_header::SetResponseHeaderLayer;
+use utoipa::OpenApi as _;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+pub use error::ApiError;
+pub use state::{AppState, CookieConfig, HttpConfig};
+
+/// The largest request body accepted anywhere.
+pub const MAX_BODY_BYTES: usize = 64 * 1024;
+
+/// The routes with their documentation, before state and middleware are applied.
+fn api() -> OpenApiRouter<AppState> {
+    OpenApiRouter::with_openapi(openapi::ApiDoc::openapi())
+        .routes(routes!(routes::health::healthz))
+        .routes(routes!(routes::health::readyz))
+        .routes(routes!(routes::users::create_user))
+        .routes(routes!(routes::users::change_password))
+        .routes(routes!(routes::login::login))
+        .routes(routes!(routes::login::logout))
+        .routes(routes!(routes::me::get_me))
+        .routes(routes!(routes::sessions::list_sessions, routes::sessions::delete_other_sessions))
+        .routes(routes!(routes::sessions::delete_session))
+}
+
+/// The OpenAPI document, as served at `/openapi.json`.
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    api().into_openapi()
+}
+
+/// The whole application: routes, documentation endpoint and middleware.
+pub fn router(state: AppState) -> Router {
+    let (routes, document) = api().split_for_parts();
+    let document = std::sync::Arc::new(document);
+    let config = state.config.clone();
+    routes
+        .route(
+            "/openapi.json",
+            axum::routing::get(move || {
+                let document = document.clone();
+                async move { axum::Json(document.as_ref().clone()) }
+            }),
+        )
+        .fallback(error::not_found)
+        .method_not_allowed_fallback(error::method_not_allowed)
+        .layer(axum::middleware::from_fn_with_state(state.clone(), guard::cross_site_guard))
+        .layer(CookieManagerLayer::new())
+        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .layer(SetResponseHeaderLayer::if_not_present(
+            header::CACHE_CONTROL,
+            HeaderValue::from_static("no-store"),
+        ))
+        .layer(guard::cors_layer(&config))
+        .with_state(state)
+}

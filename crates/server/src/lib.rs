@@ -1,1 +1,139 @@
+//! Wiring: configuration in, a running server out. The binary in `main.rs` is a thin CLI
+//! over this, and the test suite starts servers through the same path.
 
+pub mod config;
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use sesame_domain::password::{HashParams, PasswordHasher};
+use sesame_http::hashing::HashingPool;
+use sesame_http::{AppState, CookieConfig, HttpConfig};
+use sesame_storage::{ConnectOptions, Store};
+use time::OffsetDateTime;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+pub use config::Config;
+
+/// How often expired sessions and old login failures are swept away.
+const SWEEP_INTERVAL: Duration = Duration::from_secs(300);
+
+/// Connects to the database named in the configuration and applies migrations.
+pub async fn open_store(config: &Config) -> anyhow::Result<Store> {
+    let store = Store::connect(&config.database_url, &ConnectOptions::default())
+        .await
+        .context("cannot open the database")?;
+    store.database.migrate().await.context("cannot apply migrations")?;
+    Ok(store)
+}
+
+/// The HTTP layer's settings under a resolved issuer.
+pub fn http_config(config: &Config, issuer: &str) -> HttpConfig {
+    let secure = config.cookie_is_secure(issuer);
+    HttpConfig {
+        issuer: issuer.to_owned(),
+        allowed_origins: config.allowed_origins.clone(),
+        cookie: CookieConfig::new(&config.cookie_name, secure, config.cookie_same_site),
+        sessions: config.sessions,
+        throttle: config.throttle,
+        passwords: config.passwords,
+        registration_open: config.registration_open,
+        trust_proxy: config.trust_proxy,
+    }
+}
+
+/// The password hasher under the default (OWASP) argon2id parameters.
+pub fn password_hasher() -> anyhow::Result<PasswordHasher> {
+    PasswordHasher::new(HashParams::default()).context("invalid argon2 parameters")
+}
+
+/// A server running in the background of this process.
+pub struct RunningServer {
+    /// The address actually bound (useful with port 0).
+    pub addr: SocketAddr,
+    /// The issuer the server answers as.
+    pub issuer: String,
+    shutdown: watch::Sender<bool>,
+    task: JoinHandle<std::io::Result<()>>,
+    sweeper: JoinHandle<()>,
+}
+
+impl RunningServer {
+    /// Stops accepting connections, finishes in-flight requests, and waits.
+    pub async fn shutdown(self) -> anyhow::Result<()> {
+        let _ = self.shutdown.send(true);
+        self.sweeper.abort();
+        self.task.await.context("server task failed")?.context("server error")?;
+        Ok(())
+    }
+
+    /// Waits until the server stops (after [`RunningServer::stop_handle`] is triggered).
+    pub async fn wait(self) -> anyhow::Result<()> {
+        let result = self.task.await;
+        self.sweeper.abort();
+        result.context("server task failed")?.context("server error")?;
+        Ok(())
+    }
+
+    /// A handle that starts a graceful shutdown when sent `true`.
+    pub fn stop_handle(&self) -> watch::Sender<bool> {
+        self.shutdown.clone()
+    }
+}
+
+/// Migrates, builds the application and serves it on `listener` until shut down.
+pub async fn start(config: &Config, listener: TcpListener) -> anyhow::Result<RunningServer> {
+    let addr = listener.local_addr().context("listener has no address")?;
+    let issuer = config.issuer.clone().unwrap_or_else(|| format!("http://{addr}"));
+    let store = open_store(config).await?;
+    let hashing = HashingPool::for_this_machine(password_hasher()?);
+    let state = AppState::new(http_config(config, &issuer), store.clone(), hashing)
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot prepare the password hasher: {e}"))?;
+    let app = sesame_http::router(state);
+
+    let (shutdown, mut stopped) = watch::channel(false);
+    let task = tokio::spawn(async move {
+        axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>())
+            .with_graceful_shutdown(async move {
+                let _ = stopped.wait_for(|stop| *stop).await;
+            })
+            .await
+    });
+    let sweeper = tokio::spawn(sweep(store, config.clone()));
+    Ok(RunningServer {
+        addr,
+        issuer,
+        shutdown,
+        task,
+        sweeper,
+    })
+}
+
+/// Deletes ended sessions and login failures older than every throttle window.
+async fn sweep(store: Store, config: Config) {
+    let mut tick = tokio::time::interval(SWEEP_INTERVAL);
+    loop {
+        tick.tick().await;
+        let now = sesame_domain::now();
+        match store
+            .sessions
+            .delete_expired_sessions(now - config.sessions.idle, now - config.sessions.absolute)
+            .await
+        {
+            Ok(0) => {}
+            Ok(n) => tracing::debug!(sessions = n, "swept ended sessions"),
+            Err(error) => tracing::warn!(%error, "session sweep failed"),
+        }
+        if let Err(error) = store
+            .throttle
+            .prune_failures(now - config.throttle.longest_window())
+            .await
+        {
+            tracing::warn!(%error, "login failure sweep failed");
+        }
+    }
+}

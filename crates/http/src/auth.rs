@@ -1,0 +1,169 @@
+//! Session-cookie authentication: reading the cookie, checking the session against the
+//! lifetime policy, coalescing `last_seen_at` writes, clearing ended sessions' cookies,
+//! and the CSRF token check on unsafe methods.
+
+use axum::extract::{FromRef, FromRequestParts};
+use axum::http::Method;
+use axum::http::request::Parts;
+use sesame_domain::principal::UserSession;
+use sesame_domain::{SessionHandle, SessionHandleHash};
+use time::OffsetDateTime;
+use tower_cookies::{Cookie, Cookies};
+use tracing::instrument;
+
+use crate::error::{ApiError, CsrfFailure};
+use crate::state::{AppState, CookieConfig};
+
+/// The header carrying the session's CSRF token on unsafe requests.
+pub const CSRF_HEADER: &str = "x-csrf-token";
+
+/// Whether a method can change state and so needs CSRF protection.
+pub fn is_unsafe(method: &Method) -> bool {
+    !matches!(*method, Method::GET | Method::HEAD | Method::OPTIONS | Method::TRACE)
+}
+
+/// The `Set-Cookie` for a new session: HttpOnly, `Path=/`, no `Domain`, no `Max-Age`
+/// (it lasts as long as the browser session; the server decides when it ends).
+pub fn session_cookie(config: &CookieConfig, handle: &SessionHandle) -> Cookie<'static> {
+    Cookie::build((config.name.clone(), handle.expose().to_owned()))
+        .path("/")
+        .http_only(true)
+        .secure(config.secure)
+        .same_site(config.same_site)
+        .build()
+}
+
+/// The `Set-Cookie` that removes the session cookie: same name, path and `Secure`.
+pub fn clearing_cookie(config: &CookieConfig) -> Cookie<'static> {
+    Cookie::build((config.name.clone(), ""))
+        .path("/")
+        .http_only(true)
+        .secure(config.secure)
+        .same_site(config.same_site)
+        .max_age(time::Duration::ZERO)
+        .build()
+}
+
+/// The handle's hash from the request's session cookie, if it sent one.
+/// `Err` when a cookie is present but could not have been issued by this server.
+pub fn presented_handle(cookies: &Cookies, config: &CookieConfig) -> Option<Result<SessionHandleHash, ()>> {
+    let cookie = cookies.get(&config.name)?;
+    Some(SessionHandle::parse(cookie.value()).map(|h| h.hash()).ok_or(()))
+}
+
+/// Looks up the session behind the request's cookie.
+///
+/// - no cookie → `Ok(None)`;
+/// - a live session of an enabled user → `Ok(Some(..))`, its last-seen time refreshed
+///   when the coalescing interval has passed;
+/// - anything else (malformed, unknown, expired, disabled user) → `Unauthenticated`, and
+///   the response clears the cookie.
+#[instrument(skip_all)]
+pub async fn authenticate(state: &AppState, cookies: &Cookies) -> Result<Option<UserSession>, ApiError> {
+    let cookie_config = &state.config.cookie;
+    let Some(presented) = presented_handle(cookies, cookie_config) else {
+        return Ok(None);
+    };
+    let ended = || {
+        cookies.add(clearing_cookie(cookie_config));
+        ApiError::Unauthenticated
+    };
+    let hash = presented.map_err(|()| ended())?;
+    let Some((session, user)) = state.store.sessions.find_session(&hash).await? else {
+        return Err(ended());
+    };
+    let policy = state.config.sessions;
+    let now = sesame_domain::now();
+    if user.is_disabled() || !policy.is_live(session.created_at, session.last_seen_at, now) {
+        // Ended sessions are removed eagerly; the periodic sweep catches the rest.
+        if let Err(error) = state.store.sessions.delete_session_by_hash(&hash).await {
+            tracing::warn!(%error, "could not delete an ended session");
+        }
+        return Err(ended());
+    }
+    let mut last_seen = session.last_seen_at;
+    if policy.needs_touch(last_seen, now) {
+        match state.store.sessions.touch_session(session.id, now).await {
+            Ok(()) => last_seen = now,
+            Err(error) => tracing::warn!(%error, "could not record session use"),
+        }
+    }
+    Ok(Some(UserSession {
+        user: user.user,
+        session_id: session.id,
+        expires_at: policy.expires_at(session.created_at, last_seen),
+        csrf_token: session.csrf_token,
+    }))
+}
+
+/// Checks the `X-CSRF-Token` header against the session's token.
+pub fn check_csrf(parts: &Parts, session: &UserSession) -> Result<(), ApiError> {
+    let presented = parts
+        .headers
+        .get(CSRF_HEADER)
+        .ok_or(ApiError::Csrf(CsrfFailure::MissingToken))?;
+    let presented = presented.to_str().map_err(|_| ApiError::Csrf(CsrfFailure::WrongToken))?;
+    if session.csrf_token.matches(presented) {
+        Ok(())
+    } else {
+        Err(ApiError::Csrf(CsrfFailure::WrongToken))
+    }
+}
+
+async fn cookies_of(parts: &mut Parts) -> Result<Cookies, ApiError> {
+    Cookies::from_request_parts(parts, &())
+        .await
+        .map_err(|(_, message)| ApiError::internal(std::io::Error::other(message)))
+}
+
+/// A request authenticated by a live session cookie, with the CSRF token checked when
+/// the method is unsafe. No cookie, or an ended session → 401.
+#[derive(Debug, Clone)]
+pub struct SessionUser(pub UserSession);
+
+impl<S> FromRequestParts<S> for SessionUser
+where
+    AppState: FromRef<S>,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        let state = AppState::from_ref(state);
+        let cookies = cookies_of(parts).await?;
+        let session = authenticate(&state, &cookies).await?.ok_or(ApiError::Unauthenticated)?;
+        if is_unsafe(&parts.method) {
+            check_csrf(parts, &session)?;
+        }
+        Ok(Self(session))
+    }
+}
+
+/// Like [`SessionUser`], but a request without a live session is let through as `None`
+/// (its stale cookie cleared). Used where "not signed in" is a fine answer (logout).
+#[derive(Debug, Clone)]
+pub struct MaybeSessionUser(pub Option<UserSession>);
+
+impl<S> FromRequestParts<S> for MaybeSessionUser
+where
+    AppState: FromRef<S>,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        let state = AppState::from_ref(state);
+        let cookies = cookies_of(parts).await?;
+        let session = match authenticate(&state, &cookies).await {
+            Ok(session) => session,
+            Err(ApiError::Unauthenticated) => None,
+            Err(other) => return Err(other),
+        };
+        if let Some(session) = &session
+            && is_unsafe(&parts.method)
+        {
+            check_csrf(parts, session)?;
+        }
+        Ok(Self(session))
+    }
+}

@@ -1,0 +1,42 @@
+//! The client's IP address, as throttling and logs see it.
+
+use std::net::{IpAddr, SocketAddr};
+
+use axum::extract::{ConnectInfo, FromRef, FromRequestParts};
+use axum::http::request::Parts;
+
+use crate::state::AppState;
+
+/// The address of the client: the peer of the TCP connection, or, when
+/// `SESAME_TRUST_PROXY` is on, the address the nearest proxy appended to
+/// `X-Forwarded-For` (the rightmost entry: the only one a client cannot forge).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClientIp(pub String);
+
+impl<S> FromRequestParts<S> for ClientIp
+where
+    AppState: FromRef<S>,
+    S: Send + Sync,
+{
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        let state = AppState::from_ref(state);
+        if state.config.trust_proxy
+            && let Some(ip) = forwarded_for(parts)
+        {
+            return Ok(Self(ip.to_string()));
+        }
+        let peer = parts
+            .extensions
+            .get::<ConnectInfo<SocketAddr>>()
+            .map(|ConnectInfo(addr)| addr.ip().to_canonical().to_string());
+        Ok(Self(peer.unwrap_or_else(|| "unknown".to_owned())))
+    }
+}
+
+fn forwarded_for(parts: &Parts) -> Option<IpAddr> {
+    let last_header = parts.headers.get_all("x-forwarded-for").iter().next_back()?;
+    let last_entry = last_header.to_str().ok()?.rsplit(',').next()?.trim();
+    last_entry.parse::<IpAddr>().ok().map(|ip| ip.to_canonical())
+}

@@ -1,0 +1,311 @@
+//! The one error type of the HTTP layer. Its single `match` decides the status, the RFC
+//! 9457 problem `type` and title, and the headers that go with them (`Retry-After`,
+//! `WWW-Authenticate`). Internal causes are logged here and never sent.
+
+use std::time::Duration;
+
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde::Serialize;
+use sesame_storage::{StorageError, USERS_EMAIL_KEY};
+use utoipa::ToSchema;
+
+/// The media type of every error body outside the OAuth token path.
+pub const PROBLEM_JSON: &str = "application/problem+json";
+
+/// How long a client should wait after a 503.
+const UNAVAILABLE_RETRY_AFTER: Duration = Duration::from_secs(2);
+
+/// One invalid field in a request body.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
+pub struct FieldError {
+    /// The field's name (a JSON path for nested fields; `body` for the body as a whole).
+    pub field: String,
+    pub message: String,
+}
+
+impl FieldError {
+    pub fn new(field: impl Into<String>, message: impl Into<String>) -> Self {
+        Self {
+            field: field.into(),
+            message: message.into(),
+        }
+    }
+}
+
+/// Why an unsafe request was refused as a possible cross-site request forgery.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CsrfFailure {
+    /// No `X-CSRF-Token` header.
+    MissingToken,
+    /// An `X-CSRF-Token` that is not this session's.
+    WrongToken,
+    /// An `Origin` that is neither the issuer's nor an allowed one.
+    ForeignOrigin,
+    /// `Sec-Fetch-Site: cross-site`.
+    CrossSite,
+}
+
+/// Everything the API can answer besides success.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    #[error("malformed request: {0}")]
+    BadRequest(String),
+    #[error("validation failed")]
+    Validation(Vec<FieldError>),
+    #[error("unsupported media type")]
+    UnsupportedMediaType(&'static str),
+    #[error("payload too large")]
+    PayloadTooLarge,
+    #[error("not found")]
+    NotFound,
+    #[error("method not allowed")]
+    MethodNotAllowed,
+    /// Wrong password, unknown email or disabled account: one answer for all three.
+    #[error("invalid credentials")]
+    InvalidCredentials,
+    /// No session, or one that has ended.
+    #[error("authentication required")]
+    Unauthenticated,
+    /// An endpoint that accepts a bearer token got no credential at all (RFC 6750 §3.1).
+    #[error("no credential")]
+    NoCredential,
+    /// A bearer token that is malformed, forged, expired or revoked.
+    #[error("invalid token")]
+    InvalidToken,
+    /// A malformed bearer request, e.g. a token in the query string too.
+    #[error("invalid bearer request")]
+    InvalidBearerRequest(&'static str),
+    #[error("request refused as cross-site: {0:?}")]
+    Csrf(CsrfFailure),
+    #[error("registration is closed")]
+    RegistrationClosed,
+    #[error("current password is wrong")]
+    WrongCurrentPassword,
+    #[error("email taken")]
+    EmailTaken,
+    #[error("too many failed attempts")]
+    Throttled { retry_after: Duration },
+    /// The database or the hashing pool cannot take the request now.
+    #[error("service unavailable")]
+    Unavailable(#[source] Option<StorageError>),
+    #[error("internal error")]
+    Internal(#[source] Box<dyn std::error::Error + Send + Sync>),
+}
+
+/// An RFC 9457 problem details body.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+#[schema(example = json!({
+    "type": "urn:sesame:problem:invalid-credentials",
+    "title": "Invalid credentials",
+    "status": 401,
+    "detail": "The email or password is incorrect."
+}))]
+pub struct Problem {
+    /// A URI naming the kind of problem; `about:blank` when the status says it all.
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub title: String,
+    pub status: u16,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub detail: Option<String>,
+    /// Present on 422: each invalid field and why.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub errors: Option<Vec<FieldError>>,
+}
+
+impl ApiError {
+    pub fn validation(field: impl Into<String>, message: impl Into<String>) -> Self {
+        Self::Validation(vec![FieldError::new(field, message)])
+    }
+
+    pub fn internal(error: impl std::error::Error + Send + Sync + 'static) -> Self {
+        Self::Internal(Box::new(error))
+    }
+
+    pub fn status(&self) -> StatusCode {
+        match self {
+            Self::BadRequest(_) => StatusCode::BAD_REQUEST,
+            Self::Validation(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            Self::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            Self::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::NotFound => StatusCode::NOT_FOUND,
+            Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            Self::InvalidCredentials | Self::Unauthenticated | Self::NoCredential | Self::InvalidToken => {
+                StatusCode::UNAUTHORIZED
+            }
+            Self::InvalidBearerRequest(_) => StatusCode::BAD_REQUEST,
+            Self::Csrf(_) | Self::RegistrationClosed | Self::WrongCurrentPassword => StatusCode::FORBIDDEN,
+            Self::EmailTaken => StatusCode::CONFLICT,
+            Self::Throttled { .. } => StatusCode::TOO_MANY_REQUESTS,
+            Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    fn problem(&self) -> Problem {
+        let status = self.status();
+        let (kind, title, detail): (&str, &str, Option<String>) = match self {
+            Self::BadRequest(detail) => ("about:blank", "Bad Request", Some(detail.clone())),
+            Self::Validation(_) => (
+                "urn:sesame:problem:validation",
+                "Validation failed",
+                Some("One or more fields are invalid.".into()),
+            ),
+            Self::UnsupportedMediaType(expected) => (
+                "about:blank",
+                "Unsupported Media Type",
+                Some(format!("This endpoint accepts {expected} bodies only.")),
+            ),
+            Self::PayloadTooLarge => (
+                "about:blank",
+                "Payload Too Large",
+                Some("Request bodies are limited to 64 KiB.".into()),
+            ),
+            Self::NotFound => ("about:blank", "Not Found", None),
+            Self::MethodNotAllowed => ("about:blank", "Method Not Allowed", None),
+            Self::InvalidCredentials => (
+                "urn:sesame:problem:invalid-credentials",
+                "Invalid credentials",
+                Some("The email or password is incorrect.".into()),
+            ),
+            Self::Unauthenticated => (
+                "urn:sesame:problem:unauthenticated",
+                "Authentication required",
+                Some("Sign in, or present a valid credential.".into()),
+            ),
+            Self::NoCredential => (
+                "urn:sesame:problem:unauthenticated",
+                "Authentication required",
+                Some("Present a session cookie or a bearer token.".into()),
+            ),
+            Self::InvalidToken => (
+                "urn:sesame:problem:invalid-token",
+                "Invalid token",
+                Some("The access token is malformed, expired, revoked or not ours.".into()),
+            ),
+            Self::InvalidBearerRequest(detail) => ("urn:sesame:problem:invalid-request", "Invalid request", Some((*detail).into())),
+            Self::Csrf(failure) => (
+                "urn:sesame:problem:csrf",
+                "Cross-site request refused",
+                Some(
+                    match failure {
+                        CsrfFailure::MissingToken => "The X-CSRF-Token header is required with a session cookie.",
+                        CsrfFailure::WrongToken => "The X-CSRF-Token header does not match this session.",
+                        CsrfFailure::ForeignOrigin => "Requests from this origin are not allowed.",
+                        CsrfFailure::CrossSite => "Cross-site requests are not allowed.",
+                    }
+                    .into(),
+                ),
+            ),
+            Self::RegistrationClosed => (
+                "urn:sesame:problem:registration-closed",
+                "Registration is closed",
+                Some("Accounts are created by an operator.".into()),
+            ),
+            Self::WrongCurrentPassword => (
+                "urn:sesame:problem:wrong-current-password",
+                "Current password is incorrect",
+                None,
+            ),
+            Self::EmailTaken => (
+                "urn:sesame:problem:email-taken",
+                "Email already registered",
+                Some("An account with this email already exists.".into()),
+            ),
+            Self::Throttled { .. } => (
+                "urn:sesame:problem:throttled",
+                "Too many failed attempts",
+                Some("Wait for the time given in Retry-After, then try again.".into()),
+            ),
+            Self::Unavailable(_) => (
+                "urn:sesame:problem:unavailable",
+                "Service unavailable",
+                Some("Try again shortly.".into()),
+            ),
+            Self::Internal(_) => ("about:blank", "Internal Server Error", None),
+        };
+        Problem {
+            kind: kind.into(),
+            title: title.into(),
+            status: status.as_u16(),
+            detail,
+            errors: match self {
+                Self::Validation(errors) => Some(errors.clone()),
+                _ => None,
+            },
+        }
+    }
+
+    fn log(&self) {
+        match self {
+            Self::Internal(cause) => tracing::error!(error = %cause, source = ?cause.source(), "internal error"),
+            Self::Unavailable(Some(cause)) => {
+                tracing::warn!(error = %cause, source = ?std::error::Error::source(cause), "database unavailable");
+            }
+            _ => {}
+        }
+    }
+}
+
+impl From<StorageError> for ApiError {
+    fn from(error: StorageError) -> Self {
+        match error {
+            StorageError::Unavailable(_) => Self::Unavailable(Some(error)),
+            StorageError::Conflict(USERS_EMAIL_KEY) => Self::EmailTaken,
+            other => Self::internal(other),
+        }
+    }
+}
+
+/// Seconds for a `Retry-After` header, rounded up, at least one.
+pub fn retry_after_value(wait: Duration) -> HeaderValue {
+    let seconds = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
+    HeaderValue::from(seconds.max(1))
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        self.log();
+        let problem = self.problem();
+        let body = serde_json::to_vec(&problem).unwrap_or_default();
+        let mut response = (self.status(), body).into_response();
+        let headers = response.headers_mut();
+        headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(PROBLEM_JSON));
+        match &self {
+            Self::Throttled { retry_after } => {
+                headers.insert(header::RETRY_AFTER, retry_after_value(*retry_after));
+            }
+            Self::Unavailable(_) => {
+                headers.insert(header::RETRY_AFTER, retry_after_value(UNAVAILABLE_RETRY_AFTER));
+            }
+            Self::NoCredential => {
+                headers.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static(r#"Bearer realm="sesame""#));
+            }
+            Self::InvalidToken => {
+                headers.insert(
+                    header::WWW_AUTHENTICATE,
+                    HeaderValue::from_static(r#"Bearer realm="sesame", error="invalid_token""#),
+                );
+            }
+            Self::InvalidBearerRequest(_) => {
+                headers.insert(
+                    header::WWW_AUTHENTICATE,
+                    HeaderValue::from_static(r#"Bearer realm="sesame", error="invalid_request""#),
+                );
+            }
+            _ => {}
+        }
+        response
+    }
+}
+
+/// The router's fallback: unknown paths are problems too.
+pub async fn not_found() -> ApiError {
+    ApiError::NotFound
+}
+
+/// The router's answer to a known path with the wrong method.
+pub async fn method_not_allowed() -> ApiError {
+    ApiError::MethodNotAllowed
+}

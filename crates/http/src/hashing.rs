@@ -1,0 +1,108 @@
+//! Password hashing off the async workers, on a bounded pool sized to the cores.
+//!
+//! argon2id at the default cost takes tens of milliseconds of one core. Running it on a
+//! Tokio worker would stall every other request on that worker; running it unbounded on
+//! the blocking pool would let a login flood start hundreds of hashes at once and starve
+//! the workers of CPU. So at most `permits` hashes run at a time; the rest wait (without
+//! holding a thread), and when too many are waiting the request is refused with 503 so
+//! that latency stays bounded instead of the queue.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use sesame_domain::password::{HashError, PasswordHasher};
+use tokio::sync::Semaphore;
+use tracing::Span;
+
+use crate::error::ApiError;
+
+/// The bounded hashing pool.
+#[derive(Debug, Clone)]
+pub struct HashingPool {
+    hasher: PasswordHasher,
+    permits: Arc<Semaphore>,
+    size: usize,
+    /// Jobs running or waiting for a permit.
+    queued: Arc<AtomicUsize>,
+    max_queued: usize,
+}
+
+/// Decrements the queue count however the job ends (including cancellation).
+struct QueueSlot(Arc<AtomicUsize>);
+
+impl Drop for QueueSlot {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+impl HashingPool {
+    /// A pool running `size` hashes at once (at least one) and keeping at most 64 per
+    /// slot waiting.
+    pub fn new(hasher: PasswordHasher, size: usize) -> Self {
+        let size = size.max(1);
+        Self {
+            hasher,
+            permits: Arc::new(Semaphore::new(size)),
+            size,
+            queued: Arc::new(AtomicUsize::new(0)),
+            max_queued: size * 64,
+        }
+    }
+
+    /// A pool with one slot per available core.
+    pub fn for_this_machine(hasher: PasswordHasher) -> Self {
+        let cores = std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get);
+        Self::new(hasher, cores)
+    }
+
+    pub fn size(&self) -> usize {
+        self.size
+    }
+
+    /// Jobs running or waiting right now.
+    pub fn in_flight(&self) -> usize {
+        self.queued.load(Ordering::Acquire)
+    }
+
+    pub fn hasher(&self) -> &PasswordHasher {
+        &self.hasher
+    }
+
+    /// Runs `job` on the pool, carrying the caller's tracing span across.
+    pub async fn run<T, F>(&self, job: F) -> Result<T, ApiError>
+    where
+        F: FnOnce(&PasswordHasher) -> T + Send + 'static,
+        T: Send + 'static,
+    {
+        if self.queued.fetch_add(1, Ordering::AcqRel) >= self.max_queued {
+            self.queued.fetch_sub(1, Ordering::AcqRel);
+            tracing::warn!("hashing queue full; refusing request");
+            return Err(ApiError::Unavailable(None));
+        }
+        let slot = QueueSlot(self.queued.clone());
+        let permit = self
+            .permits
+            .clone()
+            .acquire_owned()
+            .await
+            .map_err(ApiError::internal)?;
+        let hasher = self.hasher.clone();
+        let span = Span::current();
+        let result = tokio::task::spawn_blocking(move || {
+            let _permit = permit;
+            let _slot = slot;
+            span.in_scope(|| job(&hasher))
+        })
+        .await
+        .map_err(ApiError::internal)?;
+        Ok(result)
+    }
+
+    /// Hashes a new password on the pool.
+    pub async fn hash(&self, password: sesame_domain::Password) -> Result<String, ApiError> {
+        self.run(move |hasher| hasher.hash(&password))
+            .await?
+            .map_err(|e: HashError| ApiError::internal(e))
+    }
+}

@@ -1,0 +1,69 @@
+//! `GET /me`: who the caller is, by whichever credential they presented.
+
+use axum::Json;
+use axum::extract::State;
+use axum::http::{HeaderMap, Uri, header};
+use serde::Serialize;
+use tower_cookies::Cookies;
+use utoipa::ToSchema;
+
+use crate::auth::authenticate;
+use crate::error::{ApiError, Problem};
+use crate::routes::{SessionSummary, UserBody};
+use crate::state::AppState;
+
+/// The caller, by kind.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(tag = "kind", rename_all = "lowercase")]
+pub enum Me {
+    /// A person signed in with the session cookie.
+    User {
+        user: UserBody,
+        session: SessionSummary,
+        /// The session's CSRF token, for pages that did not keep the login response.
+        csrf_token: String,
+    },
+}
+
+/// Describes the caller. With an `Authorization` header, that header alone decides.
+#[utoipa::path(get, path = "/me", tag = "me",
+    security(("session_cookie" = [])),
+    responses(
+        (status = 200, description = "The caller", body = Me, headers(("Cache-Control" = String, description = "`no-store`"))),
+        (status = 400, description = "A token in the query string beside an Authorization header", body = Problem, content_type = "application/problem+json",
+            headers(("WWW-Authenticate" = String, description = r#"`Bearer realm="sesame", error="invalid_request"`"#))),
+        (status = 401, description = "No credential, or an ended session or bad token", body = Problem, content_type = "application/problem+json",
+            headers(("WWW-Authenticate" = String, description = r#"`Bearer realm="sesame"`, with `error="invalid_token"` for a bad token"#))),
+        (status = 503, description = "Database unavailable", body = Problem, content_type = "application/problem+json"),
+    ))]
+pub async fn get_me(
+    State(state): State<AppState>,
+    cookies: Cookies,
+    headers: HeaderMap,
+    uri: Uri,
+) -> Result<Json<Me>, ApiError> {
+    if headers.contains_key(header::AUTHORIZATION) {
+        if query_has_token(&uri) {
+            return Err(ApiError::InvalidBearerRequest("Send the token in one place only."));
+        }
+        return Err(ApiError::InvalidToken);
+    }
+    match authenticate(&state, &cookies).await? {
+        Some(session) => Ok(Json(Me::User {
+            user: UserBody::from(&session.user),
+            session: SessionSummary {
+                id: session.session_id.0,
+                expires_at: session.expires_at,
+            },
+            csrf_token: session.csrf_token.expose().to_owned(),
+        })),
+        None => Err(ApiError::NoCredential),
+    }
+}
+
+/// Whether the query string carries an `access_token` (RFC 6750 §2.3), which sesame never
+/// accepts as a credential.
+pub fn query_has_token(uri: &Uri) -> bool {
+    uri.query()
+        .is_some_and(|q| q.split('&').any(|pair| pair.split('=').next() == Some("access_token")))
+}

@@ -1,0 +1,117 @@
+//! A user's view of their own sessions: list them, end one, end all others.
+
+use axum::Json;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use serde::Serialize;
+use sesame_domain::SessionId;
+use time::OffsetDateTime;
+use tower_cookies::Cookies;
+use utoipa::ToSchema;
+use uuid::Uuid;
+
+use crate::auth::{SessionUser, clearing_cookie};
+use crate::error::{ApiError, Problem};
+use crate::state::AppState;
+
+/// One of the user's live sessions.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SessionInfo {
+    pub id: Uuid,
+    #[serde(with = "time::serde::rfc3339")]
+    pub created_at: OffsetDateTime,
+    /// Recorded at most once a minute per session.
+    #[serde(with = "time::serde::rfc3339")]
+    pub last_seen_at: OffsetDateTime,
+    #[serde(with = "time::serde::rfc3339")]
+    pub expires_at: OffsetDateTime,
+    pub user_agent: Option<String>,
+    pub ip: Option<String>,
+    /// Whether this is the session making the request.
+    pub current: bool,
+}
+
+/// Lists the signed-in user's live sessions, newest first.
+#[utoipa::path(get, path = "/sessions", tag = "sessions",
+    security(("session_cookie" = [])),
+    responses(
+        (status = 200, description = "The user's live sessions", body = Vec<SessionInfo>),
+        (status = 401, description = "No live session", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "Database unavailable", body = Problem, content_type = "application/problem+json"),
+    ))]
+pub async fn list_sessions(
+    State(state): State<AppState>,
+    SessionUser(current): SessionUser,
+) -> Result<Json<Vec<SessionInfo>>, ApiError> {
+    let policy = state.config.sessions;
+    let now = sesame_domain::now();
+    let sessions = state
+        .store
+        .sessions
+        .list_user_sessions(current.user.id, now - policy.idle, now - policy.absolute)
+        .await?;
+    Ok(Json(
+        sessions
+            .into_iter()
+            .map(|s| SessionInfo {
+                id: s.id.0,
+                created_at: s.created_at,
+                last_seen_at: s.last_seen_at,
+                expires_at: policy.expires_at(s.created_at, s.last_seen_at),
+                user_agent: s.user_agent,
+                ip: s.ip,
+                current: s.id == current.session_id,
+            })
+            .collect(),
+    ))
+}
+
+/// Ends one of the user's own sessions. Another user's session is "not found".
+#[utoipa::path(delete, path = "/sessions/{id}", tag = "sessions",
+    params(("id" = Uuid, Path, description = "The session's id from `GET /sessions`")),
+    security(("session_cookie" = [], "csrf_token" = [])),
+    responses(
+        (status = 204, description = "Session ended"),
+        (status = 401, description = "No live session", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "CSRF check failed", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such session of this user", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "Database unavailable", body = Problem, content_type = "application/problem+json"),
+    ))]
+pub async fn delete_session(
+    State(state): State<AppState>,
+    cookies: Cookies,
+    SessionUser(current): SessionUser,
+    Path(id): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    let id = Uuid::parse_str(&id).map(SessionId).map_err(|_| ApiError::NotFound)?;
+    if !state.store.sessions.delete_user_session(current.user.id, id).await? {
+        return Err(ApiError::NotFound);
+    }
+    if id == current.session_id {
+        cookies.add(clearing_cookie(&state.config.cookie));
+    }
+    tracing::info!(user_id = %current.user.id, session_id = %id, "session revoked");
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Ends every session of the user except the current one.
+#[utoipa::path(delete, path = "/sessions", tag = "sessions",
+    security(("session_cookie" = [], "csrf_token" = [])),
+    responses(
+        (status = 204, description = "All other sessions ended"),
+        (status = 401, description = "No live session", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "CSRF check failed", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "Database unavailable", body = Problem, content_type = "application/problem+json"),
+    ))]
+pub async fn delete_other_sessions(
+    State(state): State<AppState>,
+    SessionUser(current): SessionUser,
+) -> Result<StatusCode, ApiError> {
+    let ended = state
+        .store
+        .sessions
+        .delete_user_sessions(current.user.id, Some(current.session_id))
+        .await?;
+    tracing::info!(user_id = %current.user.id, ended, "other sessions revoked");
+    Ok(StatusCode::NO_CONTENT)
+}

@@ -1,0 +1,405 @@
+//! sesame's settings: one typed struct, read once at start from `SESAME_*` environment
+//! variables and an optional TOML file (same keys, lower case, no prefix; the
+//! environment wins). Every setting is checked here; an invalid one names itself and
+//! what it accepts, and nothing is silently clamped.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::path::Path;
+use std::time::Duration;
+
+use sesame_domain::{Budget, PasswordPolicy, SessionPolicy, ThrottlePolicy, parse_duration};
+use tower_cookies::cookie::SameSite;
+
+/// A setting that could not be used.
+#[derive(Debug, thiserror::Error)]
+#[error("{setting}: {message}")]
+pub struct ConfigError {
+    /// The environment variable's name (the TOML key is its lower-case suffix).
+    pub setting: String,
+    pub message: String,
+}
+
+fn invalid(key: &str, message: impl Into<String>) -> ConfigError {
+    ConfigError {
+        setting: format!("SESAME_{}", key.to_ascii_uppercase()),
+        message: message.into(),
+    }
+}
+
+/// How log lines are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    Pretty,
+    Json,
+}
+
+/// The signature algorithm for new signing keys.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SigningAlg {
+    EdDsa,
+    Es256,
+    Rs256,
+}
+
+/// Every setting sesame has. See the table in the README.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// `SESAME_DATABASE_URL` (or `DATABASE_URL`): `sqlite://…` or `postgres://…`.
+    pub database_url: String,
+    /// `SESAME_LISTEN`: the address to bind.
+    pub listen: SocketAddr,
+    /// `SESAME_ISSUER`: public base URL; `None` means `http://` + the bound address.
+    pub issuer: Option<String>,
+    /// `SESAME_AUDIENCE`: the JWT `aud`; `None` means the issuer.
+    pub audience: Option<String>,
+    /// `SESAME_ALLOWED_ORIGINS`: browser origins allowed for CORS and the CSRF check.
+    pub allowed_origins: Vec<String>,
+    /// `SESAME_COOKIE_NAME`: the cookie's base name (prefixed `__Host-` when secure).
+    pub cookie_name: String,
+    /// `SESAME_COOKIE_SECURE`: `None` means "secure when the issuer is https".
+    pub cookie_secure: Option<bool>,
+    /// `SESAME_COOKIE_SAMESITE`.
+    pub cookie_same_site: SameSite,
+    /// `SESAME_SESSION_IDLE` and `SESAME_SESSION_ABSOLUTE`.
+    pub sessions: SessionPolicy,
+    /// `SESAME_TOKEN_TTL`: access-token lifetime, 1m to 1h.
+    pub token_ttl: Duration,
+    /// `SESAME_REGISTRATION`: whether `POST /users` is open.
+    pub registration_open: bool,
+    /// `SESAME_THROTTLE_ACCOUNT_IP`, `SESAME_THROTTLE_ACCOUNT`, `SESAME_THROTTLE_IP`.
+    pub throttle: ThrottlePolicy,
+    /// `SESAME_PASSWORD_MIN_LENGTH`.
+    pub passwords: PasswordPolicy,
+    /// `SESAME_SIGNING_ALG`.
+    pub signing_alg: SigningAlg,
+    /// `SESAME_TRUST_PROXY`: take the client IP from `X-Forwarded-For`.
+    pub trust_proxy: bool,
+    /// `SESAME_LOG_FORMAT`.
+    pub log_format: LogFormat,
+}
+
+/// The keys a TOML file may contain (each also `SESAME_<KEY>` in the environment).
+const KEYS: &[&str] = &[
+    "database_url",
+    "listen",
+    "issuer",
+    "audience",
+    "allowed_origins",
+    "cookie_name",
+    "cookie_secure",
+    "cookie_samesite",
+    "session_idle",
+    "session_absolute",
+    "token_ttl",
+    "registration",
+    "throttle_account_ip",
+    "throttle_account",
+    "throttle_ip",
+    "password_min_length",
+    "signing_alg",
+    "trust_proxy",
+    "log_format",
+];
+
+/// Raw settings, merged from the file and the environment, before checking.
+struct Sources {
+    values: HashMap<&'static str, String>,
+}
+
+impl Sources {
+    fn get(&self, key: &str) -> Option<&str> {
+        self.values.get(key).map(String::as_str)
+    }
+}
+
+impl Config {
+    /// Reads the settings from the process environment and an optional TOML file.
+    pub fn load(file: Option<&Path>) -> Result<Self, ConfigError> {
+        let toml = match file {
+            Some(path) => Some(std::fs::read_to_string(path).map_err(|e| ConfigError {
+                setting: "--config".into(),
+                message: format!("cannot read {}: {e}", path.display()),
+            })?),
+            None => None,
+        };
+        Self::from_sources(toml.as_deref(), |name| std::env::var(name).ok())
+    }
+
+    /// Builds the configuration from TOML text and an environment lookup. The
+    /// environment wins over the file; `DATABASE_URL` is a fallback for the database.
+    pub fn from_sources(toml_text: Option<&str>, env: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let mut values = HashMap::new();
+        if let Some(text) = toml_text {
+            let table: toml::Table = text.parse().map_err(|e: toml::de::Error| ConfigError {
+                setting: "--config".into(),
+                message: format!("not valid TOML: {}", e.message()),
+            })?;
+            for (key, value) in table {
+                let known = KEYS.iter().find(|k| **k == key).ok_or_else(|| ConfigError {
+                    setting: "--config".into(),
+                    message: format!("unknown setting `{key}`"),
+                })?;
+                let text = match value {
+                    toml::Value::String(s) => s,
+                    toml::Value::Integer(i) => i.to_string(),
+                    toml::Value::Boolean(b) => b.to_string(),
+                    toml::Value::Array(items) => items
+                        .iter()
+                        .map(|item| item.as_str().map(str::to_owned).ok_or_else(|| invalid(known, "expected strings")))
+                        .collect::<Result<Vec<_>, _>>()?
+                        .join(","),
+                    _ => return Err(invalid(known, "expected a string, number or boolean")),
+                };
+                values.insert(*known, text);
+            }
+        }
+        for key in KEYS {
+            if let Some(value) = env(&format!("SESAME_{}", key.to_ascii_uppercase())) {
+                values.insert(*key, value);
+            }
+        }
+        if !values.contains_key("database_url")
+            && let Some(url) = env("DATABASE_URL")
+        {
+            values.insert("database_url", url);
+        }
+        Self::check(&Sources { values })
+    }
+
+    fn check(sources: &Sources) -> Result<Self, ConfigError> {
+        let database_url = sources.get("database_url").unwrap_or("sqlite://sesame.db").to_owned();
+        if !sesame_storage::is_supported_url(&database_url) {
+            return Err(invalid("database_url", "expected a sqlite://… or postgres://… URL"));
+        }
+        let listen = match sources.get("listen") {
+            None => SocketAddr::from(([127, 0, 0, 1], 8080)),
+            Some(text) => text
+                .parse()
+                .map_err(|_| invalid("listen", format!("expected IP:PORT (e.g. 127.0.0.1:8080), got {text:?}")))?,
+        };
+        let issuer = sources.get("issuer").map(check_issuer).transpose()?;
+        let audience = sources.get("audience").map(str::to_owned);
+        if audience.as_deref() == Some("") {
+            return Err(invalid("audience", "must not be empty"));
+        }
+        let allowed_origins = match sources.get("allowed_origins") {
+            None => Vec::new(),
+            Some(list) => list
+                .split(',')
+                .map(str::trim)
+                .filter(|o| !o.is_empty())
+                .map(check_origin)
+                .collect::<Result<_, _>>()?,
+        };
+        let cookie_name = sources.get("cookie_name").unwrap_or("sesame_session").to_owned();
+        let valid_name = !cookie_name.is_empty()
+            && cookie_name.len() <= 64
+            && cookie_name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
+        if !valid_name {
+            return Err(invalid("cookie_name", "expected 1 to 64 letters, digits, '_' or '-'"));
+        }
+        let cookie_secure = sources.get("cookie_secure").map(|v| boolean("cookie_secure", v)).transpose()?;
+        let cookie_same_site = match sources.get("cookie_samesite").unwrap_or("Lax").to_ascii_lowercase().as_str() {
+            "lax" => SameSite::Lax,
+            "strict" => SameSite::Strict,
+            "none" => SameSite::None,
+            _ => return Err(invalid("cookie_samesite", "expected Lax, Strict or None")),
+        };
+        let sessions = SessionPolicy {
+            idle: duration(sources, "session_idle", "30m")?,
+            absolute: duration(sources, "session_absolute", "12h")?,
+        };
+        let token_ttl = duration(sources, "token_ttl", "15m")?;
+        if !(Duration::from_secs(60)..=Duration::from_secs(3_600)).contains(&token_ttl) {
+            return Err(invalid("token_ttl", "must be from 1m to 1h"));
+        }
+        let registration_open = match sources.get("registration").unwrap_or("open") {
+            "open" => true,
+            "closed" => false,
+            _ => return Err(invalid("registration", "expected open or closed")),
+        };
+        let throttle = ThrottlePolicy {
+            account_ip: budget(sources, "throttle_account_ip", "5/15m")?,
+            account: budget(sources, "throttle_account", "50/1h")?,
+            ip: budget(sources, "throttle_ip", "100/15m")?,
+        };
+        let min_length = match sources.get("password_min_length") {
+            None => 8,
+            Some(text) => text
+                .parse::<usize>()
+                .ok()
+                .filter(|n| (8..=64).contains(n))
+                .ok_or_else(|| invalid("password_min_length", "expected a whole number from 8 to 64"))?,
+        };
+        let signing_alg = match sources.get("signing_alg").unwrap_or("EdDSA") {
+            "EdDSA" => SigningAlg::EdDsa,
+            "ES256" => SigningAlg::Es256,
+            "RS256" => SigningAlg::Rs256,
+            _ => return Err(invalid("signing_alg", "expected EdDSA, ES256 or RS256")),
+        };
+        let trust_proxy = sources
+            .get("trust_proxy")
+            .map(|v| boolean("trust_proxy", v))
+            .transpose()?
+            .unwrap_or(false);
+        let log_format = match sources.get("log_format").unwrap_or("pretty") {
+            "pretty" => LogFormat::Pretty,
+            "json" => LogFormat::Json,
+            _ => return Err(invalid("log_format", "expected pretty or json")),
+        };
+        let config = Self {
+            database_url,
+            listen,
+            issuer,
+            audience,
+            allowed_origins,
+            cookie_name,
+            cookie_secure,
+            cookie_same_site,
+            sessions,
+            token_ttl,
+            registration_open,
+            throttle,
+            passwords: PasswordPolicy { min_length },
+            signing_alg,
+            trust_proxy,
+            log_format,
+        };
+        if config.cookie_same_site == SameSite::None && !config.cookie_is_secure(&config.default_issuer()) {
+            return Err(invalid("cookie_samesite", "None requires a secure cookie (SESAME_COOKIE_SECURE=true or an https issuer)"));
+        }
+        Ok(config)
+    }
+
+    /// The issuer: configured, or `http://` + the listen address.
+    pub fn default_issuer(&self) -> String {
+        self.issuer.clone().unwrap_or_else(|| format!("http://{}", self.listen))
+    }
+
+    /// Whether the cookie is `Secure` (and `__Host-` prefixed) under this issuer.
+    pub fn cookie_is_secure(&self, issuer: &str) -> bool {
+        self.cookie_secure.unwrap_or_else(|| issuer.starts_with("https://"))
+    }
+}
+
+fn boolean(key: &str, value: &str) -> Result<bool, ConfigError> {
+    match value {
+        "true" => Ok(true),
+        "false" => Ok(false),
+        _ => Err(invalid(key, "expected true or false")),
+    }
+}
+
+fn duration(sources: &Sources, key: &str, default: &str) -> Result<Duration, ConfigError> {
+    let text = sources.get(key).unwrap_or(default);
+    parse_duration(text).map_err(|e| invalid(key, format!("{e} (e.g. 90s, 30m, 12h, 7d), got {text:?}")))
+}
+
+fn budget(sources: &Sources, key: &str, default: &str) -> Result<Budget, ConfigError> {
+    let text = sources.get(key).unwrap_or(default);
+    text.parse()
+        .map_err(|e| invalid(key, format!("{e}; expected COUNT/DURATION (e.g. 5/15m), got {text:?}")))
+}
+
+fn check_issuer(text: &str) -> Result<String, ConfigError> {
+    let trimmed = text.trim_end_matches('/');
+    let scheme_ok = trimmed.starts_with("http://") || trimmed.starts_with("https://");
+    let host = trimmed.split_once("://").map_or("", |(_, rest)| rest);
+    if !scheme_ok || host.is_empty() || trimmed.contains(['?', '#', ' ']) {
+        return Err(invalid("issuer", "expected an http:// or https:// URL without query or fragment"));
+    }
+    Ok(trimmed.to_owned())
+}
+
+fn check_origin(text: &str) -> Result<String, ConfigError> {
+    let (scheme, host) = text.split_once("://").unwrap_or(("", ""));
+    let ok = matches!(scheme, "http" | "https") && !host.is_empty() && !host.contains(['/', '?', '#', '*', ' ']);
+    if !ok {
+        return Err(invalid(
+            "allowed_origins",
+            format!("expected comma-separated origins like https://app.example.com (no path, no wildcard), got {text:?}"),
+        ));
+    }
+    Ok(text.to_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
+        let map: HashMap<String, String> = pairs.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect();
+        move |name| map.get(name).cloned()
+    }
+
+    #[test]
+    fn defaults_match_the_contract() {
+        let config = Config::from_sources(None, env(&[])).expect("defaults are valid");
+        assert_eq!(config.database_url, "sqlite://sesame.db");
+        assert_eq!(config.listen.to_string(), "127.0.0.1:8080");
+        assert_eq!(config.default_issuer(), "http://127.0.0.1:8080");
+        assert!(!config.cookie_is_secure(&config.default_issuer()));
+        assert_eq!(config.sessions, SessionPolicy::default());
+        assert_eq!(config.throttle, ThrottlePolicy::default());
+        assert_eq!(config.token_ttl, Duration::from_secs(900));
+        assert!(config.registration_open);
+    }
+
+    #[test]
+    fn the_environment_wins_over_the_file() {
+        let toml = "listen = \"127.0.0.1:9000\"\nsession_idle = \"5m\"\nallowed_origins = [\"https://a.example\", \"https://b.example\"]\n";
+        let config = Config::from_sources(Some(toml), env(&[("SESAME_SESSION_IDLE", "7m")])).expect("valid");
+        assert_eq!(config.listen.port(), 9000);
+        assert_eq!(config.sessions.idle, Duration::from_secs(420));
+        assert_eq!(config.allowed_origins, ["https://a.example", "https://b.example"]);
+    }
+
+    #[test]
+    fn database_url_falls_back_to_the_generic_variable() {
+        let config = Config::from_sources(None, env(&[("DATABASE_URL", "postgres://db/x")])).expect("valid");
+        assert_eq!(config.database_url, "postgres://db/x");
+        let config = Config::from_sources(
+            None,
+            env(&[("DATABASE_URL", "postgres://db/x"), ("SESAME_DATABASE_URL", "sqlite://y.db")]),
+        )
+        .expect("valid");
+        assert_eq!(config.database_url, "sqlite://y.db");
+    }
+
+    #[test]
+    fn invalid_settings_name_themselves() {
+        for (name, value) in [
+            ("SESAME_LISTEN", "localhost"),
+            ("SESAME_SESSION_IDLE", "30 minutes"),
+            ("SESAME_TOKEN_TTL", "2h"),
+            ("SESAME_TOKEN_TTL", "30s"),
+            ("SESAME_THROTTLE_IP", "lots"),
+            ("SESAME_REGISTRATION", "maybe"),
+            ("SESAME_COOKIE_SAMESITE", "None"),
+            ("SESAME_PASSWORD_MIN_LENGTH", "4"),
+            ("SESAME_SIGNING_ALG", "HS256"),
+            ("SESAME_ALLOWED_ORIGINS", "*"),
+            ("SESAME_ALLOWED_ORIGINS", "https://a.example/path"),
+            ("SESAME_ISSUER", "auth.example.com"),
+            ("SESAME_DATABASE_URL", "mysql://x"),
+            ("SESAME_TRUST_PROXY", "yes"),
+        ] {
+            let error = Config::from_sources(None, env(&[(name, value)])).expect_err(value);
+            assert_eq!(error.setting, name, "{value}");
+        }
+        let error = Config::from_sources(Some("colour = \"blue\""), env(&[])).expect_err("unknown key");
+        assert!(error.message.contains("colour"));
+    }
+
+    #[test]
+    fn same_site_none_is_allowed_with_a_secure_cookie() {
+        let config = Config::from_sources(
+            None,
+            env(&[("SESAME_COOKIE_SAMESITE", "None"), ("SESAME_ISSUER", "https://auth.example.com/")]),
+        )
+        .expect("valid");
+        assert_eq!(config.default_issuer(), "https://auth.example.com");
+        assert!(config.cookie_is_secure(&config.default_issuer()));
+    }
+}

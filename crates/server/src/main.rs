@@ -1,0 +1,246 @@
+//! The `sesame` command line.
+
+use std::io::{BufRead as _, IsTerminal as _};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::{Context as _, bail};
+use clap::{Parser, Subcommand};
+use sesame_domain::{Email, User, UserId};
+use sesame_server::config::{Config, LogFormat};
+use sesame_storage::{StorageError, USERS_EMAIL_KEY};
+use time::OffsetDateTime;
+use tracing_subscriber::EnvFilter;
+
+/// Authentication for HTTP APIs: session cookies for your own clients, JWTs for
+/// third-party ones.
+#[derive(Debug, Parser)]
+#[command(name = "sesame", version, about)]
+struct Cli {
+    /// A TOML file with settings (the same keys as the SESAME_* variables, lower case,
+    /// without the prefix). Environment variables win.
+    #[arg(long, global = true, value_name = "FILE")]
+    config: Option<PathBuf>,
+
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Apply migrations, then serve until SIGTERM or ctrl-c (the default).
+    Serve,
+    /// Apply migrations and exit.
+    Migrate,
+    /// Manage users.
+    #[command(subcommand)]
+    User(UserCommand),
+    /// Print the OpenAPI document.
+    Openapi,
+}
+
+#[derive(Debug, Subcommand)]
+enum UserCommand {
+    /// Create a user (asks for the password without echo).
+    Add {
+        email: String,
+        /// Read the password from the first line of standard input instead.
+        #[arg(long)]
+        password_stdin: bool,
+    },
+    /// Disable a user and end all their sessions at once.
+    Disable { email: String },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    if let Some(Command::Openapi) = cli.command {
+        return print_openapi();
+    }
+    let config = match Config::load(cli.config.as_deref()) {
+        Ok(config) => config,
+        Err(error) => {
+            eprintln!("sesame: invalid configuration: {error}");
+            return ExitCode::from(2);
+        }
+    };
+    init_logging(config.log_format);
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("sesame: cannot start the runtime: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let outcome = runtime.block_on(async {
+        match cli.command.unwrap_or(Command::Serve) {
+            Command::Serve => serve(&config).await,
+            Command::Migrate => migrate(&config).await,
+            Command::User(UserCommand::Add { email, password_stdin }) => add_user(&config, &email, password_stdin).await,
+            Command::User(UserCommand::Disable { email }) => disable_user(&config, &email).await,
+            Command::Openapi => Ok(()),
+        }
+    });
+    match outcome {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("sesame: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn print_openapi() -> ExitCode {
+    match serde_json::to_string_pretty(&sesame_http::openapi()) {
+        Ok(json) => {
+            println!("{json}");
+            ExitCode::SUCCESS
+        }
+        Err(error) => {
+            eprintln!("sesame: {error}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn init_logging(format: LogFormat) {
+    let filter = EnvFilter::try_from_env("SESAME_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    match format {
+        LogFormat::Pretty => builder.init(),
+        LogFormat::Json => builder.json().init(),
+    }
+}
+
+async fn serve(config: &Config) -> anyhow::Result<()> {
+    let listener = tokio::net::TcpListener::bind(config.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", config.listen))?;
+    let server = sesame_server::start(config, listener).await?;
+    tracing::info!(
+        "sesame listening on http://{} (issuer {}), database {}",
+        server.addr,
+        server.issuer,
+        redact_url(&config.database_url)
+    );
+    tracing::info!(
+        "create a first user: sesame user add you@example.com   (or POST {}/users)",
+        server.issuer
+    );
+    let stop = server.stop_handle();
+    tokio::spawn(async move {
+        shutdown_signal().await;
+        tracing::info!("shutting down: finishing in-flight requests");
+        let _ = stop.send(true);
+    });
+    server.wait().await
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = terminate => {},
+    }
+}
+
+/// A database URL fit for a log line: the password, if any, replaced.
+fn redact_url(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme_end), Some(at)) if at > scheme_end => {
+            let credentials = &url[scheme_end + 3..at];
+            match credentials.split_once(':') {
+                Some((user, _)) => format!("{}{user}:[redacted]{}", &url[..scheme_end + 3], &url[at..]),
+                None => url.to_owned(),
+            }
+        }
+        _ => url.to_owned(),
+    }
+}
+
+async fn migrate(config: &Config) -> anyhow::Result<()> {
+    let store = sesame_server::open_store(config).await?;
+    store.database.close().await;
+    println!("migrations applied");
+    Ok(())
+}
+
+fn read_password(from_stdin: bool) -> anyhow::Result<String> {
+    if from_stdin || !std::io::stdin().is_terminal() {
+        let mut line = String::new();
+        std::io::stdin().lock().read_line(&mut line).context("cannot read the password")?;
+        // Only the line ending goes: passwords are never trimmed.
+        let password = line.strip_suffix('\n').unwrap_or(&line);
+        let password = password.strip_suffix('\r').unwrap_or(password);
+        return Ok(password.to_owned());
+    }
+    let first = rpassword::prompt_password("Password: ").context("cannot read the password")?;
+    let second = rpassword::prompt_password("Again: ").context("cannot read the password")?;
+    if first != second {
+        bail!("the passwords differ");
+    }
+    Ok(first)
+}
+
+async fn add_user(config: &Config, email: &str, password_stdin: bool) -> anyhow::Result<()> {
+    let email = Email::parse(email).map_err(|e| anyhow::anyhow!("email {e}"))?;
+    let password = config
+        .passwords
+        .parse_new(read_password(password_stdin)?)
+        .map_err(|e| anyhow::anyhow!("password {e}"))?;
+    let store = sesame_server::open_store(config).await?;
+    let hasher = sesame_server::password_hasher()?;
+    let hash = tokio::task::spawn_blocking(move || hasher.hash(&password)).await??;
+    let user = User {
+        id: UserId::new(),
+        email,
+        created_at: sesame_domain::now(),
+    };
+    match store.users.create_user(&user, &hash).await {
+        Ok(()) => {}
+        Err(StorageError::Conflict(USERS_EMAIL_KEY)) => bail!("a user with email {} already exists", user.email),
+        Err(other) => return Err(other.into()),
+    }
+    store.database.close().await;
+    println!("created user {} ({})", user.email, user.id);
+    Ok(())
+}
+
+async fn disable_user(config: &Config, email: &str) -> anyhow::Result<()> {
+    let email = Email::parse(email).map_err(|e| anyhow::anyhow!("email {e}"))?;
+    let store = sesame_server::open_store(config).await?;
+    let outcome = store.users.disable_user(&email, sesame_domain::now()).await?;
+    store.database.close().await;
+    match outcome {
+        Some(id) => {
+            println!("disabled user {email} ({id}); all their sessions have ended");
+            Ok(())
+        }
+        None => bail!("no user with email {email}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn database_passwords_are_redacted() {
+        assert_eq!(redact_url("postgres://u:secret@h/db"), "postgres://u:[redacted]@h/db");
+        assert_eq!(redact_url("postgres://u@h/db"), "postgres://u@h/db");
+        assert_eq!(redact_url("sqlite://sesame.db"), "sqlite://sesame.db");
+    }
+}
