@@ -1,1 +1,303 @@
+//! Test support: a fresh database per test (SQLite file or Postgres database, dropped
+//! afterwards), the real server started on port 0 through the same path as the binary,
+//! and small helpers for the requests every test makes.
+//!
+//! Postgres comes from `SESAME_TEST_DATABASE_URL` (an admin connection able to create
+//! databases), defaulting to `postgres://postgres@127.0.0.1:5432/postgres`.
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::missing_panics_doc)]
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use reqwest::header::{HeaderMap, HeaderValue};
+use reqwest::{Client, Response, StatusCode};
+use serde_json::{Value, json};
+use sesame_server::{Config, RunningServer};
+use sqlx::Connection as _;
+
+pub use reqwest;
+pub use serde_json;
+
+/// Which database a test runs on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+/// A password that satisfies the default policy.
+pub const PASSWORD: &str = "correct horse battery staple";
+
+/// The admin URL for creating per-test Postgres databases.
+pub fn postgres_admin_url() -> String {
+    std::env::var("SESAME_TEST_DATABASE_URL")
+        .ok()
+        .filter(|u| !u.is_empty())
+        .unwrap_or_else(|| "postgres://postgres@127.0.0.1:5432/postgres".to_owned())
+}
+
+/// Replaces the database name in a Postgres URL.
+fn with_database(admin_url: &str, database: &str) -> String {
+    let (base, query) = admin_url.split_once('?').map_or((admin_url, None), |(b, q)| (b, Some(q)));
+    let after_scheme = base.find("://").map_or(0, |i| i + 3);
+    let root = match base[after_scheme..].find('/') {
+        Some(slash) => &base[..after_scheme + slash],
+        None => base,
+    };
+    match query {
+        Some(q) => format!("{root}/{database}?{q}"),
+        None => format!("{root}/{database}"),
+    }
+}
+
+/// A database that exists for one test and is removed when dropped (also on panic).
+pub struct TestDb {
+    pub url: String,
+    pub backend: Backend,
+    cleanup: Cleanup,
+}
+
+enum Cleanup {
+    Sqlite(#[allow(dead_code)] tempfile::TempDir),
+    Postgres { admin_url: String, name: String },
+}
+
+impl TestDb {
+    pub async fn create(backend: Backend) -> Arc<Self> {
+        match backend {
+            Backend::Sqlite => {
+                let dir = tempfile::tempdir().expect("temp dir");
+                let url = format!("sqlite://{}", dir.path().join("sesame.db").display());
+                Arc::new(Self {
+                    url,
+                    backend,
+                    cleanup: Cleanup::Sqlite(dir),
+                })
+            }
+            Backend::Postgres => {
+                let admin_url = postgres_admin_url();
+                let name = format!("sesame_test_{}", uuid::Uuid::new_v4().simple());
+                let mut admin = sqlx::PgConnection::connect(&admin_url).await.unwrap_or_else(|e| {
+                    panic!(
+                        "cannot reach Postgres at {admin_url}: {e}\n\
+                         Start one (e.g. `pg_ctlcluster 15 main start`), or point \
+                         SESAME_TEST_DATABASE_URL at a server where this user may create databases."
+                    )
+                });
+                sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE \"{name}\"")))
+                    .execute(&mut admin)
+                    .await
+                    .expect("create test database");
+                admin.close().await.ok();
+                Arc::new(Self {
+                    url: with_database(&admin_url, &name),
+                    backend,
+                    cleanup: Cleanup::Postgres { admin_url, name },
+                })
+            }
+        }
+    }
+}
+
+impl Drop for TestDb {
+    fn drop(&mut self) {
+        if let Cleanup::Postgres { admin_url, name } = &self.cleanup {
+            let (admin_url, name) = (admin_url.clone(), name.clone());
+            // Drop may run inside a runtime; do the async work on a thread of its own.
+            let _ = std::thread::spawn(move || {
+                let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().ok()?;
+                runtime.block_on(async {
+                    let mut admin = sqlx::PgConnection::connect(&admin_url).await.ok()?;
+                    sqlx::query(sqlx::AssertSqlSafe(format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)")))
+                        .execute(&mut admin)
+                        .await
+                        .ok()?;
+                    admin.close().await.ok()
+                })
+            })
+            .join();
+        }
+    }
+}
+
+/// One running sesame, on its own port.
+pub struct TestApp {
+    pub base: String,
+    pub db: Arc<TestDb>,
+    pub config: Config,
+    server: Option<RunningServer>,
+    http: Client,
+}
+
+/// A signed-in session as a browser would hold it.
+#[derive(Debug, Clone)]
+pub struct Session {
+    /// `name=value`, ready for a `Cookie` header.
+    pub cookie: String,
+    pub csrf: String,
+    pub body: Value,
+}
+
+impl TestApp {
+    /// Starts sesame on a fresh database with extra settings (`SESAME_*` names).
+    pub async fn spawn(backend: Backend, settings: &[(&str, &str)]) -> Self {
+        Self::spawn_on(TestDb::create(backend).await, settings).await
+    }
+
+    /// Starts another sesame on an existing database (several instances, one database).
+    pub async fn spawn_on(db: Arc<TestDb>, settings: &[(&str, &str)]) -> Self {
+        let mut env: HashMap<String, String> = settings.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect();
+        env.insert("SESAME_DATABASE_URL".into(), db.url.clone());
+        env.entry("SESAME_LISTEN".into()).or_insert_with(|| "127.0.0.1:0".into());
+        let config = Config::from_sources(None, |name| env.get(name).cloned()).expect("valid test configuration");
+        let listener = tokio::net::TcpListener::bind(config.listen).await.expect("bind");
+        let server = sesame_server::start(&config, listener).await.expect("server starts");
+        let base = format!("http://{}", server.addr);
+        Self {
+            base,
+            db,
+            config,
+            server: Some(server),
+            http: Client::builder().redirect(reqwest::redirect::Policy::none()).build().expect("client"),
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    /// A plain client: no cookie store, so each test says exactly which cookie it sends.
+    pub fn http(&self) -> &Client {
+        &self.http
+    }
+
+    /// Stops the server gracefully.
+    pub async fn stop(mut self) {
+        if let Some(server) = self.server.take() {
+            server.shutdown().await.expect("clean shutdown");
+        }
+    }
+
+    pub async fn post_json(&self, path: &str, body: &Value) -> Response {
+        self.http.post(self.url(path)).json(body).send().await.expect("request")
+    }
+
+    pub async fn register(&self, email: &str, password: &str) -> Response {
+        self.post_json("/users", &json!({"email": email, "password": password})).await
+    }
+
+    /// Registers a user with [`PASSWORD`] and asserts it worked.
+    pub async fn user(&self, email: &str) -> Value {
+        let response = self.register(email, PASSWORD).await;
+        assert_eq!(response.status(), StatusCode::CREATED, "registering {email}");
+        response.json().await.expect("user body")
+    }
+
+    pub async fn login_response(&self, email: &str, password: &str) -> Response {
+        self.post_json("/login", &json!({"email": email, "password": password})).await
+    }
+
+    /// Logs in and asserts success.
+    pub async fn login(&self, email: &str, password: &str) -> Session {
+        let response = self.login_response(email, password).await;
+        assert_eq!(response.status(), StatusCode::OK, "login as {email}");
+        session_from(response).await
+    }
+
+    /// A request carrying a session's cookie (and its CSRF token on unsafe methods).
+    pub fn with_session(&self, method: reqwest::Method, path: &str, session: &Session) -> reqwest::RequestBuilder {
+        let unsafe_method = !matches!(method, reqwest::Method::GET | reqwest::Method::HEAD);
+        let builder = self
+            .http
+            .request(method, self.url(path))
+            .header("cookie", &session.cookie);
+        if unsafe_method {
+            builder.header("x-csrf-token", &session.csrf)
+        } else {
+            builder
+        }
+    }
+
+    pub async fn me(&self, session: &Session) -> Response {
+        self.with_session(reqwest::Method::GET, "/me", session)
+            .send()
+            .await
+            .expect("request")
+    }
+}
+
+/// Reads the session cookie and CSRF token out of a successful login response.
+pub async fn session_from(response: Response) -> Session {
+    let cookie = set_cookies(response.headers())
+        .into_iter()
+        .next()
+        .expect("login sets a cookie");
+    let name_value = cookie.split(';').next().expect("name=value").trim().to_owned();
+    let body: Value = response.json().await.expect("login body");
+    Session {
+        cookie: name_value,
+        csrf: body["csrf_token"].as_str().expect("csrf_token").to_owned(),
+        body,
+    }
+}
+
+/// All `Set-Cookie` header values.
+pub fn set_cookies(headers: &HeaderMap) -> Vec<String> {
+    headers
+        .get_all("set-cookie")
+        .iter()
+        .map(|v: &HeaderValue| v.to_str().expect("ascii").to_owned())
+        .collect()
+}
+
+/// Asserts a problem+json answer with this status, and returns its body.
+pub async fn expect_problem(response: Response, status: StatusCode) -> Value {
+    assert_eq!(response.status(), status, "status");
+    let content_type = response
+        .headers()
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_owned();
+    assert_eq!(content_type, "application/problem+json");
+    let body: Value = response.json().await.expect("problem body");
+    assert_eq!(body["status"], status.as_u16(), "problem status");
+    assert!(body["type"].is_string() && body["title"].is_string(), "problem shape: {body}");
+    body
+}
+
+/// Runs each named `async fn(Backend)` as two tests, `sqlite::name` and `postgres::name`.
+#[macro_export]
+macro_rules! on_both_backends {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    super::$name($crate::Backend::Sqlite).await;
+                }
+            )*
+        }
+        mod postgres {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    super::$name($crate::Backend::Postgres).await;
+                }
+            )*
+        }
+    };
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn database_names_are_replaced_in_urls() {
+        assert_eq!(with_database("postgres://u@h:5432/postgres", "x"), "postgres://u@h:5432/x");
+        assert_eq!(with_database("postgres://u@h:5432", "x"), "postgres://u@h:5432/x");
+        assert_eq!(with_database("postgres://u@h/db?sslmode=disable", "x"), "postgres://u@h/x?sslmode=disable");
+    }
+}

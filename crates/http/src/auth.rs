@@ -7,7 +7,6 @@ use axum::http::Method;
 use axum::http::request::Parts;
 use sesame_domain::principal::UserSession;
 use sesame_domain::{SessionHandle, SessionHandleHash};
-use time::OffsetDateTime;
 use tower_cookies::{Cookie, Cookies};
 use tracing::instrument;
 

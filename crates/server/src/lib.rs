@@ -11,7 +11,6 @@ use sesame_domain::password::{HashParams, PasswordHasher};
 use sesame_http::hashing::HashingPool;
 use sesame_http::{AppState, CookieConfig, HttpConfig};
 use sesame_storage::{ConnectOptions, Store};
-use time::OffsetDateTime;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;

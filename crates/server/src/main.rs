@@ -9,7 +9,6 @@ use clap::{Parser, Subcommand};
 use sesame_domain::{Email, User, UserId};
 use sesame_server::config::{Config, LogFormat};
 use sesame_storage::{StorageError, USERS_EMAIL_KEY};
-use time::OffsetDateTime;
 use tracing_subscriber::EnvFilter;
 
 /// Authentication for HTTP APIs: session cookies for your own clients, JWTs for

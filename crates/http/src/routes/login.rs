@@ -7,7 +7,6 @@ use serde::{Deserialize, Serialize};
 use sesame_domain::password::Verification;
 use sesame_domain::{CsrfToken, Email, Password, SessionHandle, SessionId};
 use sesame_storage::NewSession;
-use time::OffsetDateTime;
 use tower_cookies::Cookies;
 use utoipa::ToSchema;
 

@@ -6,7 +6,6 @@ use axum::http::StatusCode;
 use serde::Deserialize;
 use sesame_domain::password::Verification;
 use sesame_domain::{Email, Password, User, UserId};
-use time::OffsetDateTime;
 use utoipa::ToSchema;
 
 use crate::auth::SessionUser;
