@@ -3,6 +3,7 @@
 //! session lifetimes, login throttling). Nothing here does I/O; everything here can be
 //! tested without a database or a socket.
 
+pub mod client;
 pub mod duration;
 pub mod email;
 pub mod password;
@@ -12,6 +13,7 @@ pub mod session;
 pub mod throttle;
 pub mod user;
 
+pub use client::{ApiKey, ApiKeyHash, ApiKeyId, ClientId, Scope, ScopeError, Scopes};
 pub use duration::{DurationError, parse_duration};
 pub use email::{Email, EmailError};
 pub use password::{Password, PasswordError, PasswordPolicy};

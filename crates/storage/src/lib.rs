@@ -13,8 +13,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use sesame_domain::CsrfToken;
-use sesame_domain::{Email, SessionHandleHash, SessionId, ThrottleKey, User, UserId};
+use sesame_domain::{
+    ApiKeyHash, ApiKeyId, ClientId, CsrfToken, Email, Scopes, SessionHandleHash, SessionId, ThrottleKey, User, UserId,
+};
 use time::OffsetDateTime;
 
 pub use postgres::PostgresStore;
@@ -191,6 +192,130 @@ pub trait ThrottleStore: Send + Sync {
     async fn prune_failures(&self, before: OffsetDateTime) -> Result<u64>;
 }
 
+/// A registered third-party client.
+#[derive(Debug, Clone)]
+pub struct ClientRecord {
+    pub id: ClientId,
+    pub owner_id: UserId,
+    pub name: String,
+    pub scopes: Scopes,
+    pub created_at: OffsetDateTime,
+}
+
+/// An API key's record; the key itself is never stored.
+#[derive(Debug, Clone)]
+pub struct ApiKeyRecord {
+    pub id: ApiKeyId,
+    pub client_id: ClientId,
+    pub key_hash: ApiKeyHash,
+    pub created_at: OffsetDateTime,
+    pub last_used_at: Option<OffsetDateTime>,
+    pub revoked_at: Option<OffsetDateTime>,
+}
+
+/// A client with all its keys (live and revoked), oldest key first.
+#[derive(Debug, Clone)]
+pub struct ClientWithKeys {
+    pub client: ClientRecord,
+    pub keys: Vec<ApiKeyRecord>,
+}
+
+#[async_trait]
+pub trait ClientStore: Send + Sync {
+    /// Stores a client and its first key, atomically.
+    async fn create_client(&self, client: &ClientRecord, first_key: &ApiKeyRecord) -> Result<()>;
+    /// An owner's clients, oldest first.
+    async fn list_clients(&self, owner: UserId) -> Result<Vec<ClientWithKeys>>;
+    async fn find_client(&self, id: &ClientId) -> Result<Option<ClientWithKeys>>;
+    /// Deletes an owner's client and its keys and records the revocation, atomically.
+    /// False if the owner has no such client.
+    async fn delete_client(&self, owner: UserId, id: &ClientId, revocation: &Revocation) -> Result<bool>;
+    async fn add_key(&self, key: &ApiKeyRecord) -> Result<()>;
+    /// Marks a client's key revoked and records the revocation, atomically. False if the
+    /// client has no such key. Revoking a revoked key changes nothing but succeeds.
+    async fn revoke_key(&self, client: &ClientId, key: ApiKeyId, revocation: &Revocation) -> Result<bool>;
+    /// A key and its client, for an exchange.
+    async fn find_key(&self, id: ApiKeyId) -> Result<Option<(ApiKeyRecord, ClientRecord)>>;
+    /// Records use of a key (coalesced by the caller).
+    async fn touch_key(&self, id: ApiKeyId, at: OffsetDateTime) -> Result<()>;
+}
+
+/// A token-signing key. `Debug` hides the private part.
+#[derive(Clone)]
+pub struct SigningKeyRecord {
+    pub kid: String,
+    /// `EdDSA`, `ES256` or `RS256`.
+    pub alg: String,
+    /// PKCS#8 DER.
+    pub private_der: Vec<u8>,
+    pub created_at: OffsetDateTime,
+}
+
+impl std::fmt::Debug for SigningKeyRecord {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SigningKeyRecord")
+            .field("kid", &self.kid)
+            .field("alg", &self.alg)
+            .field("created_at", &self.created_at)
+            .finish_non_exhaustive()
+    }
+}
+
+#[async_trait]
+pub trait SigningKeyStore: Send + Sync {
+    /// Every signing key, oldest first.
+    async fn signing_keys(&self) -> Result<Vec<SigningKeyRecord>>;
+    async fn add_signing_key(&self, key: &SigningKeyRecord) -> Result<()>;
+}
+
+/// What a revocation is about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum RevocationKind {
+    /// One token, by `jti`.
+    Token,
+    /// Every token minted with one API key, by key id.
+    Key,
+    /// Every token of a deleted client, by client id.
+    Client,
+}
+
+impl RevocationKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Token => "token",
+            Self::Key => "key",
+            Self::Client => "client",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<Self> {
+        match text {
+            "token" => Some(Self::Token),
+            "key" => Some(Self::Key),
+            "client" => Some(Self::Client),
+            _ => None,
+        }
+    }
+}
+
+/// One entry in the revocation log.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Revocation {
+    pub kind: RevocationKind,
+    pub subject: String,
+    pub created_at: OffsetDateTime,
+    /// After this, no token it concerns can still be valid, so it can be forgotten.
+    pub expires_at: OffsetDateTime,
+}
+
+#[async_trait]
+pub trait RevocationStore: Send + Sync {
+    async fn revoke(&self, revocation: &Revocation) -> Result<()>;
+    /// Entries created after `since` that have not expired by `now`.
+    async fn revocations_since(&self, since: OffsetDateTime, now: OffsetDateTime) -> Result<Vec<Revocation>>;
+    async fn prune_revocations(&self, now: OffsetDateTime) -> Result<u64>;
+}
+
 /// Administrative operations on the database itself.
 #[async_trait]
 pub trait Database: Send + Sync {
@@ -207,6 +332,9 @@ pub struct Store {
     pub users: Arc<dyn UserStore>,
     pub sessions: Arc<dyn SessionStore>,
     pub throttle: Arc<dyn ThrottleStore>,
+    pub clients: Arc<dyn ClientStore>,
+    pub signing_keys: Arc<dyn SigningKeyStore>,
+    pub revocations: Arc<dyn RevocationStore>,
     pub database: Arc<dyn Database>,
     pub backend: Backend,
 }
@@ -253,12 +381,22 @@ impl Store {
 
     fn from_parts<S>(store: Arc<S>, backend: Backend) -> Self
     where
-        S: UserStore + SessionStore + ThrottleStore + Database + 'static,
+        S: UserStore
+            + SessionStore
+            + ThrottleStore
+            + ClientStore
+            + SigningKeyStore
+            + RevocationStore
+            + Database
+            + 'static,
     {
         Self {
             users: store.clone(),
             sessions: store.clone(),
             throttle: store.clone(),
+            clients: store.clone(),
+            signing_keys: store.clone(),
+            revocations: store.clone(),
             database: store,
             backend,
         }

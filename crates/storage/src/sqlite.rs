@@ -4,7 +4,9 @@ use std::str::FromStr as _;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use sesame_domain::{CsrfToken, Email, SessionHandleHash, SessionId, ThrottleKey, User, UserId};
+use sesame_domain::{
+    ApiKeyHash, ApiKeyId, ClientId, CsrfToken, Email, Scopes, SessionHandleHash, SessionId, ThrottleKey, User, UserId,
+};
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow,
     SqliteSynchronous,
@@ -14,7 +16,8 @@ use time::OffsetDateTime;
 use uuid::Uuid;
 
 use crate::{
-    ConnectOptions, Database, NewSession, Result, SessionRecord, SessionStore, StorageError,
+    ApiKeyRecord, ClientRecord, ClientStore, ClientWithKeys, ConnectOptions, Database, NewSession, Result, Revocation,
+    RevocationKind, RevocationStore, SessionRecord, SessionStore, SigningKeyRecord, SigningKeyStore, StorageError,
     ThrottleStore, USERS_EMAIL_KEY, UserRecord, UserStore, classify, corrupt,
 };
 
@@ -396,6 +399,269 @@ impl ThrottleStore for SqliteStore {
     async fn prune_failures(&self, before: OffsetDateTime) -> Result<u64> {
         let done = sqlx::query("DELETE FROM login_failures WHERE failed_at <= ?1")
             .bind(micros(before))
+            .execute(&self.pool)
+            .await
+            .map_err(err)?;
+        Ok(done.rows_affected())
+    }
+}
+
+fn client_from_row(row: &SqliteRow) -> Result<ClientRecord> {
+    let id: String = row.try_get("c_id").map_err(err)?;
+    let owner: String = row.try_get("owner_id").map_err(err)?;
+    let scopes: String = row.try_get("scopes").map_err(err)?;
+    Ok(ClientRecord {
+        id: ClientId::parse(&id).ok_or(StorageError::Corrupt("clients.id"))?,
+        owner_id: UserId(uuid(&owner, "clients.owner_id")?),
+        name: row.try_get("name").map_err(err)?,
+        scopes: Scopes::parse_space_separated(&scopes).map_err(|_| StorageError::Corrupt("clients.scopes"))?,
+        created_at: from_micros(row.try_get("c_created_at").map_err(err)?, "clients.created_at")?,
+    })
+}
+
+fn key_from_row(row: &SqliteRow) -> Result<ApiKeyRecord> {
+    let id: String = row.try_get("k_id").map_err(err)?;
+    let client_id: String = row.try_get("client_id").map_err(err)?;
+    let hash: Vec<u8> = row.try_get("key_hash").map_err(err)?;
+    let last_used_at: Option<i64> = row.try_get("last_used_at").map_err(err)?;
+    let revoked_at: Option<i64> = row.try_get("revoked_at").map_err(err)?;
+    Ok(ApiKeyRecord {
+        id: ApiKeyId(uuid(&id, "api_keys.id")?),
+        client_id: ClientId::parse(&client_id).ok_or(StorageError::Corrupt("api_keys.client_id"))?,
+        key_hash: ApiKeyHash::from_bytes(hash.try_into().map_err(|_| StorageError::Corrupt("api_keys.key_hash"))?),
+        created_at: from_micros(row.try_get("k_created_at").map_err(err)?, "api_keys.created_at")?,
+        last_used_at: last_used_at.map(|v| from_micros(v, "api_keys.last_used_at")).transpose()?,
+        revoked_at: revoked_at.map(|v| from_micros(v, "api_keys.revoked_at")).transpose()?,
+    })
+}
+
+macro_rules! client_columns {
+    () => {
+        "c.id AS c_id, c.owner_id, c.name, c.scopes, c.created_at AS c_created_at"
+    };
+}
+macro_rules! key_columns {
+    () => {
+        "k.id AS k_id, k.client_id, k.key_hash, k.created_at AS k_created_at, k.last_used_at, k.revoked_at"
+    };
+}
+
+impl SqliteStore {
+    async fn with_keys(&self, client: ClientRecord) -> Result<ClientWithKeys> {
+        let rows = sqlx::query(concat!(
+            "SELECT ",
+            key_columns!(),
+            " FROM api_keys k WHERE k.client_id = ?1 ORDER BY k.created_at, k.id"
+        ))
+        .bind(client.id.as_str().to_owned())
+        .fetch_all(&self.pool)
+        .await
+        .map_err(err)?;
+        let keys = rows.iter().map(key_from_row).collect::<Result<Vec<_>>>()?;
+        Ok(ClientWithKeys { client, keys })
+    }
+
+    async fn insert_key(conn: &mut SqliteConnection, key: &ApiKeyRecord) -> Result<()> {
+        sqlx::query("INSERT INTO api_keys (id, client_id, key_hash, created_at) VALUES (?1, ?2, ?3, ?4)")
+            .bind(key.id.0.to_string())
+            .bind(key.client_id.as_str().to_owned())
+            .bind(key.key_hash.as_bytes().to_vec())
+            .bind(micros(key.created_at))
+            .execute(conn)
+            .await
+            .map_err(err)?;
+        Ok(())
+    }
+
+    async fn insert_revocation(conn: &mut SqliteConnection, revocation: &Revocation) -> Result<()> {
+        sqlx::query("INSERT INTO revocations (kind, subject, created_at, expires_at) VALUES (?1, ?2, ?3, ?4)")
+            .bind(revocation.kind.as_str())
+            .bind(revocation.subject.clone())
+            .bind(micros(revocation.created_at))
+            .bind(micros(revocation.expires_at))
+            .execute(conn)
+            .await
+            .map_err(err)?;
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl ClientStore for SqliteStore {
+    async fn create_client(&self, client: &ClientRecord, first_key: &ApiKeyRecord) -> Result<()> {
+        let mut tx = self.pool.begin().await.map_err(err)?;
+        sqlx::query("INSERT INTO clients (id, owner_id, name, scopes, created_at) VALUES (?1, ?2, ?3, ?4, ?5)")
+            .bind(client.id.as_str().to_owned())
+            .bind(client.owner_id.0.to_string())
+            .bind(client.name.clone())
+            .bind(client.scopes.to_text())
+            .bind(micros(client.created_at))
+            .execute(&mut *tx)
+            .await
+            .map_err(err)?;
+        Self::insert_key(&mut tx, first_key).await?;
+        tx.commit().await.map_err(err)
+    }
+
+    async fn list_clients(&self, owner: UserId) -> Result<Vec<ClientWithKeys>> {
+        let rows = sqlx::query(concat!(
+            "SELECT ",
+            client_columns!(),
+            " FROM clients c WHERE c.owner_id = ?1 ORDER BY c.created_at, c.id"
+        ))
+        .bind(owner.0.to_string())
+        .fetch_all(&self.pool)
+        .await
+        .map_err(err)?;
+        let mut clients = Vec::with_capacity(rows.len());
+        for row in &rows {
+            clients.push(self.with_keys(client_from_row(row)?).await?);
+        }
+        Ok(clients)
+    }
+
+    async fn find_client(&self, id: &ClientId) -> Result<Option<ClientWithKeys>> {
+        let row = sqlx::query(concat!("SELECT ", client_columns!(), " FROM clients c WHERE c.id = ?1"))
+            .bind(id.as_str().to_owned())
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(err)?;
+        match row.as_ref().map(client_from_row).transpose()? {
+            Some(client) => Ok(Some(self.with_keys(client).await?)),
+            None => Ok(None),
+        }
+    }
+
+    async fn delete_client(&self, owner: UserId, id: &ClientId, revocation: &Revocation) -> Result<bool> {
+        let mut tx = self.pool.begin().await.map_err(err)?;
+        let done = sqlx::query("DELETE FROM clients WHERE id = ?1 AND owner_id = ?2")
+            .bind(id.as_str().to_owned())
+            .bind(owner.0.to_string())
+            .execute(&mut *tx)
+            .await
+            .map_err(err)?;
+        if done.rows_affected() == 0 {
+            return Ok(false);
+        }
+        Self::insert_revocation(&mut tx, revocation).await?;
+        tx.commit().await.map_err(err)?;
+        Ok(true)
+    }
+
+    async fn add_key(&self, key: &ApiKeyRecord) -> Result<()> {
+        let mut conn = self.pool.acquire().await.map_err(err)?;
+        Self::insert_key(&mut conn, key).await
+    }
+
+    async fn revoke_key(&self, client: &ClientId, key: ApiKeyId, revocation: &Revocation) -> Result<bool> {
+        let mut tx = self.pool.begin().await.map_err(err)?;
+        let done = sqlx::query(
+            "UPDATE api_keys SET revoked_at = COALESCE(revoked_at, ?3) WHERE id = ?1 AND client_id = ?2",
+        )
+        .bind(key.0.to_string())
+        .bind(client.as_str().to_owned())
+        .bind(micros(revocation.created_at))
+        .execute(&mut *tx)
+        .await
+        .map_err(err)?;
+        if done.rows_affected() == 0 {
+            return Ok(false);
+        }
+        Self::insert_revocation(&mut tx, revocation).await?;
+        tx.commit().await.map_err(err)?;
+        Ok(true)
+    }
+
+    async fn find_key(&self, id: ApiKeyId) -> Result<Option<(ApiKeyRecord, ClientRecord)>> {
+        let row = sqlx::query(concat!(
+            "SELECT ",
+            key_columns!(),
+            ", ",
+            client_columns!(),
+            " FROM api_keys k JOIN clients c ON c.id = k.client_id WHERE k.id = ?1"
+        ))
+        .bind(id.0.to_string())
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(err)?;
+        row.map(|row| Ok((key_from_row(&row)?, client_from_row(&row)?))).transpose()
+    }
+
+    async fn touch_key(&self, id: ApiKeyId, at: OffsetDateTime) -> Result<()> {
+        sqlx::query("UPDATE api_keys SET last_used_at = MAX(COALESCE(last_used_at, ?2), ?2) WHERE id = ?1")
+            .bind(id.0.to_string())
+            .bind(micros(at))
+            .execute(&self.pool)
+            .await
+            .map_err(err)?;
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl SigningKeyStore for SqliteStore {
+    async fn signing_keys(&self) -> Result<Vec<SigningKeyRecord>> {
+        let rows: Vec<(String, String, Vec<u8>, i64)> =
+            sqlx::query_as("SELECT kid, alg, private_der, created_at FROM signing_keys ORDER BY created_at, kid")
+                .fetch_all(&self.pool)
+                .await
+                .map_err(err)?;
+        rows.into_iter()
+            .map(|(kid, alg, private_der, created_at)| {
+                Ok(SigningKeyRecord {
+                    kid,
+                    alg,
+                    private_der,
+                    created_at: from_micros(created_at, "signing_keys.created_at")?,
+                })
+            })
+            .collect()
+    }
+
+    async fn add_signing_key(&self, key: &SigningKeyRecord) -> Result<()> {
+        sqlx::query("INSERT INTO signing_keys (kid, alg, private_der, created_at) VALUES (?1, ?2, ?3, ?4)")
+            .bind(key.kid.clone())
+            .bind(key.alg.clone())
+            .bind(key.private_der.clone())
+            .bind(micros(key.created_at))
+            .execute(&self.pool)
+            .await
+            .map_err(err)?;
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl RevocationStore for SqliteStore {
+    async fn revoke(&self, revocation: &Revocation) -> Result<()> {
+        let mut conn = self.pool.acquire().await.map_err(err)?;
+        Self::insert_revocation(&mut conn, revocation).await
+    }
+
+    async fn revocations_since(&self, since: OffsetDateTime, now: OffsetDateTime) -> Result<Vec<Revocation>> {
+        let rows: Vec<(String, String, i64, i64)> = sqlx::query_as(
+            "SELECT kind, subject, created_at, expires_at FROM revocations WHERE created_at > ?1 AND expires_at > ?2",
+        )
+        .bind(micros(since))
+        .bind(micros(now))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(err)?;
+        rows.into_iter()
+            .map(|(kind, subject, created_at, expires_at)| {
+                Ok(Revocation {
+                    kind: RevocationKind::parse(&kind).ok_or(StorageError::Corrupt("revocations.kind"))?,
+                    subject,
+                    created_at: from_micros(created_at, "revocations.created_at")?,
+                    expires_at: from_micros(expires_at, "revocations.expires_at")?,
+                })
+            })
+            .collect()
+    }
+
+    async fn prune_revocations(&self, now: OffsetDateTime) -> Result<u64> {
+        let done = sqlx::query("DELETE FROM revocations WHERE expires_at <= ?1")
+            .bind(micros(now))
             .execute(&self.pool)
             .await
             .map_err(err)?;
