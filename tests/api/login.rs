@@ -53,7 +53,12 @@ async fn a_replayed_cookie_after_logout_is_rejected(backend: Backend) {
         .unwrap();
     assert_eq!(logout.status(), StatusCode::NO_CONTENT);
     let cleared = set_cookies(logout.headers());
-    assert!(cleared.iter().any(|c| c.starts_with("sesame_session=;") && c.contains("Max-Age=0") && c.contains("Path=/")), "{cleared:?}");
+    assert!(
+        cleared
+            .iter()
+            .any(|c| c.starts_with("sesame_session=;") && c.contains("Max-Age=0") && c.contains("Path=/")),
+        "{cleared:?}"
+    );
 
     let replay = app.me(&session).await;
     let problem = expect_problem(replay, StatusCode::UNAUTHORIZED).await;

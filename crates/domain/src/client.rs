@@ -295,9 +295,15 @@ mod tests {
         let granted = Scopes::from_list(["notes:read", "notes:write"]).expect("valid");
         assert_eq!(granted.narrow(None).expect("all"), granted);
         assert_eq!(granted.narrow(Some("")).expect("all"), granted);
-        assert_eq!(granted.narrow(Some("notes:read")).expect("subset").to_text(), "notes:read");
         assert_eq!(
-            granted.narrow(Some("notes:write  notes:read")).expect("subset").to_text(),
+            granted.narrow(Some("notes:read")).expect("subset").to_text(),
+            "notes:read"
+        );
+        assert_eq!(
+            granted
+                .narrow(Some("notes:write  notes:read"))
+                .expect("subset")
+                .to_text(),
             "notes:read notes:write"
         );
         assert_eq!(

@@ -119,9 +119,7 @@ pub struct PasswordHasher {
 
 impl fmt::Debug for PasswordHasher {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("PasswordHasher")
-            .field("params", &self.params)
-            .finish()
+        f.debug_struct("PasswordHasher").field("params", &self.params).finish()
     }
 }
 
@@ -138,13 +136,8 @@ pub enum Verification {
 
 impl PasswordHasher {
     pub fn new(params: HashParams) -> Result<Self, HashError> {
-        let argon_params = Params::new(
-            params.memory_kib,
-            params.iterations,
-            params.parallelism,
-            None,
-        )
-        .map_err(|e| HashError::Params(e.to_string()))?;
+        let argon_params = Params::new(params.memory_kib, params.iterations, params.parallelism, None)
+            .map_err(|e| HashError::Params(e.to_string()))?;
         Ok(Self {
             argon2: Argon2::new(Algorithm::Argon2id, Version::V0x13, argon_params),
             params,
@@ -159,8 +152,7 @@ impl PasswordHasher {
     pub fn hash(&self, password: &Password) -> Result<String, HashError> {
         let mut salt_bytes = [0u8; 16];
         crate::random::fill(&mut salt_bytes);
-        let salt =
-            SaltString::encode_b64(&salt_bytes).map_err(|e| HashError::Hashing(e.to_string()))?;
+        let salt = SaltString::encode_b64(&salt_bytes).map_err(|e| HashError::Hashing(e.to_string()))?;
         self.argon2
             .hash_password(password.expose().as_bytes(), &salt)
             .map(|hash| hash.to_string())
@@ -247,9 +239,7 @@ mod tests {
         let password = policy().parse_new(phrase.clone()).expect("valid");
         assert_eq!(password.expose(), phrase);
         assert_eq!(
-            policy()
-                .parse_new("x".repeat(MAX_PASSWORD_LENGTH + 1))
-                .err(),
+            policy().parse_new("x".repeat(MAX_PASSWORD_LENGTH + 1)).err(),
             Some(PasswordError::TooLong)
         );
         assert!(policy().parse_new("y".repeat(MAX_PASSWORD_LENGTH)).is_ok());
@@ -272,10 +262,7 @@ mod tests {
             let candidate = Password::for_login(near.into()).expect("ok");
             assert_eq!(hasher.verify(&candidate, &stored), Verification::Mismatch);
         }
-        assert_eq!(
-            hasher.verify(&password, "not a phc string"),
-            Verification::Mismatch
-        );
+        assert_eq!(hasher.verify(&password, "not a phc string"), Verification::Mismatch);
     }
 
     #[test]

@@ -147,20 +147,11 @@ const MAX_TOUCH_INTERVAL: Duration = Duration::from_secs(60);
 
 impl SessionPolicy {
     /// When a session ends if it is not used again.
-    pub fn expires_at(
-        &self,
-        created_at: OffsetDateTime,
-        last_seen_at: OffsetDateTime,
-    ) -> OffsetDateTime {
+    pub fn expires_at(&self, created_at: OffsetDateTime, last_seen_at: OffsetDateTime) -> OffsetDateTime {
         (last_seen_at + self.idle).min(created_at + self.absolute)
     }
 
-    pub fn is_live(
-        &self,
-        created_at: OffsetDateTime,
-        last_seen_at: OffsetDateTime,
-        now: OffsetDateTime,
-    ) -> bool {
+    pub fn is_live(&self, created_at: OffsetDateTime, last_seen_at: OffsetDateTime, now: OffsetDateTime) -> bool {
         now < self.expires_at(created_at, last_seen_at)
     }
 
@@ -225,15 +216,9 @@ mod tests {
             absolute: Duration::from_secs(3_600),
         };
         let created = datetime!(2026-01-01 00:00 UTC);
-        assert_eq!(
-            policy.expires_at(created, created),
-            datetime!(2026-01-01 00:30 UTC)
-        );
+        assert_eq!(policy.expires_at(created, created), datetime!(2026-01-01 00:30 UTC));
         let late = datetime!(2026-01-01 00:50 UTC);
-        assert_eq!(
-            policy.expires_at(created, late),
-            datetime!(2026-01-01 01:00 UTC)
-        );
+        assert_eq!(policy.expires_at(created, late), datetime!(2026-01-01 01:00 UTC));
         assert!(policy.is_live(created, late, datetime!(2026-01-01 00:59:59 UTC)));
         assert!(!policy.is_live(created, late, datetime!(2026-01-01 01:00 UTC)));
     }

@@ -127,10 +127,7 @@ impl ThrottlePolicy {
 
     /// The longest window, i.e. how far back failures matter at all.
     pub fn longest_window(&self) -> Duration {
-        self.account_ip
-            .window
-            .max(self.account.window)
-            .max(self.ip.window)
+        self.account_ip.window.max(self.account.window).max(self.ip.window)
     }
 }
 
@@ -140,8 +137,7 @@ impl Budget {
     /// it, the attempt waits until the oldest of the surplus leaves the window.
     pub fn judge(&self, failures: &[OffsetDateTime], now: OffsetDateTime) -> ThrottleVerdict {
         let start = now - self.window;
-        let mut recent: Vec<OffsetDateTime> =
-            failures.iter().copied().filter(|at| *at > start).collect();
+        let mut recent: Vec<OffsetDateTime> = failures.iter().copied().filter(|at| *at > start).collect();
         let limit = self.limit as usize;
         if recent.len() < limit {
             return ThrottleVerdict::Allowed;
@@ -150,8 +146,7 @@ impl Budget {
         // After this failure leaves the window, fewer than `limit` remain.
         let frees_at = recent[recent.len() - limit] + self.window;
         let wait = (frees_at - now).max(time::Duration::ZERO);
-        let whole_seconds = u64::try_from(wait.whole_seconds()).unwrap_or(0)
-            + u64::from(wait.subsec_nanoseconds() > 0);
+        let whole_seconds = u64::try_from(wait.whole_seconds()).unwrap_or(0) + u64::from(wait.subsec_nanoseconds() > 0);
         ThrottleVerdict::Throttled {
             retry_after: Duration::from_secs(whole_seconds.max(1)),
         }
@@ -164,12 +159,9 @@ pub fn combine(verdicts: impl IntoIterator<Item = ThrottleVerdict>) -> ThrottleV
         .into_iter()
         .fold(ThrottleVerdict::Allowed, |acc, next| match (acc, next) {
             (ThrottleVerdict::Allowed, other) | (other, ThrottleVerdict::Allowed) => other,
-            (
-                ThrottleVerdict::Throttled { retry_after: a },
-                ThrottleVerdict::Throttled { retry_after: b },
-            ) => ThrottleVerdict::Throttled {
-                retry_after: a.max(b),
-            },
+            (ThrottleVerdict::Throttled { retry_after: a }, ThrottleVerdict::Throttled { retry_after: b }) => {
+                ThrottleVerdict::Throttled { retry_after: a.max(b) }
+            }
         })
 }
 
@@ -183,9 +175,7 @@ mod tests {
         let budget: Budget = "5/15m".parse().expect("valid");
         assert_eq!(budget.limit, 5);
         assert_eq!(budget.window, Duration::from_secs(900));
-        for bad in [
-            "5", "/15m", "0/15m", "-1/15m", "5/0s", "5/15", "five/15m", "5/15m/1",
-        ] {
+        for bad in ["5", "/15m", "0/15m", "-1/15m", "5/0s", "5/15", "five/15m", "5/15m/1"] {
             assert!(bad.parse::<Budget>().is_err(), "{bad}");
         }
     }
@@ -194,10 +184,7 @@ mod tests {
     fn allows_until_the_limit_then_waits_for_the_oldest_to_expire() {
         let budget: Budget = "3/10m".parse().expect("valid");
         let now = datetime!(2026-01-01 00:10 UTC);
-        let failures = [
-            datetime!(2026-01-01 00:01 UTC),
-            datetime!(2026-01-01 00:02 UTC),
-        ];
+        let failures = [datetime!(2026-01-01 00:01 UTC), datetime!(2026-01-01 00:02 UTC)];
         assert_eq!(budget.judge(&failures, now), ThrottleVerdict::Allowed);
         let failures = [
             datetime!(2026-01-01 00:03 UTC),
@@ -216,10 +203,7 @@ mod tests {
     fn failures_outside_the_window_do_not_count() {
         let budget: Budget = "2/10m".parse().expect("valid");
         let now = datetime!(2026-01-01 01:00 UTC);
-        let failures = [
-            datetime!(2026-01-01 00:10 UTC),
-            datetime!(2026-01-01 00:50 UTC),
-        ];
+        let failures = [datetime!(2026-01-01 00:10 UTC), datetime!(2026-01-01 00:50 UTC)];
         assert_eq!(budget.judge(&failures, now), ThrottleVerdict::Allowed);
     }
 
@@ -240,9 +224,6 @@ mod tests {
                 retry_after: Duration::from_secs(9)
             }
         );
-        assert_eq!(
-            combine([ThrottleVerdict::Allowed]),
-            ThrottleVerdict::Allowed
-        );
+        assert_eq!(combine([ThrottleVerdict::Allowed]), ThrottleVerdict::Allowed);
     }
 }

@@ -5,8 +5,8 @@
 use axum::extract::{FromRef, FromRequestParts};
 use axum::http::Method;
 use axum::http::request::Parts;
-use sesame_domain::principal::UserSession;
-use sesame_domain::{SessionHandle, SessionHandleHash};
+use sesame_domain::principal::{ClientToken, UserSession};
+use sesame_domain::{ClientId, Principal, Scopes, SessionHandle, SessionHandleHash};
 use tower_cookies::{Cookie, Cookies};
 use tracing::instrument;
 
@@ -101,7 +101,9 @@ pub fn check_csrf(parts: &Parts, session: &UserSession) -> Result<(), ApiError> 
         .headers
         .get(CSRF_HEADER)
         .ok_or(ApiError::Csrf(CsrfFailure::MissingToken))?;
-    let presented = presented.to_str().map_err(|_| ApiError::Csrf(CsrfFailure::WrongToken))?;
+    let presented = presented
+        .to_str()
+        .map_err(|_| ApiError::Csrf(CsrfFailure::WrongToken))?;
     if session.csrf_token.matches(presented) {
         Ok(())
     } else {
@@ -164,5 +166,115 @@ where
             check_csrf(parts, session)?;
         }
         Ok(Self(session))
+    }
+}
+
+/// The bearer token in `Authorization`, if that header is present.
+///
+/// - no header → `Ok(None)`;
+/// - `Bearer <token>` → `Ok(Some(token))`;
+/// - another scheme, or a malformed header → `NoCredential` (RFC 6750 §3.1: no error
+///   code when the request carries no bearer token at all);
+/// - a token in the query string as well → `InvalidBearerRequest`.
+pub fn bearer_token(parts: &Parts) -> Result<Option<&str>, ApiError> {
+    let Some(value) = parts.headers.get(axum::http::header::AUTHORIZATION) else {
+        return Ok(None);
+    };
+    if crate::routes::me::query_has_token(&parts.uri) {
+        return Err(ApiError::InvalidBearerRequest(
+            "Send the token in the Authorization header only.",
+        ));
+    }
+    let value = value.to_str().map_err(|_| ApiError::InvalidToken)?;
+    match value.split_once(' ') {
+        Some((scheme, token)) if scheme.eq_ignore_ascii_case("bearer") && !token.trim().is_empty() => {
+            Ok(Some(token.trim()))
+        }
+        _ => Err(ApiError::NoCredential),
+    }
+}
+
+/// Verifies a bearer token into a client principal; every failure is `invalid_token`.
+#[instrument(skip_all)]
+pub async fn authenticate_bearer(state: &AppState, token: &str) -> Result<ClientToken, ApiError> {
+    let claims = state.tokens.verify(token).await.map_err(|error| {
+        tracing::debug!(%error, "bearer token refused");
+        ApiError::InvalidToken
+    })?;
+    let client_id = ClientId::parse(&claims.client_id).ok_or(ApiError::InvalidToken)?;
+    let scopes = Scopes::parse_space_separated(&claims.scope).map_err(|_| ApiError::InvalidToken)?;
+    Ok(ClientToken {
+        client_id,
+        scopes,
+        expires_at: claims.expires_at(),
+        token_id: claims.jti,
+    })
+}
+
+/// Any authenticated caller: a bearer token if `Authorization` is present (it alone
+/// decides), else the session cookie (with the CSRF check on unsafe methods).
+///
+/// Use it in your own handlers to protect routes with sesame:
+///
+/// ```ignore
+/// async fn list_notes(Authenticated(caller): Authenticated) -> Result<Json<Vec<Note>>, ApiError> {
+///     require_scope(&caller, "notes:read")?;
+///     // …
+/// }
+/// ```
+#[derive(Debug, Clone)]
+pub struct Authenticated(pub Principal);
+
+impl<S> FromRequestParts<S> for Authenticated
+where
+    AppState: FromRef<S>,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        let state = AppState::from_ref(state);
+        if let Some(token) = bearer_token(parts)? {
+            return Ok(Self(Principal::Client(authenticate_bearer(&state, token).await?)));
+        }
+        let cookies = cookies_of(parts).await?;
+        let session = authenticate(&state, &cookies).await?.ok_or(ApiError::NoCredential)?;
+        if is_unsafe(&parts.method) {
+            check_csrf(parts, &session)?;
+        }
+        Ok(Self(Principal::User(session)))
+    }
+}
+
+/// Refuses a caller without `scope` with 403 `insufficient_scope`.
+pub fn require_scope(caller: &Principal, scope: &str) -> Result<(), ApiError> {
+    if caller.has_scope(scope) {
+        Ok(())
+    } else {
+        Err(ApiError::InsufficientScope(scope.to_owned()))
+    }
+}
+
+/// Names a scope at the type level, for [`RequireScope`].
+pub trait ScopeName {
+    const SCOPE: &'static str;
+}
+
+/// An authenticated caller that holds the scope `S::SCOPE` (users always do).
+#[derive(Debug, Clone)]
+pub struct RequireScope<S: ScopeName>(pub Principal, std::marker::PhantomData<S>);
+
+impl<S, St> FromRequestParts<St> for RequireScope<S>
+where
+    S: ScopeName,
+    AppState: FromRef<St>,
+    St: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &St) -> Result<Self, Self::Rejection> {
+        let Authenticated(caller) = Authenticated::from_request_parts(parts, state).await?;
+        require_scope(&caller, S::SCOPE)?;
+        Ok(Self(caller, std::marker::PhantomData))
     }
 }

@@ -73,6 +73,9 @@ pub enum ApiError {
     /// A bearer token that is malformed, forged, expired or revoked.
     #[error("invalid token")]
     InvalidToken,
+    /// A valid token without a scope the endpoint needs (RFC 6750 §3.1).
+    #[error("insufficient scope")]
+    InsufficientScope(String),
     /// A malformed bearer request, e.g. a token in the query string too.
     #[error("invalid bearer request")]
     InvalidBearerRequest(&'static str),
@@ -135,7 +138,9 @@ impl ApiError {
                 StatusCode::UNAUTHORIZED
             }
             Self::InvalidBearerRequest(_) => StatusCode::BAD_REQUEST,
-            Self::Csrf(_) | Self::RegistrationClosed | Self::WrongCurrentPassword => StatusCode::FORBIDDEN,
+            Self::Csrf(_) | Self::RegistrationClosed | Self::WrongCurrentPassword | Self::InsufficientScope(_) => {
+                StatusCode::FORBIDDEN
+            }
             Self::EmailTaken => StatusCode::CONFLICT,
             Self::Throttled { .. } => StatusCode::TOO_MANY_REQUESTS,
             Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
@@ -184,7 +189,16 @@ impl ApiError {
                 "Invalid token",
                 Some("The access token is malformed, expired, revoked or not ours.".into()),
             ),
-            Self::InvalidBearerRequest(detail) => ("urn:sesame:problem:invalid-request", "Invalid request", Some((*detail).into())),
+            Self::InsufficientScope(scope) => (
+                "urn:sesame:problem:insufficient-scope",
+                "Insufficient scope",
+                Some(format!("This request needs the scope {scope:?}.")),
+            ),
+            Self::InvalidBearerRequest(detail) => (
+                "urn:sesame:problem:invalid-request",
+                "Invalid request",
+                Some((*detail).into()),
+            ),
             Self::Csrf(failure) => (
                 "urn:sesame:problem:csrf",
                 "Cross-site request refused",
@@ -280,13 +294,22 @@ impl IntoResponse for ApiError {
                 headers.insert(header::RETRY_AFTER, retry_after_value(UNAVAILABLE_RETRY_AFTER));
             }
             Self::NoCredential => {
-                headers.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static(r#"Bearer realm="sesame""#));
+                headers.insert(
+                    header::WWW_AUTHENTICATE,
+                    HeaderValue::from_static(r#"Bearer realm="sesame""#),
+                );
             }
             Self::InvalidToken => {
                 headers.insert(
                     header::WWW_AUTHENTICATE,
                     HeaderValue::from_static(r#"Bearer realm="sesame", error="invalid_token""#),
                 );
+            }
+            Self::InsufficientScope(scope) => {
+                let challenge = format!(r#"Bearer realm="sesame", error="insufficient_scope", scope="{scope}""#);
+                if let Ok(value) = HeaderValue::from_str(&challenge) {
+                    headers.insert(header::WWW_AUTHENTICATE, value);
+                }
             }
             Self::InvalidBearerRequest(_) => {
                 headers.insert(

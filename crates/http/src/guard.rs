@@ -10,6 +10,10 @@ use tower_http::cors::{AllowOrigin, CorsLayer};
 use crate::auth::{CSRF_HEADER, is_unsafe};
 use crate::error::{ApiError, CsrfFailure};
 use crate::json::is_json;
+use crate::oauth::is_form;
+
+/// The endpoints of the OAuth token path, which accept form bodies.
+const FORM_ENDPOINTS: &[&str] = &["/login", "/oauth/revoke", "/oauth/introspect"];
 use crate::state::{AppState, HttpConfig};
 
 /// Refuses unsafe requests that a browser sent from another site, and non-JSON bodies.
@@ -17,10 +21,11 @@ use crate::state::{AppState, HttpConfig};
 /// Requests that carry an `Authorization` header are exempt: a bearer token is not an
 /// ambient credential, so another site cannot make a browser send one.
 pub async fn cross_site_guard(State(state): State<AppState>, request: Request, next: Next) -> Response {
-    if is_unsafe(request.method()) && !request.headers().contains_key(header::AUTHORIZATION) {
-        if let Err(error) = check_request(&state.config, &request) {
-            return error.into_response();
-        }
+    if is_unsafe(request.method())
+        && !request.headers().contains_key(header::AUTHORIZATION)
+        && let Err(error) = check_request(&state.config, &request)
+    {
+        return error.into_response();
     }
     next.run(request).await
 }
@@ -40,8 +45,11 @@ fn check_request(config: &HttpConfig, request: &Request) -> Result<(), ApiError>
         return Err(ApiError::Csrf(CsrfFailure::CrossSite));
     }
     // A body of any other type could have come from an HTML form on another site, which
-    // needs no CORS preflight; JSON cannot be sent cross-site without one.
-    if headers.contains_key(header::CONTENT_TYPE) && !is_json(headers) {
+    // needs no CORS preflight; JSON cannot be sent cross-site without one. The OAuth
+    // token path takes forms (RFC 6749), but carries no ambient credential: the client
+    // authenticates in the request itself.
+    let form_allowed = FORM_ENDPOINTS.contains(&request.uri().path()) && is_form(headers);
+    if headers.contains_key(header::CONTENT_TYPE) && !is_json(headers) && !form_allowed {
         return Err(ApiError::UnsupportedMediaType("application/json"));
     }
     Ok(())

@@ -81,12 +81,7 @@ impl HashingPool {
             return Err(ApiError::Unavailable(None));
         }
         let slot = QueueSlot(self.queued.clone());
-        let permit = self
-            .permits
-            .clone()
-            .acquire_owned()
-            .await
-            .map_err(ApiError::internal)?;
+        let permit = self.permits.clone().acquire_owned().await.map_err(ApiError::internal)?;
         let hasher = self.hasher.clone();
         let span = Span::current();
         let result = tokio::task::spawn_blocking(move || {

@@ -65,10 +65,8 @@ pub fn parse<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
             serde_json::error::Category::Data => {
                 let message = inner.to_string();
                 let message = message.split(" at line ").next().unwrap_or_default().to_owned();
-                let field = missing_field(&message).map_or_else(
-                    || if path == "." { "body".to_owned() } else { path },
-                    str::to_owned,
-                );
+                let field = missing_field(&message)
+                    .map_or_else(|| if path == "." { "body".to_owned() } else { path }, str::to_owned);
                 ApiError::Validation(vec![FieldError::new(field, message)])
             }
             _ => ApiError::BadRequest("The request body is not valid JSON.".into()),

@@ -11,10 +11,12 @@ pub mod error;
 pub mod guard;
 pub mod hashing;
 pub mod json;
+pub mod oauth;
 pub mod openapi;
 pub mod routes;
 pub mod state;
 pub mod throttle;
+pub mod tokens;
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
@@ -25,6 +27,7 @@ use utoipa::OpenApi as _;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
+pub use auth::{Authenticated, RequireScope, ScopeName, require_scope};
 pub use error::ApiError;
 pub use state::{AppState, CookieConfig, HttpConfig};
 
@@ -41,8 +44,19 @@ fn api() -> OpenApiRouter<AppState> {
         .routes(routes!(routes::login::login))
         .routes(routes!(routes::login::logout))
         .routes(routes!(routes::me::get_me))
-        .routes(routes!(routes::sessions::list_sessions, routes::sessions::delete_other_sessions))
+        .routes(routes!(
+            routes::sessions::list_sessions,
+            routes::sessions::delete_other_sessions
+        ))
         .routes(routes!(routes::sessions::delete_session))
+        .routes(routes!(routes::clients::create_client, routes::clients::list_clients))
+        .routes(routes!(routes::clients::get_client, routes::clients::delete_client))
+        .routes(routes!(routes::clients::create_key))
+        .routes(routes!(routes::clients::revoke_key))
+        .routes(routes!(routes::oauth::revoke_token))
+        .routes(routes!(routes::oauth::introspect_token))
+        .routes(routes!(routes::oauth::jwks))
+        .routes(routes!(routes::oauth::server_metadata))
 }
 
 /// The OpenAPI document, as served at `/openapi.json`.
@@ -65,7 +79,10 @@ pub fn router(state: AppState) -> Router {
         )
         .fallback(error::not_found)
         .method_not_allowed_fallback(error::method_not_allowed)
-        .layer(axum::middleware::from_fn_with_state(state.clone(), guard::cross_site_guard))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            guard::cross_site_guard,
+        ))
         .layer(CookieManagerLayer::new())
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(SetResponseHeaderLayer::if_not_present(

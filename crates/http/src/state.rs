@@ -8,6 +8,7 @@ use sesame_storage::Store;
 use tower_cookies::cookie::SameSite;
 
 use crate::hashing::HashingPool;
+use crate::tokens::TokenService;
 
 /// What the HTTP layer needs to know from the configuration.
 #[derive(Debug, Clone)]
@@ -84,11 +85,18 @@ pub struct AppState {
     /// A hash of a random password, verified against when the email is unknown so that
     /// unknown and known emails cost the same time.
     pub dummy_hash: Arc<str>,
+    /// Signing keys, token issue and verification, and the revocation set.
+    pub tokens: Arc<TokenService>,
 }
 
 impl AppState {
     /// Builds the state, computing the dummy hash on the hashing pool.
-    pub async fn new(config: HttpConfig, store: Store, hashing: HashingPool) -> Result<Self, crate::ApiError> {
+    pub async fn new(
+        config: HttpConfig,
+        store: Store,
+        hashing: HashingPool,
+        tokens: Arc<TokenService>,
+    ) -> Result<Self, crate::ApiError> {
         let dummy = sesame_domain::Password::for_login(base64_random())
             .map_err(|e| crate::ApiError::internal(std::io::Error::other(e.to_string())))?;
         let dummy_hash = hashing.hash(dummy).await?;
@@ -97,6 +105,7 @@ impl AppState {
             store,
             hashing,
             dummy_hash: dummy_hash.into(),
+            tokens,
         })
     }
 }

@@ -34,13 +34,7 @@ pub enum LogFormat {
     Json,
 }
 
-/// The signature algorithm for new signing keys.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum SigningAlg {
-    EdDsa,
-    Es256,
-    Rs256,
-}
+pub use sesame_http::tokens::SigningAlg;
 
 /// Every setting sesame has. See the table in the README.
 #[derive(Debug, Clone)]
@@ -146,7 +140,11 @@ impl Config {
                     toml::Value::Boolean(b) => b.to_string(),
                     toml::Value::Array(items) => items
                         .iter()
-                        .map(|item| item.as_str().map(str::to_owned).ok_or_else(|| invalid(known, "expected strings")))
+                        .map(|item| {
+                            item.as_str()
+                                .map(str::to_owned)
+                                .ok_or_else(|| invalid(known, "expected strings"))
+                        })
                         .collect::<Result<Vec<_>, _>>()?
                         .join(","),
                     _ => return Err(invalid(known, "expected a string, number or boolean")),
@@ -174,9 +172,12 @@ impl Config {
         }
         let listen = match sources.get("listen") {
             None => SocketAddr::from(([127, 0, 0, 1], 8080)),
-            Some(text) => text
-                .parse()
-                .map_err(|_| invalid("listen", format!("expected IP:PORT (e.g. 127.0.0.1:8080), got {text:?}")))?,
+            Some(text) => text.parse().map_err(|_| {
+                invalid(
+                    "listen",
+                    format!("expected IP:PORT (e.g. 127.0.0.1:8080), got {text:?}"),
+                )
+            })?,
         };
         let issuer = sources.get("issuer").map(check_issuer).transpose()?;
         let audience = sources.get("audience").map(str::to_owned);
@@ -195,12 +196,22 @@ impl Config {
         let cookie_name = sources.get("cookie_name").unwrap_or("sesame_session").to_owned();
         let valid_name = !cookie_name.is_empty()
             && cookie_name.len() <= 64
-            && cookie_name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
+            && cookie_name
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
         if !valid_name {
             return Err(invalid("cookie_name", "expected 1 to 64 letters, digits, '_' or '-'"));
         }
-        let cookie_secure = sources.get("cookie_secure").map(|v| boolean("cookie_secure", v)).transpose()?;
-        let cookie_same_site = match sources.get("cookie_samesite").unwrap_or("Lax").to_ascii_lowercase().as_str() {
+        let cookie_secure = sources
+            .get("cookie_secure")
+            .map(|v| boolean("cookie_secure", v))
+            .transpose()?;
+        let cookie_same_site = match sources
+            .get("cookie_samesite")
+            .unwrap_or("Lax")
+            .to_ascii_lowercase()
+            .as_str()
+        {
             "lax" => SameSite::Lax,
             "strict" => SameSite::Strict,
             "none" => SameSite::None,
@@ -267,7 +278,10 @@ impl Config {
             log_format,
         };
         if config.cookie_same_site == SameSite::None && !config.cookie_is_secure(&config.default_issuer()) {
-            return Err(invalid("cookie_samesite", "None requires a secure cookie (SESAME_COOKIE_SECURE=true or an https issuer)"));
+            return Err(invalid(
+                "cookie_samesite",
+                "None requires a secure cookie (SESAME_COOKIE_SECURE=true or an https issuer)",
+            ));
         }
         Ok(config)
     }
@@ -307,7 +321,10 @@ fn check_issuer(text: &str) -> Result<String, ConfigError> {
     let scheme_ok = trimmed.starts_with("http://") || trimmed.starts_with("https://");
     let host = trimmed.split_once("://").map_or("", |(_, rest)| rest);
     if !scheme_ok || host.is_empty() || trimmed.contains(['?', '#', ' ']) {
-        return Err(invalid("issuer", "expected an http:// or https:// URL without query or fragment"));
+        return Err(invalid(
+            "issuer",
+            "expected an http:// or https:// URL without query or fragment",
+        ));
     }
     Ok(trimmed.to_owned())
 }
@@ -318,7 +335,9 @@ fn check_origin(text: &str) -> Result<String, ConfigError> {
     if !ok {
         return Err(invalid(
             "allowed_origins",
-            format!("expected comma-separated origins like https://app.example.com (no path, no wildcard), got {text:?}"),
+            format!(
+                "expected comma-separated origins like https://app.example.com (no path, no wildcard), got {text:?}"
+            ),
         ));
     }
     Ok(text.to_owned())
@@ -361,7 +380,10 @@ mod tests {
         assert_eq!(config.database_url, "postgres://db/x");
         let config = Config::from_sources(
             None,
-            env(&[("DATABASE_URL", "postgres://db/x"), ("SESAME_DATABASE_URL", "sqlite://y.db")]),
+            env(&[
+                ("DATABASE_URL", "postgres://db/x"),
+                ("SESAME_DATABASE_URL", "sqlite://y.db"),
+            ]),
         )
         .expect("valid");
         assert_eq!(config.database_url, "sqlite://y.db");
@@ -396,7 +418,10 @@ mod tests {
     fn same_site_none_is_allowed_with_a_secure_cookie() {
         let config = Config::from_sources(
             None,
-            env(&[("SESAME_COOKIE_SAMESITE", "None"), ("SESAME_ISSUER", "https://auth.example.com/")]),
+            env(&[
+                ("SESAME_COOKIE_SAMESITE", "None"),
+                ("SESAME_ISSUER", "https://auth.example.com/"),
+            ]),
         )
         .expect("valid");
         assert_eq!(config.default_issuer(), "https://auth.example.com");

@@ -4,11 +4,13 @@
 pub mod config;
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context as _;
 use sesame_domain::password::{HashParams, PasswordHasher};
 use sesame_http::hashing::HashingPool;
+use sesame_http::tokens::{TokenService, TokenSettings};
 use sesame_http::{AppState, CookieConfig, HttpConfig};
 use sesame_storage::{ConnectOptions, Store};
 use tokio::net::TcpListener;
@@ -17,8 +19,11 @@ use tokio::task::JoinHandle;
 
 pub use config::Config;
 
-/// How often expired sessions and old login failures are swept away.
+/// How often expired sessions, old login failures and forgotten revocations are swept.
 const SWEEP_INTERVAL: Duration = Duration::from_secs(300);
+
+/// How often signing keys are re-read, so a `sesame keys rotate` reaches every instance.
+const KEY_RELOAD_INTERVAL: Duration = Duration::from_secs(30);
 
 /// Connects to the database named in the configuration and applies migrations.
 pub async fn open_store(config: &Config) -> anyhow::Result<Store> {
@@ -44,6 +49,16 @@ pub fn http_config(config: &Config, issuer: &str) -> HttpConfig {
     }
 }
 
+/// The token service's settings under a resolved issuer.
+pub fn token_settings(config: &Config, issuer: &str) -> TokenSettings {
+    TokenSettings {
+        issuer: issuer.to_owned(),
+        audience: config.audience.clone().unwrap_or_else(|| issuer.to_owned()),
+        ttl: config.token_ttl,
+        alg: config.signing_alg,
+    }
+}
+
 /// The password hasher under the default (OWASP) argon2id parameters.
 pub fn password_hasher() -> anyhow::Result<PasswordHasher> {
     PasswordHasher::new(HashParams::default()).context("invalid argon2 parameters")
@@ -57,14 +72,15 @@ pub struct RunningServer {
     pub issuer: String,
     shutdown: watch::Sender<bool>,
     task: JoinHandle<std::io::Result<()>>,
-    sweeper: JoinHandle<()>,
+    /// Background upkeep: sweeping, revocation polling, key reloads.
+    background: Vec<JoinHandle<()>>,
 }
 
 impl RunningServer {
     /// Stops accepting connections, finishes in-flight requests, and waits.
     pub async fn shutdown(self) -> anyhow::Result<()> {
         let _ = self.shutdown.send(true);
-        self.sweeper.abort();
+        self.background.iter().for_each(JoinHandle::abort);
         self.task.await.context("server task failed")?.context("server error")?;
         Ok(())
     }
@@ -72,7 +88,7 @@ impl RunningServer {
     /// Waits until the server stops (after [`RunningServer::stop_handle`] is triggered).
     pub async fn wait(self) -> anyhow::Result<()> {
         let result = self.task.await;
-        self.sweeper.abort();
+        self.background.iter().for_each(JoinHandle::abort);
         result.context("server task failed")?.context("server error")?;
         Ok(())
     }
@@ -89,7 +105,12 @@ pub async fn start(config: &Config, listener: TcpListener) -> anyhow::Result<Run
     let issuer = config.issuer.clone().unwrap_or_else(|| format!("http://{addr}"));
     let store = open_store(config).await?;
     let hashing = HashingPool::for_this_machine(password_hasher()?);
-    let state = AppState::new(http_config(config, &issuer), store.clone(), hashing)
+    let tokens = Arc::new(
+        TokenService::load(token_settings(config, &issuer), store.clone())
+            .await
+            .context("cannot load the signing keys")?,
+    );
+    let state = AppState::new(http_config(config, &issuer), store.clone(), hashing, tokens.clone())
         .await
         .map_err(|e| anyhow::anyhow!("cannot prepare the password hasher: {e}"))?;
     let app = sesame_http::router(state);
@@ -102,17 +123,35 @@ pub async fn start(config: &Config, listener: TcpListener) -> anyhow::Result<Run
             })
             .await
     });
+    let poller = {
+        let (tokens, store) = (tokens.clone(), store.clone());
+        tokio::spawn(async move { tokens.revocations().poll(store).await })
+    };
+    let key_reloader = tokio::spawn(reload_keys(tokens));
     let sweeper = tokio::spawn(sweep(store, config.clone()));
     Ok(RunningServer {
         addr,
         issuer,
         shutdown,
         task,
-        sweeper,
+        background: vec![sweeper, poller, key_reloader],
     })
 }
 
-/// Deletes ended sessions and login failures older than every throttle window.
+/// Picks up signing keys added by `sesame keys rotate` (here or on another machine).
+async fn reload_keys(tokens: Arc<TokenService>) {
+    let mut tick = tokio::time::interval(KEY_RELOAD_INTERVAL);
+    tick.tick().await;
+    loop {
+        tick.tick().await;
+        if let Err(error) = tokens.reload_keys().await {
+            tracing::warn!(%error, "cannot reload signing keys");
+        }
+    }
+}
+
+/// Deletes ended sessions, login failures older than every throttle window, and
+/// revocations that no unexpired token can concern.
 async fn sweep(store: Store, config: Config) {
     let mut tick = tokio::time::interval(SWEEP_INTERVAL);
     loop {
@@ -133,6 +172,9 @@ async fn sweep(store: Store, config: Config) {
             .await
         {
             tracing::warn!(%error, "login failure sweep failed");
+        }
+        if let Err(error) = store.revocations.prune_revocations(now).await {
+            tracing::warn!(%error, "revocation sweep failed");
         }
     }
 }

@@ -34,8 +34,37 @@ enum Command {
     /// Manage users.
     #[command(subcommand)]
     User(UserCommand),
+    /// Manage third-party clients.
+    #[command(subcommand)]
+    Client(ClientCommand),
+    /// Manage token signing keys.
+    #[command(subcommand)]
+    Keys(KeysCommand),
     /// Print the OpenAPI document.
     Openapi,
+}
+
+#[derive(Debug, Subcommand)]
+enum ClientCommand {
+    /// Register a client for a user; prints its client_id and a first API key.
+    Add {
+        /// The owning user's email.
+        #[arg(long)]
+        owner: String,
+        /// A name for people to recognise the client by.
+        #[arg(long)]
+        name: String,
+        /// A scope the client may request (repeat for several).
+        #[arg(long = "scope", value_name = "SCOPE")]
+        scopes: Vec<String>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum KeysCommand {
+    /// Make a new signing key active. Older keys stay published until every token they
+    /// signed has expired; running servers switch within 30 seconds.
+    Rotate,
 }
 
 #[derive(Debug, Subcommand)]
@@ -75,8 +104,14 @@ fn main() -> ExitCode {
         match cli.command.unwrap_or(Command::Serve) {
             Command::Serve => serve(&config).await,
             Command::Migrate => migrate(&config).await,
-            Command::User(UserCommand::Add { email, password_stdin }) => add_user(&config, &email, password_stdin).await,
+            Command::User(UserCommand::Add { email, password_stdin }) => {
+                add_user(&config, &email, password_stdin).await
+            }
             Command::User(UserCommand::Disable { email }) => disable_user(&config, &email).await,
+            Command::Client(ClientCommand::Add { owner, name, scopes }) => {
+                add_client(&config, &owner, &name, &scopes).await
+            }
+            Command::Keys(KeysCommand::Rotate) => rotate_keys(&config).await,
             Command::Openapi => Ok(()),
         }
     });
@@ -104,7 +139,9 @@ fn print_openapi() -> ExitCode {
 
 fn init_logging(format: LogFormat) {
     let filter = EnvFilter::try_from_env("SESAME_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
     match format {
         LogFormat::Pretty => builder.init(),
         LogFormat::Json => builder.json().init(),
@@ -180,7 +217,10 @@ async fn migrate(config: &Config) -> anyhow::Result<()> {
 fn read_password(from_stdin: bool) -> anyhow::Result<String> {
     if from_stdin || !std::io::stdin().is_terminal() {
         let mut line = String::new();
-        std::io::stdin().lock().read_line(&mut line).context("cannot read the password")?;
+        std::io::stdin()
+            .lock()
+            .read_line(&mut line)
+            .context("cannot read the password")?;
         // Only the line ending goes: passwords are never trimmed.
         let password = line.strip_suffix('\n').unwrap_or(&line);
         let password = password.strip_suffix('\r').unwrap_or(password);
@@ -230,6 +270,37 @@ async fn disable_user(config: &Config, email: &str) -> anyhow::Result<()> {
         }
         None => bail!("no user with email {email}"),
     }
+}
+
+async fn add_client(config: &Config, owner: &str, name: &str, scopes: &[String]) -> anyhow::Result<()> {
+    let owner = Email::parse(owner).map_err(|e| anyhow::anyhow!("owner email {e}"))?;
+    let (name, scopes) = sesame_http::routes::clients::check_client(name, scopes).map_err(|errors| {
+        let messages: Vec<String> = errors.iter().map(|e| format!("{} {}", e.field, e.message)).collect();
+        anyhow::anyhow!(messages.join("; "))
+    })?;
+    let store = sesame_server::open_store(config).await?;
+    let user = store
+        .users
+        .find_user_by_email(&owner)
+        .await?
+        .with_context(|| format!("no user with email {owner}"))?;
+    let created = sesame_http::routes::clients::register_client(&store, user.user.id, name, scopes)
+        .await
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    store.database.close().await;
+    println!("client_id: {}", created.client_id);
+    println!("api_key:   {}", created.api_key.key);
+    println!("(the key is shown only now; store it safely)");
+    Ok(())
+}
+
+async fn rotate_keys(config: &Config) -> anyhow::Result<()> {
+    let store = sesame_server::open_store(config).await?;
+    let record = sesame_http::tokens::keys::generate(config.signing_alg, sesame_domain::now())?;
+    store.signing_keys.add_signing_key(&record).await?;
+    store.database.close().await;
+    println!("new signing key {} ({}) is active", record.kid, record.alg);
+    Ok(())
 }
 
 #[cfg(test)]

@@ -56,12 +56,8 @@ pub(crate) fn classify(error: sqlx::Error, constraints: &[&'static str]) -> Stor
                 .find(|c| name.contains(*c))
                 .map_or(StorageError::Other(error), |c| StorageError::Conflict(c))
         }
-        E::Io(_) | E::Tls(_) | E::PoolTimedOut | E::PoolClosed | E::WorkerCrashed => {
-            StorageError::Unavailable(error)
-        }
-        E::Database(db) if is_unavailable_code(db.code().as_deref()) => {
-            StorageError::Unavailable(error)
-        }
+        E::Io(_) | E::Tls(_) | E::PoolTimedOut | E::PoolClosed | E::WorkerCrashed => StorageError::Unavailable(error),
+        E::Database(db) if is_unavailable_code(db.code().as_deref()) => StorageError::Unavailable(error),
         _ => StorageError::Other(error),
     }
 }
@@ -72,18 +68,8 @@ pub(crate) fn classify(error: sqlx::Error, constraints: &[&'static str]) -> Stor
 fn is_unavailable_code(code: Option<&str>) -> bool {
     matches!(
         code,
-        Some(
-            "57P01"
-                | "57P02"
-                | "57P03"
-                | "53300"
-                | "53100"
-                | "08000"
-                | "08003"
-                | "08006"
-                | "08001"
-                | "08004"
-        ) | Some("5" | "6" | "8" | "13" | "261" | "262" | "517" | "1032" | "776" | "264" | "520")
+        Some("57P01" | "57P02" | "57P03" | "53300" | "53100" | "08000" | "08003" | "08006" | "08001" | "08004")
+            | Some("5" | "6" | "8" | "13" | "261" | "262" | "517" | "1032" | "776" | "264" | "520")
     )
 }
 
@@ -114,8 +100,7 @@ pub trait UserStore: Send + Sync {
     /// Replaces a hash after a rehash-on-login; does not touch sessions.
     async fn update_password_hash(&self, id: UserId, password_hash: &str) -> Result<()>;
     /// Sets a new password and ends every session of the user except `keep`, atomically.
-    async fn change_password(&self, id: UserId, password_hash: &str, keep: SessionId)
-    -> Result<()>;
+    async fn change_password(&self, id: UserId, password_hash: &str, keep: SessionId) -> Result<()>;
     /// Disables the user and ends all their sessions, atomically. `None` if no such user.
     async fn disable_user(&self, email: &Email, at: OffsetDateTime) -> Result<Option<UserId>>;
 }
@@ -149,10 +134,7 @@ pub trait SessionStore: Send + Sync {
     async fn create_session(&self, session: &NewSession) -> Result<()>;
     /// The session with this handle hash and its user, whether or not still live; the
     /// caller applies the lifetime policy and the disabled flag.
-    async fn find_session(
-        &self,
-        handle_hash: &SessionHandleHash,
-    ) -> Result<Option<(SessionRecord, UserRecord)>>;
+    async fn find_session(&self, handle_hash: &SessionHandleHash) -> Result<Option<(SessionRecord, UserRecord)>>;
     /// Records use of a session (coalesced by the caller).
     async fn touch_session(&self, id: SessionId, at: OffsetDateTime) -> Result<()>;
     /// Deletes the session with this handle hash; true if there was one.
@@ -170,11 +152,8 @@ pub trait SessionStore: Send + Sync {
         created_after: OffsetDateTime,
     ) -> Result<Vec<SessionRecord>>;
     /// Deletes sessions past either deadline; returns how many.
-    async fn delete_expired_sessions(
-        &self,
-        seen_before: OffsetDateTime,
-        created_before: OffsetDateTime,
-    ) -> Result<u64>;
+    async fn delete_expired_sessions(&self, seen_before: OffsetDateTime, created_before: OffsetDateTime)
+    -> Result<u64>;
 }
 
 #[async_trait]
@@ -238,6 +217,19 @@ pub trait ClientStore: Send + Sync {
     async fn find_key(&self, id: ApiKeyId) -> Result<Option<(ApiKeyRecord, ClientRecord)>>;
     /// Records use of a key (coalesced by the caller).
     async fn touch_key(&self, id: ApiKeyId, at: OffsetDateTime) -> Result<()>;
+    /// Every scope some client holds, sorted.
+    async fn registered_scopes(&self) -> Result<Vec<String>>;
+}
+
+/// Splits stored space-separated scope lists into one sorted, de-duplicated list.
+pub(crate) fn merge_scopes(lists: Vec<String>) -> Vec<String> {
+    let set: std::collections::BTreeSet<String> = lists
+        .iter()
+        .flat_map(|l| l.split(' '))
+        .filter(|s| !s.is_empty())
+        .map(str::to_owned)
+        .collect();
+    set.into_iter().collect()
 }
 
 /// A token-signing key. `Debug` hides the private part.
@@ -410,8 +402,6 @@ pub fn is_supported_url(url: &str) -> bool {
         .any(|p| url.starts_with(p))
 }
 
-pub(crate) fn corrupt(
-    what: &'static str,
-) -> impl FnOnce(sesame_domain::EmailError) -> StorageError {
+pub(crate) fn corrupt(what: &'static str) -> impl FnOnce(sesame_domain::EmailError) -> StorageError {
     move |_| StorageError::Corrupt(what)
 }

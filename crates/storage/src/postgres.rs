@@ -81,19 +81,13 @@ impl PostgresStore {
         &self.pool
     }
 
-    async fn delete_sessions_of(
-        conn: &mut PgConnection,
-        id: UserId,
-        keep: Option<SessionId>,
-    ) -> Result<u64> {
-        let done = sqlx::query(
-            "DELETE FROM sessions WHERE user_id = $1 AND ($2::uuid IS NULL OR id <> $2)",
-        )
-        .bind(id.0)
-        .bind(keep.map(|k| k.0))
-        .execute(conn)
-        .await
-        .map_err(err)?;
+    async fn delete_sessions_of(conn: &mut PgConnection, id: UserId, keep: Option<SessionId>) -> Result<u64> {
+        let done = sqlx::query("DELETE FROM sessions WHERE user_id = $1 AND ($2::uuid IS NULL OR id <> $2)")
+            .bind(id.0)
+            .bind(keep.map(|k| k.0))
+            .execute(conn)
+            .await
+            .map_err(err)?;
         Ok(done.rows_affected())
     }
 }
@@ -108,10 +102,7 @@ impl Database for PostgresStore {
     }
 
     async fn ping(&self) -> Result<()> {
-        sqlx::query("SELECT 1")
-            .execute(&self.pool)
-            .await
-            .map_err(err)?;
+        sqlx::query("SELECT 1").execute(&self.pool).await.map_err(err)?;
         Ok(())
     }
 
@@ -123,42 +114,32 @@ impl Database for PostgresStore {
 #[async_trait]
 impl UserStore for PostgresStore {
     async fn create_user(&self, user: &User, password_hash: &str) -> Result<()> {
-        sqlx::query(
-            "INSERT INTO users (id, email, password_hash, created_at) VALUES ($1, $2, $3, $4)",
-        )
-        .bind(user.id.0)
-        .bind(user.email.as_str())
-        .bind(password_hash)
-        .bind(user.created_at)
-        .execute(&self.pool)
-        .await
-        .map_err(err)?;
+        sqlx::query("INSERT INTO users (id, email, password_hash, created_at) VALUES ($1, $2, $3, $4)")
+            .bind(user.id.0)
+            .bind(user.email.as_str())
+            .bind(password_hash)
+            .bind(user.created_at)
+            .execute(&self.pool)
+            .await
+            .map_err(err)?;
         Ok(())
     }
 
     async fn find_user_by_email(&self, email: &Email) -> Result<Option<UserRecord>> {
-        let row = sqlx::query(concat!(
-            "SELECT ",
-            user_columns!(),
-            " FROM users u WHERE u.email = $1"
-        ))
-        .bind(email.as_str())
-        .fetch_optional(&self.pool)
-        .await
-        .map_err(err)?;
+        let row = sqlx::query(concat!("SELECT ", user_columns!(), " FROM users u WHERE u.email = $1"))
+            .bind(email.as_str())
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(err)?;
         row.as_ref().map(user_from_row).transpose()
     }
 
     async fn find_user_by_id(&self, id: UserId) -> Result<Option<UserRecord>> {
-        let row = sqlx::query(concat!(
-            "SELECT ",
-            user_columns!(),
-            " FROM users u WHERE u.id = $1"
-        ))
-        .bind(id.0)
-        .fetch_optional(&self.pool)
-        .await
-        .map_err(err)?;
+        let row = sqlx::query(concat!("SELECT ", user_columns!(), " FROM users u WHERE u.id = $1"))
+            .bind(id.0)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(err)?;
         row.as_ref().map(user_from_row).transpose()
     }
 
@@ -172,12 +153,7 @@ impl UserStore for PostgresStore {
         Ok(())
     }
 
-    async fn change_password(
-        &self,
-        id: UserId,
-        password_hash: &str,
-        keep: SessionId,
-    ) -> Result<()> {
+    async fn change_password(&self, id: UserId, password_hash: &str, keep: SessionId) -> Result<()> {
         let mut tx = self.pool.begin().await.map_err(err)?;
         sqlx::query("UPDATE users SET password_hash = $2 WHERE id = $1")
             .bind(id.0)
@@ -191,13 +167,14 @@ impl UserStore for PostgresStore {
 
     async fn disable_user(&self, email: &Email, at: OffsetDateTime) -> Result<Option<UserId>> {
         let mut tx = self.pool.begin().await.map_err(err)?;
-        let id: Option<Uuid> =
-            sqlx::query_scalar("UPDATE users SET disabled_at = COALESCE(disabled_at, $2) WHERE email = $1 RETURNING id")
-                .bind(email.as_str())
-                .bind(at)
-                .fetch_optional(&mut *tx)
-                .await
-                .map_err(err)?;
+        let id: Option<Uuid> = sqlx::query_scalar(
+            "UPDATE users SET disabled_at = COALESCE(disabled_at, $2) WHERE email = $1 RETURNING id",
+        )
+        .bind(email.as_str())
+        .bind(at)
+        .fetch_optional(&mut *tx)
+        .await
+        .map_err(err)?;
         let Some(id) = id.map(UserId) else {
             return Ok(None);
         };
@@ -227,10 +204,7 @@ impl SessionStore for PostgresStore {
         Ok(())
     }
 
-    async fn find_session(
-        &self,
-        handle_hash: &SessionHandleHash,
-    ) -> Result<Option<(SessionRecord, UserRecord)>> {
+    async fn find_session(&self, handle_hash: &SessionHandleHash) -> Result<Option<(SessionRecord, UserRecord)>> {
         let row = sqlx::query(concat!(
             "SELECT ",
             session_columns!(),
@@ -324,26 +298,22 @@ impl ThrottleStore for PostgresStore {
         since: OffsetDateTime,
     ) -> Result<Vec<(String, OffsetDateTime)>> {
         let keys: Vec<&str> = keys.iter().map(ThrottleKey::as_str).collect();
-        sqlx::query_as(
-            "SELECT key, failed_at FROM login_failures WHERE key = ANY($1) AND failed_at > $2",
-        )
-        .bind(&keys)
-        .bind(since)
-        .fetch_all(&self.pool)
-        .await
-        .map_err(err)
+        sqlx::query_as("SELECT key, failed_at FROM login_failures WHERE key = ANY($1) AND failed_at > $2")
+            .bind(&keys)
+            .bind(since)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(err)
     }
 
     async fn record_failure(&self, keys: &[ThrottleKey], at: OffsetDateTime) -> Result<()> {
         let keys: Vec<&str> = keys.iter().map(ThrottleKey::as_str).collect();
-        sqlx::query(
-            "INSERT INTO login_failures (key, failed_at) SELECT k, $2 FROM unnest($1::text[]) AS k",
-        )
-        .bind(&keys)
-        .bind(at)
-        .execute(&self.pool)
-        .await
-        .map_err(err)?;
+        sqlx::query("INSERT INTO login_failures (key, failed_at) SELECT k, $2 FROM unnest($1::text[]) AS k")
+            .bind(&keys)
+            .bind(at)
+            .execute(&self.pool)
+            .await
+            .map_err(err)?;
         Ok(())
     }
 
@@ -384,7 +354,10 @@ fn key_from_row(row: &PgRow) -> Result<ApiKeyRecord> {
     Ok(ApiKeyRecord {
         id: ApiKeyId(row.try_get("k_id").map_err(err)?),
         client_id: ClientId::parse(&client_id).ok_or(StorageError::Corrupt("api_keys.client_id"))?,
-        key_hash: ApiKeyHash::from_bytes(hash.try_into().map_err(|_| StorageError::Corrupt("api_keys.key_hash"))?),
+        key_hash: ApiKeyHash::from_bytes(
+            hash.try_into()
+                .map_err(|_| StorageError::Corrupt("api_keys.key_hash"))?,
+        ),
         created_at: row.try_get("k_created_at").map_err(err)?,
         last_used_at: row.try_get("last_used_at").map_err(err)?,
         revoked_at: row.try_get("revoked_at").map_err(err)?,
@@ -515,15 +488,14 @@ impl ClientStore for PostgresStore {
 
     async fn revoke_key(&self, client: &ClientId, key: ApiKeyId, revocation: &Revocation) -> Result<bool> {
         let mut tx = self.pool.begin().await.map_err(err)?;
-        let done = sqlx::query(
-            "UPDATE api_keys SET revoked_at = COALESCE(revoked_at, $3) WHERE id = $1 AND client_id = $2",
-        )
-        .bind(key.0)
-        .bind(client.as_str())
-        .bind(revocation.created_at)
-        .execute(&mut *tx)
-        .await
-        .map_err(err)?;
+        let done =
+            sqlx::query("UPDATE api_keys SET revoked_at = COALESCE(revoked_at, $3) WHERE id = $1 AND client_id = $2")
+                .bind(key.0)
+                .bind(client.as_str())
+                .bind(revocation.created_at)
+                .execute(&mut *tx)
+                .await
+                .map_err(err)?;
         if done.rows_affected() == 0 {
             return Ok(false);
         }
@@ -544,7 +516,16 @@ impl ClientStore for PostgresStore {
         .fetch_optional(&self.pool)
         .await
         .map_err(err)?;
-        row.map(|row| Ok((key_from_row(&row)?, client_from_row(&row)?))).transpose()
+        row.map(|row| Ok((key_from_row(&row)?, client_from_row(&row)?)))
+            .transpose()
+    }
+
+    async fn registered_scopes(&self) -> Result<Vec<String>> {
+        let lists: Vec<String> = sqlx::query_scalar("SELECT DISTINCT scopes FROM clients")
+            .fetch_all(&self.pool)
+            .await
+            .map_err(err)?;
+        Ok(crate::merge_scopes(lists))
     }
 
     async fn touch_key(&self, id: ApiKeyId, at: OffsetDateTime) -> Result<()> {

@@ -8,8 +8,7 @@ use sesame_domain::{
     ApiKeyHash, ApiKeyId, ClientId, CsrfToken, Email, Scopes, SessionHandleHash, SessionId, ThrottleKey, User, UserId,
 };
 use sqlx::sqlite::{
-    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow,
-    SqliteSynchronous,
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow, SqliteSynchronous,
 };
 use sqlx::{Row as _, SqliteConnection};
 use time::OffsetDateTime;
@@ -39,8 +38,7 @@ fn micros(at: OffsetDateTime) -> i64 {
 }
 
 fn from_micros(value: i64, column: &'static str) -> Result<OffsetDateTime> {
-    OffsetDateTime::from_unix_timestamp_nanos(i128::from(value) * 1_000)
-        .map_err(|_| StorageError::Corrupt(column))
+    OffsetDateTime::from_unix_timestamp_nanos(i128::from(value) * 1_000).map_err(|_| StorageError::Corrupt(column))
 }
 
 fn uuid(text: &str, column: &'static str) -> Result<Uuid> {
@@ -69,9 +67,7 @@ fn user_from_row(row: &SqliteRow) -> Result<UserRecord> {
             created_at: from_micros(row.try_get("created_at").map_err(err)?, "users.created_at")?,
         },
         password_hash: row.try_get("password_hash").map_err(err)?,
-        disabled_at: disabled_at
-            .map(|v| from_micros(v, "users.disabled_at"))
-            .transpose()?,
+        disabled_at: disabled_at.map(|v| from_micros(v, "users.disabled_at")).transpose()?,
     })
 }
 
@@ -82,14 +78,8 @@ fn session_from_row(row: &SqliteRow) -> Result<SessionRecord> {
         id: SessionId(uuid(&id, "sessions.id")?),
         user_id: UserId(uuid(&user_id, "sessions.user_id")?),
         csrf_token: CsrfToken::from_stored(row.try_get("csrf_token").map_err(err)?),
-        created_at: from_micros(
-            row.try_get("s_created_at").map_err(err)?,
-            "sessions.created_at",
-        )?,
-        last_seen_at: from_micros(
-            row.try_get("last_seen_at").map_err(err)?,
-            "sessions.last_seen_at",
-        )?,
+        created_at: from_micros(row.try_get("s_created_at").map_err(err)?, "sessions.created_at")?,
+        last_seen_at: from_micros(row.try_get("last_seen_at").map_err(err)?, "sessions.last_seen_at")?,
         user_agent: row.try_get("user_agent").map_err(err)?,
         ip: row.try_get("ip").map_err(err)?,
     })
@@ -115,18 +105,13 @@ impl SqliteStore {
         Ok(Self { pool })
     }
 
-    async fn delete_sessions_of(
-        conn: &mut SqliteConnection,
-        id: UserId,
-        keep: Option<SessionId>,
-    ) -> Result<u64> {
-        let done =
-            sqlx::query("DELETE FROM sessions WHERE user_id = ?1 AND (?2 IS NULL OR id <> ?2)")
-                .bind(id.0.to_string())
-                .bind(keep.map(|k| k.0.to_string()))
-                .execute(conn)
-                .await
-                .map_err(err)?;
+    async fn delete_sessions_of(conn: &mut SqliteConnection, id: UserId, keep: Option<SessionId>) -> Result<u64> {
+        let done = sqlx::query("DELETE FROM sessions WHERE user_id = ?1 AND (?2 IS NULL OR id <> ?2)")
+            .bind(id.0.to_string())
+            .bind(keep.map(|k| k.0.to_string()))
+            .execute(conn)
+            .await
+            .map_err(err)?;
         Ok(done.rows_affected())
     }
 }
@@ -141,10 +126,7 @@ impl Database for SqliteStore {
     }
 
     async fn ping(&self) -> Result<()> {
-        sqlx::query("SELECT 1")
-            .execute(&self.pool)
-            .await
-            .map_err(err)?;
+        sqlx::query("SELECT 1").execute(&self.pool).await.map_err(err)?;
         Ok(())
     }
 
@@ -156,42 +138,32 @@ impl Database for SqliteStore {
 #[async_trait]
 impl UserStore for SqliteStore {
     async fn create_user(&self, user: &User, password_hash: &str) -> Result<()> {
-        sqlx::query(
-            "INSERT INTO users (id, email, password_hash, created_at) VALUES (?1, ?2, ?3, ?4)",
-        )
-        .bind(user.id.0.to_string())
-        .bind(user.email.as_str())
-        .bind(password_hash)
-        .bind(micros(user.created_at))
-        .execute(&self.pool)
-        .await
-        .map_err(err)?;
+        sqlx::query("INSERT INTO users (id, email, password_hash, created_at) VALUES (?1, ?2, ?3, ?4)")
+            .bind(user.id.0.to_string())
+            .bind(user.email.as_str())
+            .bind(password_hash)
+            .bind(micros(user.created_at))
+            .execute(&self.pool)
+            .await
+            .map_err(err)?;
         Ok(())
     }
 
     async fn find_user_by_email(&self, email: &Email) -> Result<Option<UserRecord>> {
-        let row = sqlx::query(concat!(
-            "SELECT ",
-            user_columns!(),
-            " FROM users u WHERE u.email = ?1"
-        ))
-        .bind(email.as_str())
-        .fetch_optional(&self.pool)
-        .await
-        .map_err(err)?;
+        let row = sqlx::query(concat!("SELECT ", user_columns!(), " FROM users u WHERE u.email = ?1"))
+            .bind(email.as_str())
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(err)?;
         row.as_ref().map(user_from_row).transpose()
     }
 
     async fn find_user_by_id(&self, id: UserId) -> Result<Option<UserRecord>> {
-        let row = sqlx::query(concat!(
-            "SELECT ",
-            user_columns!(),
-            " FROM users u WHERE u.id = ?1"
-        ))
-        .bind(id.0.to_string())
-        .fetch_optional(&self.pool)
-        .await
-        .map_err(err)?;
+        let row = sqlx::query(concat!("SELECT ", user_columns!(), " FROM users u WHERE u.id = ?1"))
+            .bind(id.0.to_string())
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(err)?;
         row.as_ref().map(user_from_row).transpose()
     }
 
@@ -205,12 +177,7 @@ impl UserStore for SqliteStore {
         Ok(())
     }
 
-    async fn change_password(
-        &self,
-        id: UserId,
-        password_hash: &str,
-        keep: SessionId,
-    ) -> Result<()> {
+    async fn change_password(&self, id: UserId, password_hash: &str, keep: SessionId) -> Result<()> {
         let mut tx = self.pool.begin().await.map_err(err)?;
         sqlx::query("UPDATE users SET password_hash = ?2 WHERE id = ?1")
             .bind(id.0.to_string())
@@ -224,13 +191,14 @@ impl UserStore for SqliteStore {
 
     async fn disable_user(&self, email: &Email, at: OffsetDateTime) -> Result<Option<UserId>> {
         let mut tx = self.pool.begin().await.map_err(err)?;
-        let id: Option<String> =
-            sqlx::query_scalar("UPDATE users SET disabled_at = COALESCE(disabled_at, ?2) WHERE email = ?1 RETURNING id")
-                .bind(email.as_str())
-                .bind(micros(at))
-                .fetch_optional(&mut *tx)
-                .await
-                .map_err(err)?;
+        let id: Option<String> = sqlx::query_scalar(
+            "UPDATE users SET disabled_at = COALESCE(disabled_at, ?2) WHERE email = ?1 RETURNING id",
+        )
+        .bind(email.as_str())
+        .bind(micros(at))
+        .fetch_optional(&mut *tx)
+        .await
+        .map_err(err)?;
         let Some(id) = id else {
             return Ok(None);
         };
@@ -261,10 +229,7 @@ impl SessionStore for SqliteStore {
         Ok(())
     }
 
-    async fn find_session(
-        &self,
-        handle_hash: &SessionHandleHash,
-    ) -> Result<Option<(SessionRecord, UserRecord)>> {
+    async fn find_session(&self, handle_hash: &SessionHandleHash) -> Result<Option<(SessionRecord, UserRecord)>> {
         let row = sqlx::query(concat!(
             "SELECT ",
             session_columns!(),
@@ -359,14 +324,13 @@ impl ThrottleStore for SqliteStore {
     ) -> Result<Vec<(String, OffsetDateTime)>> {
         let mut found = Vec::new();
         for key in keys {
-            let rows: Vec<(String, i64)> = sqlx::query_as(
-                "SELECT key, failed_at FROM login_failures WHERE key = ?1 AND failed_at > ?2",
-            )
-            .bind(key.as_str().to_owned())
-            .bind(micros(since))
-            .fetch_all(&self.pool)
-            .await
-            .map_err(err)?;
+            let rows: Vec<(String, i64)> =
+                sqlx::query_as("SELECT key, failed_at FROM login_failures WHERE key = ?1 AND failed_at > ?2")
+                    .bind(key.as_str().to_owned())
+                    .bind(micros(since))
+                    .fetch_all(&self.pool)
+                    .await
+                    .map_err(err)?;
             for (key, at) in rows {
                 found.push((key, from_micros(at, "login_failures.failed_at")?));
             }
@@ -428,9 +392,14 @@ fn key_from_row(row: &SqliteRow) -> Result<ApiKeyRecord> {
     Ok(ApiKeyRecord {
         id: ApiKeyId(uuid(&id, "api_keys.id")?),
         client_id: ClientId::parse(&client_id).ok_or(StorageError::Corrupt("api_keys.client_id"))?,
-        key_hash: ApiKeyHash::from_bytes(hash.try_into().map_err(|_| StorageError::Corrupt("api_keys.key_hash"))?),
+        key_hash: ApiKeyHash::from_bytes(
+            hash.try_into()
+                .map_err(|_| StorageError::Corrupt("api_keys.key_hash"))?,
+        ),
         created_at: from_micros(row.try_get("k_created_at").map_err(err)?, "api_keys.created_at")?,
-        last_used_at: last_used_at.map(|v| from_micros(v, "api_keys.last_used_at")).transpose()?,
+        last_used_at: last_used_at
+            .map(|v| from_micros(v, "api_keys.last_used_at"))
+            .transpose()?,
         revoked_at: revoked_at.map(|v| from_micros(v, "api_keys.revoked_at")).transpose()?,
     })
 }
@@ -555,15 +524,14 @@ impl ClientStore for SqliteStore {
 
     async fn revoke_key(&self, client: &ClientId, key: ApiKeyId, revocation: &Revocation) -> Result<bool> {
         let mut tx = self.pool.begin().await.map_err(err)?;
-        let done = sqlx::query(
-            "UPDATE api_keys SET revoked_at = COALESCE(revoked_at, ?3) WHERE id = ?1 AND client_id = ?2",
-        )
-        .bind(key.0.to_string())
-        .bind(client.as_str().to_owned())
-        .bind(micros(revocation.created_at))
-        .execute(&mut *tx)
-        .await
-        .map_err(err)?;
+        let done =
+            sqlx::query("UPDATE api_keys SET revoked_at = COALESCE(revoked_at, ?3) WHERE id = ?1 AND client_id = ?2")
+                .bind(key.0.to_string())
+                .bind(client.as_str().to_owned())
+                .bind(micros(revocation.created_at))
+                .execute(&mut *tx)
+                .await
+                .map_err(err)?;
         if done.rows_affected() == 0 {
             return Ok(false);
         }
@@ -584,7 +552,16 @@ impl ClientStore for SqliteStore {
         .fetch_optional(&self.pool)
         .await
         .map_err(err)?;
-        row.map(|row| Ok((key_from_row(&row)?, client_from_row(&row)?))).transpose()
+        row.map(|row| Ok((key_from_row(&row)?, client_from_row(&row)?)))
+            .transpose()
+    }
+
+    async fn registered_scopes(&self) -> Result<Vec<String>> {
+        let lists: Vec<String> = sqlx::query_scalar("SELECT DISTINCT scopes FROM clients")
+            .fetch_all(&self.pool)
+            .await
+            .map_err(err)?;
+        Ok(crate::merge_scopes(lists))
     }
 
     async fn touch_key(&self, id: ApiKeyId, at: OffsetDateTime) -> Result<()> {

@@ -1,8 +1,10 @@
 //! `POST /login` and `POST /logout`: the first-party session lifecycle.
 
 use axum::Json;
-use axum::extract::State;
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::extract::{FromRequest as _, Request, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 use sesame_domain::password::Verification;
 use sesame_domain::{CsrfToken, Email, Password, SessionHandle, SessionId};
@@ -13,7 +15,9 @@ use utoipa::ToSchema;
 use crate::auth::{MaybeSessionUser, clearing_cookie, presented_handle, session_cookie};
 use crate::client_ip::ClientIp;
 use crate::error::{ApiError, Problem};
-use crate::json::ApiJson;
+use crate::json::{self, is_json};
+use crate::oauth::OAuthErrorBody;
+use crate::oauth::{self, OAuthError, PresentedClient};
 use crate::routes::{SessionSummary, UserBody};
 use crate::state::AppState;
 use crate::throttle::Attempt;
@@ -38,20 +42,82 @@ pub struct LoginResponse {
     pub csrf_token: String,
 }
 
-/// Signs in with an email and a password and starts a new session.
+/// Third-party sign-in with an API key, as JSON.
+#[derive(Deserialize, ToSchema)]
+#[schema(example = json!({"api_key": "sk_0193…_…", "scope": "notes:read"}))]
+pub struct ApiKeyLogin {
+    /// The client's API key.
+    pub api_key: String,
+    /// Space-separated scopes to narrow the token to; all of the client's when absent.
+    #[serde(default)]
+    pub scope: Option<String>,
+}
+
+/// The OAuth 2.0 client-credentials grant (RFC 6749 §4.4), as every OAuth client sends it.
+#[derive(Deserialize, ToSchema)]
+#[schema(example = json!({"grant_type": "client_credentials", "scope": "notes:read"}))]
+pub struct ClientCredentialsForm {
+    /// Must be `client_credentials`.
+    pub grant_type: String,
+    /// Space-separated scopes to narrow the token to.
+    pub scope: Option<String>,
+    /// With `client_secret_post`: the client's id.
+    pub client_id: Option<String>,
+    /// With `client_secret_post`: the API key. Otherwise send both in HTTP Basic.
+    pub client_secret: Option<String>,
+}
+
+/// The JSON bodies `POST /login` accepts.
+#[derive(Deserialize, ToSchema)]
+#[serde(untagged)]
+pub enum LoginRequest {
+    Password(PasswordLogin),
+    ApiKey(ApiKeyLogin),
+}
+
+/// An access token (RFC 6749 §5.1). No refresh token is issued.
+#[derive(Serialize, ToSchema)]
+#[schema(example = json!({"access_token": "eyJ0eXAiOiJhdCtqd3QiLCJhbGciOiJFZERTQSIsImtpZCI6Ii4uLiJ9...", "token_type": "Bearer", "expires_in": 900, "scope": "notes:read"}))]
+pub struct TokenResponse {
+    /// An RFC 9068 JWT, verifiable with the keys at `/.well-known/jwks.json`.
+    pub access_token: String,
+    /// Always `Bearer`.
+    pub token_type: &'static str,
+    /// Seconds until the token expires.
+    pub expires_in: u64,
+    /// The granted scopes, space-separated.
+    pub scope: String,
+}
+
+/// Either kind of successful login.
+#[derive(Serialize, ToSchema)]
+#[serde(untagged)]
+pub enum LoginSuccess {
+    Session(LoginResponse),
+    Token(TokenResponse),
+}
+
+/// One endpoint, two ways in: a JSON email and password starts a session (cookie); an
+/// API key (JSON `api_key`, or the OAuth client-credentials form) gets a bearer token.
 #[utoipa::path(post, path = "/login", tag = "login",
-    request_body(content = PasswordLogin, content_type = "application/json"),
+    request_body(content(
+        (LoginRequest = "application/json"),
+        (ClientCredentialsForm = "application/x-www-form-urlencoded"),
+    )),
+    security((), ("client_basic" = [])),
     responses(
-        (status = 200, description = "Signed in. The session handle is in the cookie only.", body = LoginResponse,
+        (status = 200, description = "Signed in: a session (cookie) for a password, an access token for an API key.", body = LoginSuccess,
             headers(
-                ("Set-Cookie" = String, description = "`sesame_session=<handle>; Path=/; HttpOnly; SameSite=Lax` (`__Host-` prefix and `Secure` when secure)"),
+                ("Set-Cookie" = String, description = "On a password login: `sesame_session=<handle>; Path=/; HttpOnly; SameSite=Lax` (`__Host-` prefix and `Secure` when secure)"),
                 ("Cache-Control" = String, description = "`no-store`"),
+                ("Pragma" = String, description = "`no-cache` on a token response"),
             )),
-        (status = 400, description = "Malformed JSON", body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "Wrong email or password, or disabled account (one answer for all)", body = Problem, content_type = "application/problem+json"),
+        (status = 400, description = "Malformed JSON (problem), or an OAuth `invalid_request`, `unsupported_grant_type` or `invalid_scope`", body = OAuthErrorBody),
+        (status = 401, description = "Wrong email or password, or disabled account (one problem for all); or OAuth `invalid_client`", body = Problem, content_type = "application/problem+json",
+            headers(("WWW-Authenticate" = String, description = r#"`Basic realm="sesame"` when the client used HTTP Basic"#))),
         (status = 403, description = "Cross-site request", body = Problem, content_type = "application/problem+json"),
         (status = 413, description = "Body over 64 KiB", body = Problem, content_type = "application/problem+json"),
-        (status = 415, description = "Body is not JSON", body = Problem, content_type = "application/problem+json"),
+        (status = 415, description = "Neither JSON nor a form", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "Missing or invalid field", body = Problem, content_type = "application/problem+json"),
         (status = 429, description = "Too many failed attempts", body = Problem, content_type = "application/problem+json",
             headers(("Retry-After" = u32, description = "Seconds to wait"))),
@@ -62,12 +128,118 @@ pub async fn login(
     State(state): State<AppState>,
     ClientIp(ip): ClientIp,
     cookies: Cookies,
-    headers: HeaderMap,
-    ApiJson(body): ApiJson<PasswordLogin>,
+    request: Request,
+) -> Response {
+    if let Err(error) = oauth::refuse_query_credentials(request.uri()) {
+        return error.into_response();
+    }
+    let headers = request.headers().clone();
+    if oauth::is_form(&headers) {
+        return match read_body(request, &state).await {
+            Ok(body) => exchange_form(&state, &ip, &headers, &body).await.into_response(),
+            Err(error) => OAuthError::from(error).into_response(),
+        };
+    }
+    if !is_json(&headers) {
+        return ApiError::UnsupportedMediaType("application/json or application/x-www-form-urlencoded").into_response();
+    }
+    let body = match read_body(request, &state).await {
+        Ok(body) => body,
+        Err(error) => return error.into_response(),
+    };
+    // The body's shape chooses the path: an `api_key` member means a third party.
+    let is_key_exchange = serde_json::from_slice::<serde_json::Value>(&body)
+        .ok()
+        .is_some_and(|value| value.get("api_key").is_some());
+    if is_key_exchange {
+        return match json::parse::<ApiKeyLogin>(&body) {
+            Ok(login) => exchange_json(&state, &ip, login).await.into_response(),
+            Err(error) => OAuthError::from(error).into_response(),
+        };
+    }
+    match json::parse::<PasswordLogin>(&body) {
+        Ok(login) => login_with_password(&state, &ip, &cookies, &headers, login)
+            .await
+            .into_response(),
+        Err(error) => error.into_response(),
+    }
+}
+
+async fn read_body(request: Request, state: &AppState) -> Result<Bytes, ApiError> {
+    Bytes::from_request(request, state).await.map_err(json::body_error)
+}
+
+/// The client-credentials grant from a form.
+async fn exchange_form(state: &AppState, ip: &str, headers: &HeaderMap, body: &[u8]) -> Result<Response, OAuthError> {
+    let form = oauth::parse_form(body)?;
+    match form.get("grant_type").map(String::as_str) {
+        Some("client_credentials") => {}
+        Some(_) => return Err(OAuthError::unsupported_grant_type()),
+        None => return Err(OAuthError::invalid_request("grant_type is required.")),
+    }
+    let presented = oauth::presented_client(headers, &form)?;
+    issue_token(state, ip, &presented, form.get("scope").map(String::as_str)).await
+}
+
+/// The API-key exchange from JSON.
+async fn exchange_json(state: &AppState, ip: &str, login: ApiKeyLogin) -> Result<Response, OAuthError> {
+    let presented = PresentedClient {
+        client_id: None,
+        secret: login.api_key,
+        via_basic: false,
+    };
+    issue_token(state, ip, &presented, login.scope.as_deref()).await
+}
+
+async fn issue_token(
+    state: &AppState,
+    ip: &str,
+    presented: &PresentedClient,
+    scope: Option<&str>,
+) -> Result<Response, OAuthError> {
+    let authenticated = oauth::authenticate_client(state, presented, ip).await?;
+    let scopes = authenticated
+        .client
+        .scopes
+        .narrow(scope)
+        .map_err(|e| OAuthError::invalid_scope(e.to_string()))?;
+    let issued = state
+        .tokens
+        .issue(&authenticated.client.id, authenticated.key.id, &scopes)
+        .map_err(|e| OAuthError::from(ApiError::internal(e)))?;
+    tracing::info!(
+        ip = %ip,
+        client_id = %authenticated.client.id,
+        key_id = %authenticated.key.id,
+        jti = %issued.claims.jti,
+        outcome = "success",
+        "token issued"
+    );
+    let mut response = Json(TokenResponse {
+        access_token: issued.token,
+        token_type: "Bearer",
+        expires_in: issued.expires_in,
+        scope: issued.claims.scope,
+    })
+    .into_response();
+    let headers = response.headers_mut();
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    headers.insert(header::PRAGMA, HeaderValue::from_static("no-cache"));
+    Ok(response)
+}
+
+/// The first-party path: email and password to a new session.
+async fn login_with_password(
+    state: &AppState,
+    ip: &str,
+    cookies: &Cookies,
+    headers: &HeaderMap,
+    body: PasswordLogin,
 ) -> Result<Json<LoginResponse>, ApiError> {
+    let ip = ip.to_owned();
     let email = Email::parse(&body.email).map_err(|e| ApiError::validation("email", e.to_string()))?;
     let password = Password::for_login(body.password).map_err(|e| ApiError::validation("password", e.to_string()))?;
-    let attempt = Attempt::new(&state, email.as_str(), &ip);
+    let attempt = Attempt::new(state, email.as_str(), &ip);
     attempt.check().await?;
 
     let record = state.store.users.find_user_by_email(&email).await?;
@@ -95,7 +267,7 @@ pub async fn login(
 
     // Session fixation defence: whatever session the browser arrived with ends here, and
     // the new one gets a handle of our own making.
-    if let Some(Ok(previous)) = presented_handle(&cookies, &state.config.cookie) {
+    if let Some(Ok(previous)) = presented_handle(cookies, &state.config.cookie) {
         state.store.sessions.delete_session_by_hash(&previous).await?;
     }
     let handle = SessionHandle::generate();

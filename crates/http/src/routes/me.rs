@@ -1,16 +1,15 @@
 //! `GET /me`: who the caller is, by whichever credential they presented.
 
 use axum::Json;
-use axum::extract::State;
-use axum::http::{HeaderMap, Uri, header};
+use axum::http::Uri;
 use serde::Serialize;
-use tower_cookies::Cookies;
+use sesame_domain::Principal;
+use time::OffsetDateTime;
 use utoipa::ToSchema;
 
-use crate::auth::authenticate;
+use crate::auth::Authenticated;
 use crate::error::{ApiError, Problem};
 use crate::routes::{SessionSummary, UserBody};
-use crate::state::AppState;
 
 /// The caller, by kind.
 #[derive(Debug, Serialize, ToSchema)]
@@ -23,47 +22,48 @@ pub enum Me {
         /// The session's CSRF token, for pages that did not keep the login response.
         csrf_token: String,
     },
+    /// A third-party client presenting a bearer token.
+    Client {
+        client_id: String,
+        scopes: Vec<String>,
+        /// When the token expires.
+        #[serde(with = "time::serde::rfc3339")]
+        expires_at: OffsetDateTime,
+    },
 }
 
 /// Describes the caller. With an `Authorization` header, that header alone decides.
 #[utoipa::path(get, path = "/me", tag = "me",
-    security(("session_cookie" = [])),
+    security(("session_cookie" = []), ("bearer_jwt" = [])),
     responses(
         (status = 200, description = "The caller", body = Me, headers(("Cache-Control" = String, description = "`no-store`"))),
         (status = 400, description = "A token in the query string beside an Authorization header", body = Problem, content_type = "application/problem+json",
             headers(("WWW-Authenticate" = String, description = r#"`Bearer realm="sesame", error="invalid_request"`"#))),
-        (status = 401, description = "No credential, or an ended session or bad token", body = Problem, content_type = "application/problem+json",
+        (status = 401, description = "No credential, an ended session, or a bad, expired or revoked token", body = Problem, content_type = "application/problem+json",
             headers(("WWW-Authenticate" = String, description = r#"`Bearer realm="sesame"`, with `error="invalid_token"` for a bad token"#))),
         (status = 503, description = "Database unavailable", body = Problem, content_type = "application/problem+json"),
     ))]
-pub async fn get_me(
-    State(state): State<AppState>,
-    cookies: Cookies,
-    headers: HeaderMap,
-    uri: Uri,
-) -> Result<Json<Me>, ApiError> {
-    if headers.contains_key(header::AUTHORIZATION) {
-        if query_has_token(&uri) {
-            return Err(ApiError::InvalidBearerRequest("Send the token in one place only."));
-        }
-        return Err(ApiError::InvalidToken);
-    }
-    match authenticate(&state, &cookies).await? {
-        Some(session) => Ok(Json(Me::User {
+pub async fn get_me(Authenticated(caller): Authenticated) -> Result<Json<Me>, ApiError> {
+    Ok(Json(match caller {
+        Principal::User(session) => Me::User {
             user: UserBody::from(&session.user),
             session: SessionSummary {
                 id: session.session_id.0,
                 expires_at: session.expires_at,
             },
             csrf_token: session.csrf_token.expose().to_owned(),
-        })),
-        None => Err(ApiError::NoCredential),
-    }
+        },
+        Principal::Client(token) => Me::Client {
+            client_id: token.client_id.as_str().to_owned(),
+            scopes: token.scopes.to_vec(),
+            expires_at: token.expires_at,
+        },
+    }))
 }
 
 /// Whether the query string carries an `access_token` (RFC 6750 §2.3), which sesame never
 /// accepts as a credential.
 pub fn query_has_token(uri: &Uri) -> bool {
     uri.query()
-        .is_some_and(|q| q.split('&').any(|pair| pair.split('=').next() == Some("access_token")))
+        .is_some_and(|q| form_urlencoded::parse(q.as_bytes()).any(|(name, _)| name == "access_token"))
 }

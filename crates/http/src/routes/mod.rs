@@ -1,8 +1,10 @@
 //! The API's resources, one module each, and the body types they share.
 
+pub mod clients;
 pub mod health;
 pub mod login;
 pub mod me;
+pub mod oauth;
 pub mod sessions;
 pub mod users;
 

@@ -112,8 +112,7 @@ pub async fn change_password(
         .passwords
         .parse_new(body.new_password)
         .map_err(|e| ApiError::validation("new_password", e.to_string()))?;
-    let current =
-        Password::for_login(body.current_password).map_err(|_| ApiError::WrongCurrentPassword)?;
+    let current = Password::for_login(body.current_password).map_err(|_| ApiError::WrongCurrentPassword)?;
     // Guessing the current password through a stolen session is throttled like a login.
     let attempt = Attempt::new(&state, session.user.email.as_str(), &ip);
     attempt.check().await?;

@@ -1,0 +1,244 @@
+//! The OAuth 2.0 endpoints besides the token endpoint (`/login`): revocation (RFC 7009),
+//! introspection (RFC 7662), and discovery (RFC 8414 metadata, RFC 7517 JWKS).
+
+use axum::Json;
+use axum::extract::{FromRequest as _, Request, State};
+use axum::http::{HeaderMap, HeaderValue, header};
+use axum::response::{IntoResponse, Response};
+use bytes::Bytes;
+use serde::Serialize;
+use sesame_storage::{Revocation, RevocationKind};
+use utoipa::ToSchema;
+
+use crate::client_ip::ClientIp;
+use crate::json;
+use crate::oauth::{self, AuthenticatedClient, OAuthError, OAuthErrorBody};
+use crate::state::AppState;
+use crate::tokens::service::LEEWAY_SECONDS;
+
+/// How long discovery documents may be cached.
+const DISCOVERY_MAX_AGE: &str = "public, max-age=300";
+
+/// `token=<jwt>` with optional `token_type_hint`, and client credentials.
+#[derive(serde::Deserialize, ToSchema)]
+pub struct TokenForm {
+    /// The access token.
+    pub token: String,
+    /// Ignored: sesame has one kind of token.
+    pub token_type_hint: Option<String>,
+    /// With `client_secret_post`.
+    pub client_id: Option<String>,
+    /// With `client_secret_post`: the API key.
+    pub client_secret: Option<String>,
+}
+
+/// RFC 7662 §2.2. Only `active` is present when the token is not live.
+#[derive(Debug, Default, Serialize, ToSchema)]
+#[schema(example = json!({"active": true, "client_id": "cli_…", "sub": "cli_…", "scope": "notes:read", "exp": 1_767_225_600, "iat": 1_767_224_700, "iss": "https://auth.example.com", "aud": "https://auth.example.com", "jti": "…", "token_type": "Bearer"}))]
+pub struct Introspection {
+    pub active: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub client_id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sub: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub scope: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub exp: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub iat: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub iss: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub aud: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub jti: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub token_type: Option<&'static str>,
+}
+
+/// Reads a client-authenticated form with a `token` parameter.
+async fn authenticated_token_form(
+    state: &AppState,
+    ip: &str,
+    request: Request,
+) -> Result<(AuthenticatedClient, String), OAuthError> {
+    oauth::refuse_query_credentials(request.uri())?;
+    let headers: HeaderMap = request.headers().clone();
+    if !oauth::is_form(&headers) {
+        return Err(OAuthError::unsupported_media_type());
+    }
+    let body = Bytes::from_request(request, state)
+        .await
+        .map_err(|e| OAuthError::from(json::body_error(e)))?;
+    let form = oauth::parse_form(&body)?;
+    let presented = oauth::presented_client(&headers, &form)?;
+    let client = oauth::authenticate_client(state, &presented, ip).await?;
+    let token = form
+        .get("token")
+        .filter(|t| !t.is_empty())
+        .ok_or_else(|| OAuthError::invalid_request("token is required."))?;
+    Ok((client, token.clone()))
+}
+
+/// Revokes an access token of the calling client (RFC 7009). Answers 200 whether or not
+/// the token was known, valid, or the caller's; another client's token is left alone.
+#[utoipa::path(post, path = "/oauth/revoke", tag = "oauth",
+    request_body(content = TokenForm, content_type = "application/x-www-form-urlencoded"),
+    security(("client_basic" = []), ()),
+    responses(
+        (status = 200, description = "Done (also for unknown tokens)"),
+        (status = 400, description = "Malformed request", body = OAuthErrorBody),
+        (status = 401, description = "Client authentication failed", body = OAuthErrorBody,
+            headers(("WWW-Authenticate" = String, description = r#"`Basic realm="sesame"` when the client used Basic"#))),
+        (status = 403, description = "Cross-site request", body = crate::error::Problem, content_type = "application/problem+json"),
+        (status = 413, description = "Body over 64 KiB", body = OAuthErrorBody),
+        (status = 415, description = "Not a form", body = OAuthErrorBody),
+        (status = 429, description = "Too many failed client authentications", body = OAuthErrorBody,
+            headers(("Retry-After" = u32, description = "Seconds to wait"))),
+        (status = 503, description = "Database unavailable", body = OAuthErrorBody,
+            headers(("Retry-After" = u32, description = "Seconds to wait"))),
+    ))]
+pub async fn revoke_token(State(state): State<AppState>, ClientIp(ip): ClientIp, request: Request) -> Response {
+    let (caller, token) = match authenticated_token_form(&state, &ip, request).await {
+        Ok(found) => found,
+        Err(error) => return error.into_response(),
+    };
+    // Only a token that verifies (signature, issuer, audience, unexpired) and belongs to
+    // the caller is revoked; anything else is silently accepted.
+    if let Ok(claims) = state.tokens.verify_signature(&token).await
+        && claims.client_id == caller.client.id.as_str()
+    {
+        let entry = Revocation {
+            kind: RevocationKind::Token,
+            subject: claims.jti.clone(),
+            created_at: sesame_domain::now(),
+            expires_at: claims.expires_at() + time::Duration::seconds(i64::try_from(LEEWAY_SECONDS).unwrap_or(60)),
+        };
+        if let Err(error) = state.store.revocations.revoke(&entry).await {
+            return OAuthError::from(crate::ApiError::from(error)).into_response();
+        }
+        state.tokens.revocations().apply([&entry]);
+        tracing::info!(ip = %ip, client_id = %caller.client.id, jti = %claims.jti, "token revoked");
+    }
+    no_store(axum::http::StatusCode::OK.into_response())
+}
+
+/// Tells a client-authenticated caller whether a token is live (RFC 7662).
+#[utoipa::path(post, path = "/oauth/introspect", tag = "oauth",
+    request_body(content = TokenForm, content_type = "application/x-www-form-urlencoded"),
+    security(("client_basic" = []), ()),
+    responses(
+        (status = 200, description = "The token's state; `{\"active\": false}` alone when not live", body = Introspection),
+        (status = 400, description = "Malformed request", body = OAuthErrorBody),
+        (status = 401, description = "Client authentication failed", body = OAuthErrorBody,
+            headers(("WWW-Authenticate" = String, description = r#"`Basic realm="sesame"` when the client used Basic"#))),
+        (status = 403, description = "Cross-site request", body = crate::error::Problem, content_type = "application/problem+json"),
+        (status = 413, description = "Body over 64 KiB", body = OAuthErrorBody),
+        (status = 415, description = "Not a form", body = OAuthErrorBody),
+        (status = 429, description = "Too many failed client authentications", body = OAuthErrorBody,
+            headers(("Retry-After" = u32, description = "Seconds to wait"))),
+        (status = 503, description = "Database unavailable", body = OAuthErrorBody,
+            headers(("Retry-After" = u32, description = "Seconds to wait"))),
+    ))]
+pub async fn introspect_token(State(state): State<AppState>, ClientIp(ip): ClientIp, request: Request) -> Response {
+    let (_caller, token) = match authenticated_token_form(&state, &ip, request).await {
+        Ok(found) => found,
+        Err(error) => return error.into_response(),
+    };
+    let answer = match state.tokens.verify(&token).await {
+        Ok(claims) => Introspection {
+            active: true,
+            client_id: Some(claims.client_id),
+            sub: Some(claims.sub),
+            scope: Some(claims.scope),
+            exp: Some(claims.exp),
+            iat: Some(claims.iat),
+            iss: Some(claims.iss),
+            aud: Some(claims.aud),
+            jti: Some(claims.jti),
+            token_type: Some("Bearer"),
+        },
+        Err(_) => Introspection::default(),
+    };
+    no_store(Json(answer).into_response())
+}
+
+fn no_store(mut response: Response) -> Response {
+    let headers = response.headers_mut();
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    headers.insert(header::PRAGMA, HeaderValue::from_static("no-cache"));
+    response
+}
+
+fn cacheable(mut response: Response) -> Response {
+    response
+        .headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static(DISCOVERY_MAX_AGE));
+    response
+}
+
+/// A JSON Web Key Set (RFC 7517).
+#[derive(Serialize, ToSchema)]
+#[schema(example = json!({"keys": [{"kty": "OKP", "crv": "Ed25519", "x": "…", "kid": "…", "alg": "EdDSA", "use": "sig"}]}))]
+pub struct Jwks {
+    /// Public keys only, newest (signing) first.
+    #[schema(value_type = Vec<Object>)]
+    pub keys: Vec<serde_json::Value>,
+}
+
+/// The public keys that verify sesame's access tokens.
+#[utoipa::path(get, path = "/.well-known/jwks.json", tag = "oauth",
+    responses((status = 200, description = "The signing keys' public parts", body = Jwks,
+        headers(("Cache-Control" = String, description = "`public, max-age=300`")))))]
+pub async fn jwks(State(state): State<AppState>) -> Response {
+    cacheable(Json(state.tokens.jwks()).into_response())
+}
+
+/// RFC 8414 authorization server metadata.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ServerMetadata {
+    /// Equal to every token's `iss`.
+    pub issuer: String,
+    pub token_endpoint: String,
+    pub jwks_uri: String,
+    pub grant_types_supported: Vec<&'static str>,
+    pub token_endpoint_auth_methods_supported: Vec<&'static str>,
+    /// The scopes registered clients hold.
+    pub scopes_supported: Vec<String>,
+    /// sesame has no authorization endpoint, so no response types.
+    pub response_types_supported: Vec<&'static str>,
+    pub revocation_endpoint: String,
+    pub revocation_endpoint_auth_methods_supported: Vec<&'static str>,
+    pub introspection_endpoint: String,
+    pub introspection_endpoint_auth_methods_supported: Vec<&'static str>,
+}
+
+/// Where everything is, for OAuth clients that discover it.
+#[utoipa::path(get, path = "/.well-known/oauth-authorization-server", tag = "oauth",
+    responses(
+        (status = 200, description = "RFC 8414 metadata", body = ServerMetadata,
+            headers(("Cache-Control" = String, description = "`public, max-age=300`"))),
+        (status = 503, description = "Database unavailable", body = crate::error::Problem, content_type = "application/problem+json"),
+    ))]
+pub async fn server_metadata(State(state): State<AppState>) -> Result<Response, crate::ApiError> {
+    let issuer = state.tokens.settings().issuer.clone();
+    let auth_methods = vec!["client_secret_basic", "client_secret_post"];
+    let scopes_supported = state.store.clients.registered_scopes().await?;
+    Ok(cacheable(
+        Json(ServerMetadata {
+            token_endpoint: format!("{issuer}/login"),
+            jwks_uri: format!("{issuer}/.well-known/jwks.json"),
+            grant_types_supported: vec!["client_credentials"],
+            token_endpoint_auth_methods_supported: auth_methods.clone(),
+            scopes_supported,
+            response_types_supported: Vec::new(),
+            revocation_endpoint: format!("{issuer}/oauth/revoke"),
+            revocation_endpoint_auth_methods_supported: auth_methods.clone(),
+            introspection_endpoint: format!("{issuer}/oauth/introspect"),
+            introspection_endpoint_auth_methods_supported: auth_methods,
+            issuer,
+        })
+        .into_response(),
+    ))
+}

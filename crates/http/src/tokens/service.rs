@@ -1,0 +1,263 @@
+//! Issuing and verifying access tokens.
+//!
+//! Verification follows RFC 8725 and RFC 9068: the algorithm is pinned to the key named by
+//! `kid` (so neither `alg: none` nor HMAC keyed with a public key can pass), `jku`,
+//! `x5u`, `x5c` and embedded `jwk` headers are refused outright, `typ` must be `at+jwt`,
+//! and `iss`, `aud`, `exp`, `nbf` are checked with at most 60 s of leeway.
+
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, Instant};
+
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use jsonwebtoken::jwk::JwkSet;
+use jsonwebtoken::{Header, Validation};
+use serde::{Deserialize, Serialize};
+use sesame_domain::{ApiKeyId, ClientId, Scopes};
+use sesame_storage::Store;
+use time::OffsetDateTime;
+
+use super::keys::{self, KeyRing, SigningAlg};
+use super::revocation::RevocationSet;
+
+/// The most clock skew tolerated on `exp` and `nbf`, in seconds.
+pub const LEEWAY_SECONDS: u64 = 60;
+
+/// The longest token lifetime sesame allows; revocations and retired keys are kept at
+/// least this long (plus leeway) so that every token they concern has expired first.
+pub const MAX_TOKEN_TTL: Duration = Duration::from_secs(3_600);
+
+/// How long a retired signing key stays trusted and published: the longest token
+/// lifetime, the leeway, and time for every instance to pick up its successor.
+pub const KEY_RETENTION: Duration = Duration::from_secs(3_600 + 60 + 5 * 60);
+
+/// A reload on an unknown `kid` happens at most this often, so forged kids cannot make
+/// every request read the database.
+const RELOAD_BACKOFF: Duration = Duration::from_secs(5);
+
+/// What the token service needs from the configuration.
+#[derive(Debug, Clone)]
+pub struct TokenSettings {
+    pub issuer: String,
+    pub audience: String,
+    pub ttl: Duration,
+    /// The algorithm for keys made by this instance.
+    pub alg: SigningAlg,
+}
+
+/// The claims of a sesame access token (RFC 9068 §2.2).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct AccessClaims {
+    pub iss: String,
+    pub sub: String,
+    pub aud: String,
+    pub exp: i64,
+    pub iat: i64,
+    pub nbf: i64,
+    pub jti: String,
+    pub client_id: String,
+    pub scope: String,
+    /// The API key the token was exchanged for, so revoking the key revokes its tokens.
+    pub key_id: String,
+}
+
+/// A freshly signed token.
+pub struct IssuedToken {
+    pub token: String,
+    pub expires_in: u64,
+    pub claims: AccessClaims,
+}
+
+impl std::fmt::Debug for IssuedToken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("IssuedToken")
+            .field("token", &"[redacted]")
+            .field("expires_in", &self.expires_in)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Why a token was refused. Every variant is answered the same way (401 invalid_token);
+/// the distinction is for logs and tests.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TokenError {
+    #[error("malformed token")]
+    Malformed,
+    #[error("wrong typ header")]
+    WrongType,
+    #[error("untrusted key reference in header")]
+    UntrustedHeader,
+    #[error("unknown signing key")]
+    UnknownKey,
+    #[error("invalid token: {0}")]
+    Invalid(String),
+    #[error("token revoked")]
+    Revoked,
+    #[error("signing failed")]
+    Signing,
+}
+
+/// Signs and verifies access tokens with the stored keys.
+pub struct TokenService {
+    settings: TokenSettings,
+    store: Store,
+    ring: RwLock<Arc<KeyRing>>,
+    last_reload: Mutex<Instant>,
+    revocations: Arc<RevocationSet>,
+}
+
+impl TokenService {
+    /// Loads the signing keys, making the first one if there is none, and the current
+    /// revocation log.
+    pub async fn load(settings: TokenSettings, store: Store) -> Result<Self, LoadError> {
+        let mut records = store.signing_keys.signing_keys().await?;
+        if records.is_empty() {
+            let record = keys::generate(settings.alg, sesame_domain::now())?;
+            store.signing_keys.add_signing_key(&record).await?;
+            tracing::info!(kid = %record.kid, alg = %record.alg, "created the first signing key");
+            records = store.signing_keys.signing_keys().await?;
+        }
+        let ring = KeyRing::build(&records, sesame_domain::now(), KEY_RETENTION)?;
+        let revocations = Arc::new(RevocationSet::default());
+        revocations.refresh(&store).await?;
+        Ok(Self {
+            settings,
+            store,
+            ring: RwLock::new(Arc::new(ring)),
+            last_reload: Mutex::new(Instant::now()),
+            revocations,
+        })
+    }
+
+    pub fn settings(&self) -> &TokenSettings {
+        &self.settings
+    }
+
+    pub fn revocations(&self) -> &Arc<RevocationSet> {
+        &self.revocations
+    }
+
+    fn ring(&self) -> Arc<KeyRing> {
+        self.ring
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+    }
+
+    /// Re-reads the signing keys (after a rotation by another process).
+    pub async fn reload_keys(&self) -> Result<(), LoadError> {
+        let records = self.store.signing_keys.signing_keys().await?;
+        let ring = KeyRing::build(&records, sesame_domain::now(), KEY_RETENTION)?;
+        *self.ring.write().unwrap_or_else(std::sync::PoisonError::into_inner) = Arc::new(ring);
+        Ok(())
+    }
+
+    /// The published keys.
+    pub fn jwks(&self) -> JwkSet {
+        self.ring().jwks.clone()
+    }
+
+    /// Signs a token for a client, exchanged with the given key, with these scopes.
+    pub fn issue(&self, client: &ClientId, key: ApiKeyId, scopes: &Scopes) -> Result<IssuedToken, TokenError> {
+        let ring = self.ring();
+        let now = sesame_domain::now().unix_timestamp();
+        let ttl = i64::try_from(self.settings.ttl.as_secs()).unwrap_or(900);
+        let mut jti = [0u8; 16];
+        sesame_domain::random::fill(&mut jti);
+        let claims = AccessClaims {
+            iss: self.settings.issuer.clone(),
+            sub: client.as_str().to_owned(),
+            aud: self.settings.audience.clone(),
+            exp: now + ttl,
+            iat: now,
+            nbf: now,
+            jti: URL_SAFE_NO_PAD.encode(jti),
+            client_id: client.as_str().to_owned(),
+            scope: scopes.to_text(),
+            key_id: key.0.to_string(),
+        };
+        let mut header = Header::new(ring.active.alg.jwt());
+        header.typ = Some("at+jwt".to_owned());
+        header.kid = Some(ring.active.kid.clone());
+        let token = jsonwebtoken::encode(&header, &claims, &ring.active.encoding).map_err(|_| TokenError::Signing)?;
+        Ok(IssuedToken {
+            token,
+            expires_in: self.settings.ttl.as_secs(),
+            claims,
+        })
+    }
+
+    /// Verifies signature, header and claims, but not revocation.
+    pub async fn verify_signature(&self, token: &str) -> Result<AccessClaims, TokenError> {
+        let header = jsonwebtoken::decode_header(token).map_err(|_| TokenError::Malformed)?;
+        let typ_ok = header
+            .typ
+            .as_deref()
+            .is_some_and(|t| t.eq_ignore_ascii_case("at+jwt") || t.eq_ignore_ascii_case("application/at+jwt"));
+        if !typ_ok {
+            return Err(TokenError::WrongType);
+        }
+        if header.jku.is_some() || header.jwk.is_some() || header.x5u.is_some() || header.x5c.is_some() {
+            return Err(TokenError::UntrustedHeader);
+        }
+        let kid = header.kid.ok_or(TokenError::UnknownKey)?;
+        let mut ring = self.ring();
+        if !ring.verifying.contains_key(&kid) && self.may_reload() {
+            if let Err(error) = self.reload_keys().await {
+                tracing::warn!(%error, "cannot reload signing keys");
+            }
+            ring = self.ring();
+        }
+        let key = ring.verifying.get(&kid).ok_or(TokenError::UnknownKey)?;
+        // The key decides the algorithm; a header naming any other is refused.
+        let mut validation = Validation::new(key.alg.jwt());
+        validation.leeway = LEEWAY_SECONDS;
+        validation.validate_nbf = true;
+        validation.set_issuer(&[&self.settings.issuer]);
+        validation.set_audience(&[&self.settings.audience]);
+        validation.set_required_spec_claims(&["exp", "nbf", "iat", "iss", "aud", "sub"]);
+        let data = jsonwebtoken::decode::<AccessClaims>(token, &key.decoding, &validation)
+            .map_err(|e| TokenError::Invalid(format!("{:?}", e.kind())))?;
+        Ok(data.claims)
+    }
+
+    /// Verifies a token fully: signature, header, claims and revocation.
+    pub async fn verify(&self, token: &str) -> Result<AccessClaims, TokenError> {
+        let claims = self.verify_signature(token).await?;
+        if self
+            .revocations
+            .is_revoked(&claims.jti, &claims.key_id, &claims.client_id)
+        {
+            return Err(TokenError::Revoked);
+        }
+        Ok(claims)
+    }
+
+    fn may_reload(&self) -> bool {
+        let mut last = self
+            .last_reload
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if last.elapsed() >= RELOAD_BACKOFF {
+            *last = Instant::now();
+            true
+        } else {
+            false
+        }
+    }
+}
+
+impl AccessClaims {
+    pub fn expires_at(&self) -> OffsetDateTime {
+        OffsetDateTime::from_unix_timestamp(self.exp).unwrap_or(OffsetDateTime::UNIX_EPOCH)
+    }
+}
+
+/// Why the key ring could not be loaded.
+#[derive(Debug, thiserror::Error)]
+pub enum LoadError {
+    #[error(transparent)]
+    Storage(#[from] sesame_storage::StorageError),
+    #[error(transparent)]
+    Key(#[from] super::keys::KeyError),
+}
