@@ -154,6 +154,15 @@ impl TestApp {
 
     /// Starts another sesame on an existing database (several instances, one database).
     pub async fn spawn_on(db: Arc<TestDb>, settings: &[(&str, &str)]) -> Self {
+        Self::spawn_with(db, settings, axum::Router::new()).await
+    }
+
+    /// Starts sesame with routes of the test's own merged in (an embedding service).
+    pub async fn spawn_with(
+        db: Arc<TestDb>,
+        settings: &[(&str, &str)],
+        extra: axum::Router<sesame_http::AppState>,
+    ) -> Self {
         let mut env: HashMap<String, String> = settings
             .iter()
             .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
@@ -163,7 +172,9 @@ impl TestApp {
             .or_insert_with(|| "127.0.0.1:0".into());
         let config = Config::from_sources(None, |name| env.get(name).cloned()).expect("valid test configuration");
         let listener = tokio::net::TcpListener::bind(config.listen).await.expect("bind");
-        let server = sesame_server::start(&config, listener).await.expect("server starts");
+        let server = sesame_server::start_with(&config, listener, extra)
+            .await
+            .expect("server starts");
         let base = format!("http://{}", server.addr);
         Self {
             base,

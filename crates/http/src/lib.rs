@@ -66,7 +66,15 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
 
 /// The whole application: routes, documentation endpoint and middleware.
 pub fn router(state: AppState) -> Router {
+    router_with(state, Router::new())
+}
+
+/// sesame's application with routes of your own merged in. Your routes get the same
+/// middleware (cookies, cross-site guard, body limit, CORS) and can use the
+/// [`Authenticated`] and [`RequireScope`] extractors.
+pub fn router_with(state: AppState, extra: Router<AppState>) -> Router {
     let (routes, document) = api().split_for_parts();
+    let routes = routes.merge(extra);
     let document = std::sync::Arc::new(document);
     let config = state.config.clone();
     routes

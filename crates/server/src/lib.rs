@@ -101,6 +101,15 @@ impl RunningServer {
 
 /// Migrates, builds the application and serves it on `listener` until shut down.
 pub async fn start(config: &Config, listener: TcpListener) -> anyhow::Result<RunningServer> {
+    start_with(config, listener, axum::Router::new()).await
+}
+
+/// Like [`start`], with routes of your own served beside sesame's.
+pub async fn start_with(
+    config: &Config,
+    listener: TcpListener,
+    extra: axum::Router<AppState>,
+) -> anyhow::Result<RunningServer> {
     let addr = listener.local_addr().context("listener has no address")?;
     let issuer = config.issuer.clone().unwrap_or_else(|| format!("http://{addr}"));
     let store = open_store(config).await?;
@@ -113,7 +122,7 @@ pub async fn start(config: &Config, listener: TcpListener) -> anyhow::Result<Run
     let state = AppState::new(http_config(config, &issuer), store.clone(), hashing, tokens.clone())
         .await
         .map_err(|e| anyhow::anyhow!("cannot prepare the password hasher: {e}"))?;
-    let app = sesame_http::router(state);
+    let app = sesame_http::router_with(state, extra);
 
     let (shutdown, mut stopped) = watch::channel(false);
     let task = tokio::spawn(async move {
