@@ -11,6 +11,7 @@ pub mod error;
 pub mod guard;
 pub mod hashing;
 pub mod json;
+pub mod metrics;
 pub mod oauth;
 pub mod openapi;
 pub mod routes;
@@ -57,6 +58,7 @@ fn api() -> OpenApiRouter<AppState> {
         .routes(routes!(routes::oauth::introspect_token))
         .routes(routes!(routes::oauth::jwks))
         .routes(routes!(routes::oauth::server_metadata))
+        .routes(routes!(metrics::metrics))
 }
 
 /// The OpenAPI document, as served at `/openapi.json`.
@@ -77,6 +79,7 @@ pub fn router_with(state: AppState, extra: Router<AppState>) -> Router {
     let routes = routes.merge(extra);
     let document = std::sync::Arc::new(document);
     let config = state.config.clone();
+    let metrics = state.metrics.clone();
     routes
         .route(
             "/openapi.json",
@@ -98,5 +101,6 @@ pub fn router_with(state: AppState, extra: Router<AppState>) -> Router {
             HeaderValue::from_static("no-store"),
         ))
         .layer(guard::cors_layer(&config))
+        .layer(axum::middleware::from_fn_with_state(metrics, metrics::track_requests))
         .with_state(state)
 }

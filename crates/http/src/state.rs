@@ -8,6 +8,7 @@ use sesame_storage::Store;
 use tower_cookies::cookie::SameSite;
 
 use crate::hashing::HashingPool;
+use crate::metrics::Metrics;
 use crate::tokens::TokenService;
 
 /// What the HTTP layer needs to know from the configuration.
@@ -87,6 +88,8 @@ pub struct AppState {
     pub dummy_hash: Arc<str>,
     /// Signing keys, token issue and verification, and the revocation set.
     pub tokens: Arc<TokenService>,
+    /// Counters and histograms for `GET /metrics`.
+    pub metrics: Arc<Metrics>,
 }
 
 impl AppState {
@@ -106,6 +109,7 @@ impl AppState {
             hashing,
             dummy_hash: dummy_hash.into(),
             tokens,
+            metrics: Arc::new(Metrics::default()),
         })
     }
 }

@@ -135,10 +135,12 @@ pub async fn login(
     }
     let headers = request.headers().clone();
     if oauth::is_form(&headers) {
-        return match read_body(request, &state).await {
+        let response = match read_body(request, &state).await {
             Ok(body) => exchange_form(&state, &ip, &headers, &body).await.into_response(),
             Err(error) => OAuthError::from(error).into_response(),
         };
+        state.metrics.record_token_issue(response.status());
+        return response;
     }
     if !is_json(&headers) {
         return ApiError::UnsupportedMediaType("application/json or application/x-www-form-urlencoded").into_response();
@@ -152,17 +154,21 @@ pub async fn login(
         .ok()
         .is_some_and(|value| value.get("api_key").is_some());
     if is_key_exchange {
-        return match json::parse::<ApiKeyLogin>(&body) {
+        let response = match json::parse::<ApiKeyLogin>(&body) {
             Ok(login) => exchange_json(&state, &ip, login).await.into_response(),
             Err(error) => OAuthError::from(error).into_response(),
         };
+        state.metrics.record_token_issue(response.status());
+        return response;
     }
-    match json::parse::<PasswordLogin>(&body) {
+    let response = match json::parse::<PasswordLogin>(&body) {
         Ok(login) => login_with_password(&state, &ip, &cookies, &headers, login)
             .await
             .into_response(),
         Err(error) => error.into_response(),
-    }
+    };
+    state.metrics.record_login(response.status());
+    response
 }
 
 async fn read_body(request: Request, state: &AppState) -> Result<Bytes, ApiError> {
