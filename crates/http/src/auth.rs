@@ -68,27 +68,42 @@ pub async fn authenticate(state: &AppState, cookies: &Cookies) -> Result<Option<
         ApiError::Unauthenticated
     };
     let hash = presented.map_err(|()| ended())?;
-    let Some((session, user)) = state.store.sessions.find_session(&hash).await? else {
-        return Err(ended());
-    };
     let policy = state.config.sessions;
     let now = sesame_domain::now();
-    if user.is_disabled() || !policy.is_live(session.created_at, session.last_seen_at, now) {
-        // Ended sessions are removed eagerly; the periodic sweep catches the rest.
-        if let Err(error) = state.store.sessions.delete_session_by_hash(&hash).await {
-            tracing::warn!(%error, "could not delete an ended session");
+    let cached = state
+        .sessions
+        .get(&hash)
+        .filter(|c| policy.is_live(c.session.created_at, c.session.last_seen_at, now));
+    let (session, user) = match cached {
+        Some(cached) => (cached.session, cached.user),
+        None => {
+            let Some((session, user)) = state.store.sessions.find_session(&hash).await? else {
+                return Err(ended());
+            };
+            if user.is_disabled() || !policy.is_live(session.created_at, session.last_seen_at, now) {
+                // Ended sessions are removed eagerly; the periodic sweep catches the rest.
+                state.sessions.remove(&hash);
+                if let Err(error) = state.store.sessions.delete_session_by_hash(&hash).await {
+                    tracing::warn!(%error, "could not delete an ended session");
+                }
+                return Err(ended());
+            }
+            state.sessions.insert(hash, session.clone(), user.user.clone());
+            (session, user.user)
         }
-        return Err(ended());
-    }
+    };
     let mut last_seen = session.last_seen_at;
     if policy.needs_touch(last_seen, now) {
         match state.store.sessions.touch_session(session.id, now).await {
-            Ok(()) => last_seen = now,
+            Ok(()) => {
+                last_seen = now;
+                state.sessions.touched(&hash, now);
+            }
             Err(error) => tracing::warn!(%error, "could not record session use"),
         }
     }
     Ok(Some(UserSession {
-        user: user.user,
+        user,
         session_id: session.id,
         expires_at: policy.expires_at(session.created_at, last_seen),
         csrf_token: session.csrf_token,

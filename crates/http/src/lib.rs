@@ -15,6 +15,7 @@ pub mod metrics;
 pub mod oauth;
 pub mod openapi;
 pub mod routes;
+pub mod session_cache;
 pub mod state;
 pub mod throttle;
 pub mod tokens;

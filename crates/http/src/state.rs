@@ -9,6 +9,7 @@ use tower_cookies::cookie::SameSite;
 
 use crate::hashing::HashingPool;
 use crate::metrics::Metrics;
+use crate::session_cache::SessionCache;
 use crate::tokens::TokenService;
 
 /// What the HTTP layer needs to know from the configuration.
@@ -90,6 +91,8 @@ pub struct AppState {
     pub tokens: Arc<TokenService>,
     /// Counters and histograms for `GET /metrics`.
     pub metrics: Arc<Metrics>,
+    /// Recently read live sessions (trusted for at most a second).
+    pub sessions: Arc<SessionCache>,
 }
 
 impl AppState {
@@ -110,6 +113,7 @@ impl AppState {
             dummy_hash: dummy_hash.into(),
             tokens,
             metrics: Arc::new(Metrics::default()),
+            sessions: Arc::new(SessionCache::default()),
         })
     }
 }

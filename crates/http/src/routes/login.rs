@@ -275,6 +275,7 @@ async fn login_with_password(
     // the new one gets a handle of our own making.
     if let Some(Ok(previous)) = presented_handle(cookies, &state.config.cookie) {
         state.store.sessions.delete_session_by_hash(&previous).await?;
+        state.sessions.remove(&previous);
     }
     let handle = SessionHandle::generate();
     let now = sesame_domain::now();
@@ -327,6 +328,7 @@ pub async fn logout(
             .sessions
             .delete_user_session(session.user.id, session.session_id)
             .await?;
+        state.sessions.remove_session(session.session_id);
         tracing::info!(ip = %ip, user_id = %session.user.id, session_id = %session.session_id, "logout");
     }
     if cookies.get(&state.config.cookie.name).is_some() {

@@ -84,7 +84,9 @@ pub async fn delete_session(
     Path(id): Path<String>,
 ) -> Result<StatusCode, ApiError> {
     let id = Uuid::parse_str(&id).map(SessionId).map_err(|_| ApiError::NotFound)?;
-    if !state.store.sessions.delete_user_session(current.user.id, id).await? {
+    let deleted = state.store.sessions.delete_user_session(current.user.id, id).await?;
+    state.sessions.remove_session(id);
+    if !deleted {
         return Err(ApiError::NotFound);
     }
     if id == current.session_id {
@@ -112,6 +114,7 @@ pub async fn delete_other_sessions(
         .sessions
         .delete_user_sessions(current.user.id, Some(current.session_id))
         .await?;
+    state.sessions.remove_user(current.user.id, Some(current.session_id));
     tracing::info!(user_id = %current.user.id, ended, "other sessions revoked");
     Ok(StatusCode::NO_CONTENT)
 }

@@ -135,6 +135,7 @@ pub async fn change_password(
         .users
         .change_password(session.user.id, &new_hash, session.session_id)
         .await?;
+    state.sessions.remove_user(session.user.id, Some(session.session_id));
     tracing::info!(user_id = %session.user.id, ip = %ip, "password changed; other sessions ended");
     Ok(StatusCode::NO_CONTENT)
 }
