@@ -5,6 +5,7 @@
 //! `x5u`, `x5c` and embedded `jwk` headers are refused outright, `typ` must be `at+jwt`,
 //! and `iss`, `aud`, `exp`, `nbf` are checked with at most 60 s of leeway.
 
+use std::collections::HashMap;
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
@@ -15,6 +16,7 @@ use jsonwebtoken::{Header, Validation};
 use serde::{Deserialize, Serialize};
 use sesame_domain::{ApiKeyId, ClientId, Scopes};
 use sesame_storage::Store;
+use sha2::{Digest as _, Sha256};
 use time::OffsetDateTime;
 
 use super::keys::{self, KeyRing, SigningAlg};
@@ -30,6 +32,9 @@ pub const MAX_TOKEN_TTL: Duration = Duration::from_secs(3_600);
 /// How long a retired signing key stays trusted and published: the longest token
 /// lifetime, the leeway, and time for every instance to pick up its successor.
 pub const KEY_RETENTION: Duration = Duration::from_secs(3_600 + 60 + 5 * 60);
+
+/// The most verified tokens remembered at once (a few MiB).
+const MAX_VERIFIED: usize = 16_384;
 
 /// A reload on an unknown `kid` happens at most this often, so forged kids cannot make
 /// every request read the database.
@@ -104,6 +109,10 @@ pub struct TokenService {
     ring: RwLock<Arc<KeyRing>>,
     last_reload: Mutex<Instant>,
     revocations: Arc<RevocationSet>,
+    /// Tokens whose signature and claims already verified, by SHA-256 of the whole token,
+    /// so a client reusing its token costs a hash, not a signature check. A different
+    /// token (forged or altered) has a different digest and is verified in full.
+    verified: RwLock<HashMap<[u8; 32], AccessClaims>>,
 }
 
 impl TokenService {
@@ -126,6 +135,7 @@ impl TokenService {
             ring: RwLock::new(Arc::new(ring)),
             last_reload: Mutex::new(Instant::now()),
             revocations,
+            verified: RwLock::new(HashMap::new()),
         })
     }
 
