@@ -233,7 +233,29 @@ impl TokenService {
 
     /// Verifies a token fully: signature, header, claims and revocation.
     pub async fn verify(&self, token: &str) -> Result<AccessClaims, TokenError> {
-        let claims = self.verify_signature(token).await?;
+        let digest: [u8; 32] = Sha256::digest(token.as_bytes()).into();
+        let remembered = self
+            .verified
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .get(&digest)
+            .cloned();
+        let claims = match remembered {
+            Some(claims) => {
+                // The signature holds for ever; time does not.
+                let now = sesame_domain::now().unix_timestamp();
+                let leeway = i64::try_from(LEEWAY_SECONDS).unwrap_or(60);
+                if now > claims.exp + leeway || now + leeway < claims.nbf {
+                    return Err(TokenError::Invalid("ExpiredSignature".into()));
+                }
+                claims
+            }
+            None => {
+                let claims = self.verify_signature(token).await?;
+                self.remember(digest, &claims);
+                claims
+            }
+        };
         if self
             .revocations
             .is_revoked(&claims.jti, &claims.key_id, &claims.client_id)
@@ -241,6 +263,19 @@ impl TokenService {
             return Err(TokenError::Revoked);
         }
         Ok(claims)
+    }
+
+    fn remember(&self, digest: [u8; 32], claims: &AccessClaims) {
+        let mut verified = self.verified.write().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if verified.len() >= MAX_VERIFIED {
+            let now = sesame_domain::now().unix_timestamp();
+            let leeway = i64::try_from(LEEWAY_SECONDS).unwrap_or(60);
+            verified.retain(|_, c| c.exp + leeway >= now);
+            if verified.len() >= MAX_VERIFIED {
+                return;
+            }
+        }
+        verified.insert(digest, claims.clone());
     }
 
     fn may_reload(&self) -> bool {
