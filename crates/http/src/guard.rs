@@ -38,9 +38,16 @@ fn check_request(config: &HttpConfig, request: &Request) -> Result<(), ApiError>
             return Err(ApiError::Csrf(CsrfFailure::ForeignOrigin));
         }
     }
-    if headers
-        .get("sec-fetch-site")
-        .is_some_and(|site| site.as_bytes().eq_ignore_ascii_case(b"cross-site"))
+    // A cross-site request is refused unless it comes from an origin the operator listed
+    // in SESAME_ALLOWED_ORIGINS (a cross-site front end with SameSite=None cookies).
+    let listed_origin = headers
+        .get(header::ORIGIN)
+        .and_then(|o| o.to_str().ok())
+        .is_some_and(|origin| config.allowed_origins.iter().any(|allowed| allowed == origin));
+    if !listed_origin
+        && headers
+            .get("sec-fetch-site")
+            .is_some_and(|site| site.as_bytes().eq_ignore_ascii_case(b"cross-site"))
     {
         return Err(ApiError::Csrf(CsrfFailure::CrossSite));
     }
