@@ -18,8 +18,12 @@ pub enum DurationError {
 /// Deliberately strict: no spaces, no fractions, no combined forms, so that a typo in a
 /// security setting is an error rather than a surprising value.
 pub fn parse_duration(text: &str) -> Result<Duration, DurationError> {
-    let split = text.len().checked_sub(1).ok_or(DurationError::Malformed)?;
-    let (digits, unit) = text.split_at(split);
+    // The unit is one ASCII letter; anything else (including a multi-byte last
+    // character) is malformed, so splitting one byte off is safe.
+    if !text.as_bytes().last().is_some_and(u8::is_ascii_alphabetic) {
+        return Err(DurationError::Malformed);
+    }
+    let (digits, unit) = text.split_at(text.len() - 1);
     if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
         return Err(DurationError::Malformed);
     }
@@ -57,7 +61,10 @@ mod tests {
 
     #[test]
     fn refuses_everything_else() {
-        for bad in ["", "s", "10", "1.5h", "-5m", " 5m", "5 m", "5M", "5w", "1h30m", "٣m"] {
+        // "5é" and "5𖩥" once panicked on a char boundary (found by proptest).
+        for bad in [
+            "", "s", "10", "1.5h", "-5m", " 5m", "5 m", "5M", "5w", "1h30m", "٣m", "5é", "5𖩥",
+        ] {
             assert_eq!(parse_duration(bad), Err(DurationError::Malformed), "{bad:?}");
         }
         assert_eq!(parse_duration("0s"), Err(DurationError::Zero));
