@@ -63,6 +63,7 @@ pub struct TestDb {
 enum Cleanup {
     Sqlite(#[allow(dead_code)] tempfile::TempDir),
     Postgres { admin_url: String, name: String },
+    None,
 }
 
 impl TestDb {
@@ -335,5 +336,148 @@ mod tests {
             with_database("postgres://u@h/db?sslmode=disable", "x"),
             "postgres://u@h/x?sslmode=disable"
         );
+    }
+}
+
+/// A Postgres cluster of the test's own, which it may stop and start (fault injection).
+pub struct PrivateCluster {
+    dir: tempfile::TempDir,
+    bindir: std::path::PathBuf,
+    port: u16,
+    as_postgres: bool,
+}
+
+impl PrivateCluster {
+    /// initdb and start a throwaway cluster on a free port (as the `postgres` system user
+    /// when running as root, since Postgres refuses to run as root).
+    pub fn start() -> Self {
+        let bindir = pg_bindir().expect(
+            "a Postgres server installation (initdb, pg_ctl) is needed for the fault tests: \
+             apt-get install postgresql",
+        );
+        let dir = tempfile::tempdir().expect("temp dir");
+        let as_postgres = is_root();
+        if as_postgres {
+            let status = std::process::Command::new("chown")
+                .args(["-R", "postgres"])
+                .arg(dir.path())
+                .status()
+                .expect("chown");
+            assert!(status.success(), "chown the cluster directory to postgres");
+        }
+        let port = free_port();
+        let cluster = Self {
+            dir,
+            bindir,
+            port,
+            as_postgres,
+        };
+        cluster.run("initdb", &["-D", &cluster.data(), "-U", "postgres", "-A", "trust"]);
+        cluster.resume();
+        cluster
+    }
+
+    fn data(&self) -> String {
+        self.dir.path().join("data").display().to_string()
+    }
+
+    fn run(&self, tool: &str, args: &[&str]) {
+        let program = self.bindir.join(tool);
+        let mut command = if self.as_postgres {
+            let mut c = std::process::Command::new("runuser");
+            c.args(["-u", "postgres", "--"]).arg(&program);
+            c
+        } else {
+            std::process::Command::new(&program)
+        };
+        let output = command.args(args).output().expect("run a Postgres tool");
+        assert!(
+            output.status.success(),
+            "{tool} failed: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+
+    /// Starts (or restarts) the server and waits until it accepts connections.
+    pub fn resume(&self) {
+        let options = format!(
+            "-p {} -k {} -c listen_addresses=127.0.0.1 -c fsync=off",
+            self.port,
+            self.dir.path().display()
+        );
+        let log = self.dir.path().join("log").display().to_string();
+        self.run(
+            "pg_ctl",
+            &["-D", &self.data(), "-l", &log, "-w", "-o", &options, "start"],
+        );
+    }
+
+    /// Stops the server at once, as a crash or a network cut would look to clients.
+    pub fn stop(&self) {
+        self.run("pg_ctl", &["-D", &self.data(), "-m", "immediate", "-w", "stop"]);
+    }
+
+    pub fn url(&self) -> String {
+        format!("postgres://postgres@127.0.0.1:{}/postgres", self.port)
+    }
+}
+
+impl Drop for PrivateCluster {
+    fn drop(&mut self) {
+        let program = self.bindir.join("pg_ctl");
+        let data = self.data();
+        let mut command = if self.as_postgres {
+            let mut c = std::process::Command::new("runuser");
+            c.args(["-u", "postgres", "--"]).arg(&program);
+            c
+        } else {
+            std::process::Command::new(&program)
+        };
+        let _ = command.args(["-D", &data, "-m", "immediate", "stop"]).output();
+    }
+}
+
+fn is_root() -> bool {
+    std::process::Command::new("id")
+        .arg("-u")
+        .output()
+        .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
+}
+
+fn pg_bindir() -> Option<std::path::PathBuf> {
+    if let Ok(output) = std::process::Command::new("pg_config").arg("--bindir").output()
+        && output.status.success()
+    {
+        let dir = std::path::PathBuf::from(String::from_utf8_lossy(&output.stdout).trim());
+        if dir.join("initdb").exists() {
+            return Some(dir);
+        }
+    }
+    let mut candidates: Vec<_> = std::fs::read_dir("/usr/lib/postgresql")
+        .ok()?
+        .filter_map(Result::ok)
+        .map(|e| e.path().join("bin"))
+        .filter(|p| p.join("initdb").exists())
+        .collect();
+    candidates.sort();
+    candidates.pop()
+}
+
+impl TestDb {
+    /// A database on a private cluster (for fault tests); nothing to drop afterwards, the
+    /// cluster goes away whole.
+    pub fn on_cluster(cluster: &PrivateCluster) -> Arc<Self> {
+        Arc::new(Self {
+            url: cluster.url(),
+            backend: Backend::Postgres,
+            cleanup: Cleanup::None,
+        })
     }
 }
