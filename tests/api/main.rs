@@ -5,5 +5,6 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod faults;
+mod instances;
 mod login;
 mod metrics;
