@@ -3,7 +3,7 @@
 
 CARGO ?= cargo
 
-.PHONY: run test lint fmt build release openapi clean-test-dbs
+.PHONY: run test lint fmt build release openapi fuzz
 
 ## run: build and serve on 127.0.0.1:8080 with ./sesame.db (SQLite)
 run:
@@ -30,3 +30,8 @@ release:
 ## openapi: regenerate the committed OpenAPI document
 openapi:
 	$(CARGO) run -q -p sesame-server --bin sesame -- openapi > openapi/openapi.json
+
+## fuzz: every fuzz target for FUZZ_SECONDS each (default 60; needs nightly + cargo-fuzz)
+FUZZ_SECONDS ?= 60
+fuzz:
+	tests/fuzz.sh $(FUZZ_SECONDS)

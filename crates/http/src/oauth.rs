@@ -190,6 +190,13 @@ pub fn parse_form(body: &[u8]) -> Result<HashMap<String, String>, OAuthError> {
     Ok(params)
 }
 
+/// Every (name, value) pair of a form body, repeats included.
+pub fn form_pairs(body: &[u8]) -> Vec<(String, String)> {
+    form_urlencoded::parse(body)
+        .map(|(name, value)| (name.into_owned(), value.into_owned()))
+        .collect()
+}
+
 /// Refuses credentials in the query string: URLs end up in logs and histories.
 pub fn refuse_query_credentials(uri: &Uri) -> Result<(), OAuthError> {
     let Some(query) = uri.query() else {

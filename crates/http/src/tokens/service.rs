@@ -199,18 +199,7 @@ impl TokenService {
 
     /// Verifies signature, header and claims, but not revocation.
     pub async fn verify_signature(&self, token: &str) -> Result<AccessClaims, TokenError> {
-        let header = jsonwebtoken::decode_header(token).map_err(|_| TokenError::Malformed)?;
-        let typ_ok = header
-            .typ
-            .as_deref()
-            .is_some_and(|t| t.eq_ignore_ascii_case("at+jwt") || t.eq_ignore_ascii_case("application/at+jwt"));
-        if !typ_ok {
-            return Err(TokenError::WrongType);
-        }
-        if header.jku.is_some() || header.jwk.is_some() || header.x5u.is_some() || header.x5c.is_some() {
-            return Err(TokenError::UntrustedHeader);
-        }
-        let kid = header.kid.ok_or(TokenError::UnknownKey)?;
+        let kid = checked_kid(token)?;
         let mut ring = self.ring();
         if !ring.verifying.contains_key(&kid) && self.may_reload() {
             if let Err(error) = self.reload_keys().await {
@@ -218,17 +207,7 @@ impl TokenService {
             }
             ring = self.ring();
         }
-        let key = ring.verifying.get(&kid).ok_or(TokenError::UnknownKey)?;
-        // The key decides the algorithm; a header naming any other is refused.
-        let mut validation = Validation::new(key.alg.jwt());
-        validation.leeway = LEEWAY_SECONDS;
-        validation.validate_nbf = true;
-        validation.set_issuer(&[&self.settings.issuer]);
-        validation.set_audience(&[&self.settings.audience]);
-        validation.set_required_spec_claims(&["exp", "nbf", "iat", "iss", "aud", "sub"]);
-        let data = jsonwebtoken::decode::<AccessClaims>(token, &key.decoding, &validation)
-            .map_err(|e| TokenError::Invalid(format!("{:?}", e.kind())))?;
-        Ok(data.claims)
+        verify_with(&ring, &self.settings, token)
     }
 
     /// Verifies a token fully: signature, header, claims and revocation.
@@ -290,6 +269,39 @@ impl TokenService {
             false
         }
     }
+}
+
+/// Checks a token's header (RFC 8725 §3.1, RFC 9068 §4) and returns its `kid`.
+pub fn checked_kid(token: &str) -> Result<String, TokenError> {
+    let header = jsonwebtoken::decode_header(token).map_err(|_| TokenError::Malformed)?;
+    let typ_ok = header
+        .typ
+        .as_deref()
+        .is_some_and(|t| t.eq_ignore_ascii_case("at+jwt") || t.eq_ignore_ascii_case("application/at+jwt"));
+    if !typ_ok {
+        return Err(TokenError::WrongType);
+    }
+    if header.jku.is_some() || header.jwk.is_some() || header.x5u.is_some() || header.x5c.is_some() {
+        return Err(TokenError::UntrustedHeader);
+    }
+    header.kid.ok_or(TokenError::UnknownKey)
+}
+
+/// Verifies a token against a key ring: header, signature under the algorithm of the
+/// key its `kid` names, and claims. No I/O; revocation is the caller's business.
+pub fn verify_with(ring: &KeyRing, settings: &TokenSettings, token: &str) -> Result<AccessClaims, TokenError> {
+    let kid = checked_kid(token)?;
+    let key = ring.verifying.get(&kid).ok_or(TokenError::UnknownKey)?;
+    // The key decides the algorithm; a header naming any other is refused.
+    let mut validation = Validation::new(key.alg.jwt());
+    validation.leeway = LEEWAY_SECONDS;
+    validation.validate_nbf = true;
+    validation.set_issuer(&[&settings.issuer]);
+    validation.set_audience(&[&settings.audience]);
+    validation.set_required_spec_claims(&["exp", "nbf", "iat", "iss", "aud", "sub"]);
+    let data = jsonwebtoken::decode::<AccessClaims>(token, &key.decoding, &validation)
+        .map_err(|e| TokenError::Invalid(format!("{:?}", e.kind())))?;
+    Ok(data.claims)
 }
 
 impl AccessClaims {
