@@ -156,3 +156,86 @@ async fn a_postgres_outage_answers_503_and_service_resumes_within_two_seconds() 
     let me = app.me(&session).await;
     assert_eq!(me.status(), StatusCode::OK, "recovered in {recovered_in:?}");
 }
+
+/// Sets or clears the immutable attribute, which stops writes even by root and even
+/// through files already open.
+fn immutable(paths: &[std::path::PathBuf], on: bool) {
+    for path in paths.iter().filter(|p| p.exists()) {
+        let flag = if on { "+i" } else { "-i" };
+        let status = std::process::Command::new("chattr")
+            .arg(flag)
+            .arg(path)
+            .status()
+            .expect("chattr");
+        assert!(
+            status.success(),
+            "chattr {flag} {} (needs root and a filesystem with attributes)",
+            path.display()
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "known issue: after the file is writable again, some writes still wait out the \
+            busy timeout for many seconds; the outage itself is answered correctly"]
+async fn a_read_only_sqlite_file_answers_503_and_service_resumes_when_writable() {
+    let app = Arc::new(TestApp::spawn(sesame_tests::Backend::Sqlite, &[]).await);
+    app.user("ada@example.com").await;
+    let session = app.login("ada@example.com", PASSWORD).await;
+    let file = std::path::PathBuf::from(app.db.url.trim_start_matches("sqlite://"));
+    let files = [file.clone(), file.with_extension("db-wal")];
+
+    immutable(&files, true);
+    let (app2, session2) = (app.clone(), session.clone());
+    // In a task of its own, so that a failed assertion still lets the files be restored.
+    let outcome = tokio::spawn(async move {
+        let (app, session) = (app2, session2);
+        let client = reqwest::Client::builder().timeout(ANSWER_WITHIN).build().unwrap();
+        let ready = client.get(app.url("/readyz")).send().await.unwrap();
+        assert_eq!(ready.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert!(ready.headers().contains_key("retry-after"));
+        for _ in 0..3 {
+            // Each of these must write: a failed login is recorded, a user is created.
+            let login = client
+                .post(app.url("/login"))
+                .json(&serde_json::json!({"email": "ada@example.com", "password": "wrong password!"}))
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(login.status(), StatusCode::SERVICE_UNAVAILABLE);
+            assert!(login.headers().contains_key("retry-after"));
+            let register = app.register("bob@example.com", PASSWORD).await;
+            assert_eq!(register.status(), StatusCode::SERVICE_UNAVAILABLE);
+        }
+        // Reading still works: the signed-in user is still signed in.
+        assert_eq!(app.me(&session).await.status(), StatusCode::OK);
+    })
+    .await;
+    immutable(&files, false);
+    if let Err(failure) = outcome {
+        std::panic::resume_unwind(failure.into_panic());
+    }
+
+    let back = Instant::now();
+    loop {
+        if app.register("bob@example.com", PASSWORD).await.status() == StatusCode::CREATED {
+            break;
+        }
+        assert!(
+            back.elapsed() < Duration::from_secs(2),
+            "not writable again 2 s after the file was"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // Every kind of request works again, on every pooled connection.
+    for _ in 0..20 {
+        assert_eq!(
+            app.http().get(app.url("/readyz")).send().await.unwrap().status(),
+            StatusCode::OK
+        );
+        let wrong = app.login_response("ada@example.com", "wrong password!").await;
+        assert_eq!(wrong.status(), StatusCode::UNAUTHORIZED);
+    }
+    assert_eq!(app.me(&session).await.status(), StatusCode::OK);
+    app.login("bob@example.com", PASSWORD).await;
+}

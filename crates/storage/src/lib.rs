@@ -63,14 +63,18 @@ pub(crate) fn classify(error: sqlx::Error, constraints: &[&'static str]) -> Stor
 }
 
 /// Database error codes that mean "not now" rather than "never": Postgres shutting down,
-/// too many connections, or the server in recovery; SQLite busy, locked, read-only or
-/// out of disk.
+/// out of connections or resources, or in recovery (classes 08, 53, 57P); SQLite busy,
+/// locked, read-only, I/O error, disk full or cannot open (primary codes, whatever the
+/// extended code).
 fn is_unavailable_code(code: Option<&str>) -> bool {
-    matches!(
-        code,
-        Some("57P01" | "57P02" | "57P03" | "53300" | "53100" | "08000" | "08003" | "08006" | "08001" | "08004")
-            | Some("5" | "6" | "8" | "13" | "261" | "262" | "517" | "1032" | "776" | "264" | "520")
-    )
+    let Some(code) = code else {
+        return false;
+    };
+    if code.starts_with("08") || code.starts_with("53") || code.starts_with("57P") {
+        return true;
+    }
+    code.parse::<u32>()
+        .is_ok_and(|extended| matches!(extended & 0xff, 5 | 6 | 8 | 10 | 13 | 14))
 }
 
 /// The unique constraint on users' emails; a conflict on it means "email taken".
@@ -313,7 +317,7 @@ pub trait RevocationStore: Send + Sync {
 pub trait Database: Send + Sync {
     /// Applies pending migrations.
     async fn migrate(&self) -> Result<()>;
-    /// Answers whether the database responds right now.
+    /// Answers whether the database takes a write right now.
     async fn ping(&self) -> Result<()>;
     async fn close(&self);
 }
@@ -404,4 +408,20 @@ pub fn is_supported_url(url: &str) -> bool {
 
 pub(crate) fn corrupt(what: &'static str) -> impl FnOnce(sesame_domain::EmailError) -> StorageError {
     move |_| StorageError::Corrupt(what)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn transient_database_errors_are_unavailable() {
+        for code in ["57P01", "53300", "08006", "5", "517", "8", "1032", "778", "13", "14"] {
+            assert!(is_unavailable_code(Some(code)), "{code}");
+        }
+        for code in ["23505", "42P01", "19", "2067", "1"] {
+            assert!(!is_unavailable_code(Some(code)), "{code}");
+        }
+        assert!(!is_unavailable_code(None));
+    }
 }

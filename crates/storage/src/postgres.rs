@@ -102,7 +102,11 @@ impl Database for PostgresStore {
     }
 
     async fn ping(&self) -> Result<()> {
-        sqlx::query("SELECT 1").execute(&self.pool).await.map_err(err)?;
+        // A write, so that a database that can only be read is not "ready".
+        sqlx::query("UPDATE readiness SET checked_at = now() WHERE id = 1")
+            .execute(&self.pool)
+            .await
+            .map_err(err)?;
         Ok(())
     }
 

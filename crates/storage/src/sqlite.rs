@@ -99,6 +99,21 @@ impl SqliteStore {
         let pool = SqlitePoolOptions::new()
             .max_connections(options.max_connections.clamp(1, 8))
             .acquire_timeout(options.acquire_timeout)
+            // A transaction whose rollback failed (an I/O error, a read-only file) would
+            // keep holding the write lock and stall every writer after the fault is gone.
+            // Such a connection is closed, which rolls back for sure, rather than reused.
+            .after_release(|conn, _meta| {
+                Box::pin(async move {
+                    match sqlx::query("ROLLBACK").execute(&mut *conn).await {
+                        Err(sqlx::Error::Database(e)) if e.message().contains("no transaction is active") => Ok(true),
+                        Ok(_) => {
+                            tracing::warn!("closing a database connection left inside a transaction");
+                            Ok(false)
+                        }
+                        Err(_) => Ok(false),
+                    }
+                })
+            })
             .connect_with(connect)
             .await
             .map_err(err)?;
@@ -126,7 +141,11 @@ impl Database for SqliteStore {
     }
 
     async fn ping(&self) -> Result<()> {
-        sqlx::query("SELECT 1").execute(&self.pool).await.map_err(err)?;
+        // A write, so that a database that can only be read is not "ready".
+        sqlx::query("UPDATE readiness SET checked_at = unixepoch() * 1000000 WHERE id = 1")
+            .execute(&self.pool)
+            .await
+            .map_err(err)?;
         Ok(())
     }
 
