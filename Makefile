@@ -3,7 +3,7 @@
 
 CARGO ?= cargo
 
-.PHONY: run test lint fmt build release openapi fuzz
+.PHONY: run test lint fmt build release openapi fuzz deny deny-advisories
 
 ## run: build and serve on 127.0.0.1:8080 with ./sesame.db (SQLite)
 run:
@@ -35,3 +35,13 @@ openapi:
 FUZZ_SECONDS ?= 60
 fuzz:
 	tests/fuzz.sh $(FUZZ_SECONDS)
+
+## deny: licences, bans, duplicate versions and sources (offline; installs cargo-deny)
+deny:
+	@command -v cargo-deny >/dev/null || $(CARGO) install cargo-deny --locked
+	$(CARGO) deny check licenses bans sources
+
+## deny-advisories: RustSec advisories (needs github.com for the advisory database)
+deny-advisories:
+	@command -v cargo-deny >/dev/null || $(CARGO) install cargo-deny --locked
+	$(CARGO) deny check advisories
