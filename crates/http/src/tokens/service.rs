@@ -102,7 +102,9 @@ pub struct TokenService {
     settings: TokenSettings,
     store: Store,
     ring: RwLock<Arc<KeyRing>>,
-    last_reload: Mutex<Instant>,
+    /// When an unknown `kid` last made us re-read the keys; `None` until it first does, so
+    /// a key added after this instance loaded its ring is picked up on first sight.
+    last_reload: Mutex<Option<Instant>>,
     revocations: Arc<RevocationSet>,
 }
 
@@ -124,7 +126,7 @@ impl TokenService {
             settings,
             store,
             ring: RwLock::new(Arc::new(ring)),
-            last_reload: Mutex::new(Instant::now()),
+            last_reload: Mutex::new(None),
             revocations,
         })
     }
@@ -238,8 +240,8 @@ impl TokenService {
             .last_reload
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        if last.elapsed() >= RELOAD_BACKOFF {
-            *last = Instant::now();
+        if last.is_none_or(|at| at.elapsed() >= RELOAD_BACKOFF) {
+            *last = Some(Instant::now());
             true
         } else {
             false
