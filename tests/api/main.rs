@@ -4,6 +4,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod bearer;
 mod clients;
 mod exchange;
 mod login;
