@@ -8,3 +8,4 @@ mod bearer;
 mod clients;
 mod exchange;
 mod login;
+mod oauth;
