@@ -7,5 +7,7 @@
 mod bearer;
 mod clients;
 mod exchange;
+mod jwt;
 mod login;
 mod oauth;
+mod tokens;
