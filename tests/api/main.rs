@@ -7,6 +7,7 @@
 mod bearer;
 mod clients;
 mod exchange;
+mod forged;
 mod jwt;
 mod login;
 mod oauth;
