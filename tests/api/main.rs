@@ -11,4 +11,5 @@ mod forged;
 mod jwt;
 mod login;
 mod oauth;
+mod oauth_client;
 mod tokens;
