@@ -6,6 +6,7 @@
 
 mod bearer;
 mod clients;
+mod embedding;
 mod exchange;
 mod forged;
 mod jwt;
