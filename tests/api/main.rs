@@ -4,7 +4,16 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod bearer;
+mod clients;
+mod embedding;
+mod exchange;
 mod faults;
+mod forged;
 mod instances;
+mod jwt;
 mod login;
 mod metrics;
+mod oauth;
+mod oauth_client;
+mod tokens;

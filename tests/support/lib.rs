@@ -19,6 +19,9 @@ use sqlx::Connection as _;
 pub use reqwest;
 pub use serde_json;
 
+mod clients;
+pub use clients::*;
+
 /// Which database a test runs on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Backend {

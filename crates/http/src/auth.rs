@@ -277,7 +277,7 @@ pub trait ScopeName {
 
 /// An authenticated caller that holds the scope `S::SCOPE` (users always do).
 #[derive(Debug, Clone)]
-pub struct RequireScope<S: ScopeName>(pub Principal, std::marker::PhantomData<S>);
+pub struct RequireScope<S: ScopeName>(pub Principal, pub std::marker::PhantomData<S>);
 
 impl<S, St> FromRequestParts<St> for RequireScope<S>
 where

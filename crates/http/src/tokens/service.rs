@@ -107,7 +107,9 @@ pub struct TokenService {
     settings: TokenSettings,
     store: Store,
     ring: RwLock<Arc<KeyRing>>,
-    last_reload: Mutex<Instant>,
+    /// When an unknown `kid` last made us re-read the keys; `None` until it first does, so
+    /// a key added after this instance loaded its ring is picked up on first sight.
+    last_reload: Mutex<Option<Instant>>,
     revocations: Arc<RevocationSet>,
     /// Tokens whose signature and claims already verified, by SHA-256 of the whole token,
     /// so a client reusing its token costs a hash, not a signature check. A different
@@ -133,7 +135,7 @@ impl TokenService {
             settings,
             store,
             ring: RwLock::new(Arc::new(ring)),
-            last_reload: Mutex::new(Instant::now()),
+            last_reload: Mutex::new(None),
             revocations,
             verified: RwLock::new(HashMap::new()),
         })
@@ -262,8 +264,8 @@ impl TokenService {
             .last_reload
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        if last.elapsed() >= RELOAD_BACKOFF {
-            *last = Instant::now();
+        if last.is_none_or(|at| at.elapsed() >= RELOAD_BACKOFF) {
+            *last = Some(Instant::now());
             true
         } else {
             false

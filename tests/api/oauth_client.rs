@@ -1,0 +1,159 @@
+//! An off-the-shelf OAuth 2.0 client (the `oauth2` crate) works against sesame unchanged,
+//! with either client authentication method, and an independent verifier (jsonwebtoken)
+//! accepts the token it gets with nothing but the JWKS fetched over HTTP.
+
+use jsonwebtoken::jwk::JwkSet;
+use jsonwebtoken::{DecodingKey, Validation};
+use oauth2::basic::{BasicClient, BasicErrorResponseType, BasicTokenType};
+use oauth2::{
+    AccessToken, AuthType, ClientId, ClientSecret, IntrospectionUrl, RequestTokenError, Scope,
+    TokenIntrospectionResponse, TokenResponse, TokenUrl,
+};
+use serde_json::Value;
+use sesame_tests::{Backend, TestApp, on_both_backends};
+
+on_both_backends!(
+    the_oauth2_crate_gets_a_token_with_basic_auth_that_verifies_against_the_jwks,
+    the_oauth2_crate_gets_a_token_with_credentials_in_the_body,
+    the_oauth2_crate_understands_sesames_errors,
+    the_oauth2_crate_introspects_a_token,
+);
+
+/// An HTTP client as the `oauth2` crate recommends: no redirects followed.
+fn http() -> oauth2::reqwest::Client {
+    oauth2::reqwest::ClientBuilder::new()
+        .redirect(oauth2::reqwest::redirect::Policy::none())
+        .build()
+        .unwrap()
+}
+
+/// Fetches the JWKS over HTTP and verifies the token with the key its `kid` names,
+/// checking `iss`, `aud` and `exp` (jsonwebtoken's default validation).
+async fn verify_independently(app: &TestApp, token: &str) -> Value {
+    let jwks: JwkSet = http()
+        .get(app.url("/.well-known/jwks.json"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let kid = jsonwebtoken::decode_header(token).unwrap().kid.unwrap();
+    let jwk = jwks.find(&kid).expect("the kid is published");
+    let key = DecodingKey::from_jwk(jwk).unwrap();
+    let mut validation = Validation::new(jsonwebtoken::Algorithm::EdDSA);
+    validation.set_issuer(&[&app.base]);
+    validation.set_audience(&[&app.base]);
+    validation.leeway = 0;
+    jsonwebtoken::decode::<Value>(token, &key, &validation)
+        .expect("the token verifies with the published key")
+        .claims
+}
+
+async fn exchange_with(backend: Backend, auth_type: AuthType) {
+    let app = TestApp::spawn(backend, &[]).await;
+    let session = app.signed_in("ada@example.com").await;
+    let registered = app.create_client(&session, &["notes:read", "notes:write"]).await;
+
+    let client = BasicClient::new(ClientId::new(registered.client_id.clone()))
+        .set_client_secret(ClientSecret::new(registered.key.clone()))
+        .set_token_uri(TokenUrl::new(app.url("/login")).unwrap())
+        .set_auth_type(auth_type);
+    let response = client
+        .exchange_client_credentials()
+        .add_scope(Scope::new("notes:read".into()))
+        .request_async(&http())
+        .await
+        .expect("the exchange succeeds");
+
+    assert_eq!(*response.token_type(), BasicTokenType::Bearer);
+    assert_eq!(response.expires_in(), Some(std::time::Duration::from_secs(900)));
+    assert_eq!(response.scopes(), Some(&vec![Scope::new("notes:read".into())]));
+    assert!(response.refresh_token().is_none());
+
+    let token = response.access_token().secret();
+    let claims = verify_independently(&app, token).await;
+    assert_eq!(claims["sub"], registered.client_id.as_str());
+    assert_eq!(claims["client_id"], registered.client_id.as_str());
+    assert_eq!(claims["scope"], "notes:read");
+    assert!(app.accepts(token).await);
+    app.stop().await;
+}
+
+async fn the_oauth2_crate_gets_a_token_with_basic_auth_that_verifies_against_the_jwks(backend: Backend) {
+    exchange_with(backend, AuthType::BasicAuth).await;
+}
+
+async fn the_oauth2_crate_gets_a_token_with_credentials_in_the_body(backend: Backend) {
+    exchange_with(backend, AuthType::RequestBody).await;
+}
+
+async fn the_oauth2_crate_understands_sesames_errors(backend: Backend) {
+    let app = TestApp::spawn(backend, &[]).await;
+    let session = app.signed_in("ada@example.com").await;
+    let registered = app.create_client(&session, &["notes:read"]).await;
+    let token_url = TokenUrl::new(app.url("/login")).unwrap();
+
+    let wrong_secret = BasicClient::new(ClientId::new(registered.client_id.clone()))
+        .set_client_secret(ClientSecret::new("sk_wrong".into()))
+        .set_token_uri(token_url.clone());
+    match wrong_secret.exchange_client_credentials().request_async(&http()).await {
+        Err(RequestTokenError::ServerResponse(error)) => {
+            assert_eq!(*error.error(), BasicErrorResponseType::InvalidClient);
+        }
+        other => panic!("expected invalid_client, got {other:?}"),
+    }
+
+    let right = BasicClient::new(ClientId::new(registered.client_id.clone()))
+        .set_client_secret(ClientSecret::new(registered.key.clone()))
+        .set_token_uri(token_url);
+    match right
+        .exchange_client_credentials()
+        .add_scope(Scope::new("admin".into()))
+        .request_async(&http())
+        .await
+    {
+        Err(RequestTokenError::ServerResponse(error)) => {
+            assert_eq!(*error.error(), BasicErrorResponseType::InvalidScope);
+        }
+        other => panic!("expected invalid_scope, got {other:?}"),
+    }
+    app.stop().await;
+}
+
+async fn the_oauth2_crate_introspects_a_token(backend: Backend) {
+    let app = TestApp::spawn(backend, &[]).await;
+    let session = app.signed_in("ada@example.com").await;
+    let registered = app.create_client(&session, &["notes:read"]).await;
+    let token = app.token(&registered.client_id, &registered.key, None).await;
+
+    let client = BasicClient::new(ClientId::new(registered.client_id.clone()))
+        .set_client_secret(ClientSecret::new(registered.key.clone()))
+        .set_introspection_url(IntrospectionUrl::new(app.url("/oauth/introspect")).unwrap());
+    let live = client
+        .introspect(&AccessToken::new(token.clone()))
+        .request_async(&http())
+        .await
+        .expect("introspection succeeds");
+    assert!(live.active());
+    assert_eq!(
+        live.client_id().map(|c| c.as_str()),
+        Some(registered.client_id.as_str())
+    );
+    assert_eq!(live.sub(), Some(registered.client_id.as_str()));
+    assert_eq!(live.scopes(), Some(&vec![Scope::new("notes:read".into())]));
+    assert_eq!(live.iss(), Some(app.base.as_str()));
+    assert_eq!(live.aud(), Some(&vec![app.base.clone()]));
+    assert_eq!(live.token_type(), Some(&BasicTokenType::Bearer));
+    assert!(live.exp().is_some() && live.iat().is_some() && live.jti().is_some());
+
+    app.revoke(&registered.client_id, &registered.key, &token).await;
+    let dead = client
+        .introspect(&AccessToken::new(token))
+        .request_async(&http())
+        .await
+        .expect("introspection succeeds");
+    assert!(!dead.active());
+    assert!(dead.client_id().is_none() && dead.scopes().is_none());
+    app.stop().await;
+}
