@@ -39,7 +39,9 @@ pub fn postgres_admin_url() -> String {
 
 /// Replaces the database name in a Postgres URL.
 fn with_database(admin_url: &str, database: &str) -> String {
-    let (base, query) = admin_url.split_once('?').map_or((admin_url, None), |(b, q)| (b, Some(q)));
+    let (base, query) = admin_url
+        .split_once('?')
+        .map_or((admin_url, None), |(b, q)| (b, Some(q)));
     let after_scheme = base.find("://").map_or(0, |i| i + 3);
     let root = match base[after_scheme..].find('/') {
         Some(slash) => &base[..after_scheme + slash],
@@ -100,19 +102,42 @@ impl TestDb {
     }
 }
 
+impl TestDb {
+    /// The Postgres database's name (`None` on SQLite), e.g. to drop it under a running
+    /// server.
+    pub fn postgres_name(&self) -> Option<&str> {
+        match &self.cleanup {
+            Cleanup::Postgres { name, .. } => Some(name),
+            Cleanup::Sqlite(_) => None,
+        }
+    }
+
+    /// A storage handle on this database, as the CLI opens one (e.g. `sesame user disable`).
+    pub async fn store(&self) -> sesame_storage::Store {
+        sesame_storage::Store::connect(&self.url, &sesame_storage::ConnectOptions::default())
+            .await
+            .expect("connect to the test database")
+    }
+}
+
 impl Drop for TestDb {
     fn drop(&mut self) {
         if let Cleanup::Postgres { admin_url, name } = &self.cleanup {
             let (admin_url, name) = (admin_url.clone(), name.clone());
             // Drop may run inside a runtime; do the async work on a thread of its own.
             let _ = std::thread::spawn(move || {
-                let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().ok()?;
+                let runtime = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .ok()?;
                 runtime.block_on(async {
                     let mut admin = sqlx::PgConnection::connect(&admin_url).await.ok()?;
-                    sqlx::query(sqlx::AssertSqlSafe(format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)")))
-                        .execute(&mut admin)
-                        .await
-                        .ok()?;
+                    sqlx::query(sqlx::AssertSqlSafe(format!(
+                        "DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"
+                    )))
+                    .execute(&mut admin)
+                    .await
+                    .ok()?;
                     admin.close().await.ok()
                 })
             })
@@ -147,9 +172,13 @@ impl TestApp {
 
     /// Starts another sesame on an existing database (several instances, one database).
     pub async fn spawn_on(db: Arc<TestDb>, settings: &[(&str, &str)]) -> Self {
-        let mut env: HashMap<String, String> = settings.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect();
+        let mut env: HashMap<String, String> = settings
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect();
         env.insert("SESAME_DATABASE_URL".into(), db.url.clone());
-        env.entry("SESAME_LISTEN".into()).or_insert_with(|| "127.0.0.1:0".into());
+        env.entry("SESAME_LISTEN".into())
+            .or_insert_with(|| "127.0.0.1:0".into());
         let config = Config::from_sources(None, |name| env.get(name).cloned()).expect("valid test configuration");
         let listener = tokio::net::TcpListener::bind(config.listen).await.expect("bind");
         let server = sesame_server::start(&config, listener).await.expect("server starts");
@@ -159,7 +188,10 @@ impl TestApp {
             db,
             config,
             server: Some(server),
-            http: Client::builder().redirect(reqwest::redirect::Policy::none()).build().expect("client"),
+            http: Client::builder()
+                .redirect(reqwest::redirect::Policy::none())
+                .build()
+                .expect("client"),
         }
     }
 
@@ -184,7 +216,8 @@ impl TestApp {
     }
 
     pub async fn register(&self, email: &str, password: &str) -> Response {
-        self.post_json("/users", &json!({"email": email, "password": password})).await
+        self.post_json("/users", &json!({"email": email, "password": password}))
+            .await
     }
 
     /// Registers a user with [`PASSWORD`] and asserts it worked.
@@ -195,7 +228,8 @@ impl TestApp {
     }
 
     pub async fn login_response(&self, email: &str, password: &str) -> Response {
-        self.post_json("/login", &json!({"email": email, "password": password})).await
+        self.post_json("/login", &json!({"email": email, "password": password}))
+            .await
     }
 
     /// Logs in and asserts success.
@@ -217,6 +251,19 @@ impl TestApp {
         } else {
             builder
         }
+    }
+
+    /// Disables a user the way `sesame user disable` does: through the storage API.
+    pub async fn disable_user(&self, email: &str) {
+        let store = self.db.store().await;
+        let email = sesame_domain::Email::parse(email).expect("valid email");
+        let disabled = store
+            .users
+            .disable_user(&email, sesame_domain::now())
+            .await
+            .expect("disable user");
+        assert!(disabled.is_some(), "no user {email} to disable");
+        store.database.close().await;
     }
 
     pub async fn me(&self, session: &Session) -> Response {
@@ -242,6 +289,45 @@ pub async fn session_from(response: Response) -> Session {
     }
 }
 
+impl Session {
+    /// The cookie's value: the session handle itself.
+    pub fn handle(&self) -> &str {
+        self.cookie.split_once('=').map_or("", |(_, value)| value)
+    }
+
+    /// The session's public id, from the login body.
+    pub fn id(&self) -> &str {
+        self.body["session"]["id"].as_str().expect("session id")
+    }
+}
+
+/// A header's value as text, if present (the first one when repeated).
+pub fn header(response: &Response, name: &str) -> Option<String> {
+    response
+        .headers()
+        .get(name)
+        .map(|v| v.to_str().expect("ascii header").to_owned())
+}
+
+/// Asserts the response clears the session cookie `name`: same name, `Path=/`, `Max-Age=0`.
+/// Returns that `Set-Cookie` value.
+pub fn assert_clears_cookie(headers: &HeaderMap, name: &str) -> String {
+    let cookies = set_cookies(headers);
+    let cleared = cookies
+        .iter()
+        .find(|c| c.starts_with(&format!("{name}=")))
+        .unwrap_or_else(|| panic!("no Set-Cookie for {name} in {cookies:?}"));
+    let attributes: Vec<&str> = cleared.split(';').map(str::trim).collect();
+    assert_eq!(
+        attributes[0],
+        format!("{name}="),
+        "the cleared value is empty: {cleared}"
+    );
+    assert!(attributes.contains(&"Max-Age=0"), "{cleared} lacks Max-Age=0");
+    assert!(attributes.contains(&"Path=/"), "{cleared} lacks Path=/");
+    cleared.clone()
+}
+
 /// All `Set-Cookie` header values.
 pub fn set_cookies(headers: &HeaderMap) -> Vec<String> {
     headers
@@ -263,7 +349,10 @@ pub async fn expect_problem(response: Response, status: StatusCode) -> Value {
     assert_eq!(content_type, "application/problem+json");
     let body: Value = response.json().await.expect("problem body");
     assert_eq!(body["status"], status.as_u16(), "problem status");
-    assert!(body["type"].is_string() && body["title"].is_string(), "problem shape: {body}");
+    assert!(
+        body["type"].is_string() && body["title"].is_string(),
+        "problem shape: {body}"
+    );
     body
 }
 
@@ -296,8 +385,14 @@ mod tests {
 
     #[test]
     fn database_names_are_replaced_in_urls() {
-        assert_eq!(with_database("postgres://u@h:5432/postgres", "x"), "postgres://u@h:5432/x");
+        assert_eq!(
+            with_database("postgres://u@h:5432/postgres", "x"),
+            "postgres://u@h:5432/x"
+        );
         assert_eq!(with_database("postgres://u@h:5432", "x"), "postgres://u@h:5432/x");
-        assert_eq!(with_database("postgres://u@h/db?sslmode=disable", "x"), "postgres://u@h/x?sslmode=disable");
+        assert_eq!(
+            with_database("postgres://u@h/db?sslmode=disable", "x"),
+            "postgres://u@h/x?sslmode=disable"
+        );
     }
 }
