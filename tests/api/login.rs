@@ -1,12 +1,20 @@
-//! First-party login: the session cookie's whole life.
+//! First-party login: the session cookie's whole life, one answer for every kind of
+//! failure (with the same timing), and what disabling an account does.
+
+use std::time::{Duration, Instant};
 
 use reqwest::StatusCode;
+use reqwest::header::HeaderMap;
 use serde_json::json;
-use sesame_tests::{Backend, PASSWORD, TestApp, expect_problem, on_both_backends, set_cookies};
+use sesame_tests::{Backend, PASSWORD, TestApp, assert_clears_cookie, expect_problem, on_both_backends, set_cookies};
 
 on_both_backends!(
     a_login_sets_an_httponly_session_cookie_and_returns_a_csrf_token,
     a_replayed_cookie_after_logout_is_rejected,
+    a_secure_cookie_is_host_prefixed_and_marked_secure,
+    unknown_email_wrong_password_and_disabled_account_get_the_same_answer,
+    disabling_a_user_ends_their_sessions_and_blocks_login,
+    unknown_emails_and_wrong_passwords_take_the_same_time,
 );
 
 async fn a_login_sets_an_httponly_session_cookie_and_returns_a_csrf_token(backend: Backend) {
@@ -53,11 +61,161 @@ async fn a_replayed_cookie_after_logout_is_rejected(backend: Backend) {
         .unwrap();
     assert_eq!(logout.status(), StatusCode::NO_CONTENT);
     let cleared = set_cookies(logout.headers());
-    assert!(cleared.iter().any(|c| c.starts_with("sesame_session=;") && c.contains("Max-Age=0") && c.contains("Path=/")), "{cleared:?}");
+    assert!(
+        cleared
+            .iter()
+            .any(|c| c.starts_with("sesame_session=;") && c.contains("Max-Age=0") && c.contains("Path=/")),
+        "{cleared:?}"
+    );
 
     let replay = app.me(&session).await;
     let problem = expect_problem(replay, StatusCode::UNAUTHORIZED).await;
     assert_eq!(problem["status"], 401);
     let _ = json!({});
     app.stop().await;
+}
+
+async fn a_secure_cookie_is_host_prefixed_and_marked_secure(backend: Backend) {
+    let app = TestApp::spawn(backend, &[("SESAME_COOKIE_SECURE", "true")]).await;
+    app.user("ada@example.com").await;
+    let response = app.login_response("ada@example.com", PASSWORD).await;
+    assert_eq!(response.status(), StatusCode::OK);
+    let cookies = set_cookies(response.headers());
+    assert_eq!(cookies.len(), 1, "{cookies:?}");
+    let attributes: Vec<&str> = cookies[0].split(';').map(str::trim).collect();
+    assert!(attributes[0].starts_with("__Host-sesame_session="), "{cookies:?}");
+    for attribute in ["Secure", "HttpOnly", "Path=/", "SameSite=Lax"] {
+        assert!(attributes.contains(&attribute), "{cookies:?} lacks {attribute}");
+    }
+    assert!(!cookies[0].contains("Domain"), "{cookies:?}");
+    app.stop().await;
+}
+
+/// Everything a client can compare between two answers, except `Date`.
+fn comparable(status: StatusCode, headers: &HeaderMap, body: &[u8]) -> (StatusCode, Vec<(String, String)>, Vec<u8>) {
+    let mut headers: Vec<(String, String)> = headers
+        .iter()
+        .filter(|(name, _)| *name != "date")
+        .map(|(name, value)| (name.as_str().to_owned(), value.to_str().unwrap().to_owned()))
+        .collect();
+    headers.sort();
+    (status, headers, body.to_vec())
+}
+
+async fn unknown_email_wrong_password_and_disabled_account_get_the_same_answer(backend: Backend) {
+    let app = TestApp::spawn(backend, &[]).await;
+    app.user("ada@example.com").await;
+    app.user("grace@example.com").await;
+    app.disable_user("grace@example.com").await;
+
+    let mut answers = Vec::new();
+    for (email, password) in [
+        ("nobody@example.com", PASSWORD),
+        ("ada@example.com", "not the right passphrase"),
+        ("grace@example.com", PASSWORD),
+    ] {
+        let response = app.login_response(email, password).await;
+        assert!(
+            set_cookies(response.headers()).is_empty(),
+            "{email}: no cookie on failure"
+        );
+        let (status, headers) = (response.status(), response.headers().clone());
+        let body = response.bytes().await.unwrap();
+        answers.push(comparable(status, &headers, &body));
+    }
+    assert_eq!(answers[0].0, StatusCode::UNAUTHORIZED);
+    let problem: serde_json::Value = serde_json::from_slice(&answers[0].2).unwrap();
+    assert_eq!(problem["status"], 401);
+    assert!(
+        answers[0]
+            .1
+            .contains(&("content-type".to_owned(), "application/problem+json".to_owned()))
+    );
+    assert_eq!(answers[0], answers[1], "unknown email vs wrong password");
+    assert_eq!(answers[0], answers[2], "unknown email vs disabled account");
+    app.stop().await;
+}
+
+async fn disabling_a_user_ends_their_sessions_and_blocks_login(backend: Backend) {
+    let app = TestApp::spawn(backend, &[]).await;
+    app.user("ada@example.com").await;
+    app.user("grace@example.com").await;
+    let first = app.login("ada@example.com", PASSWORD).await;
+    let second = app.login("ada@example.com", PASSWORD).await;
+    let bystander = app.login("grace@example.com", PASSWORD).await;
+    assert_eq!(app.me(&first).await.status(), StatusCode::OK);
+
+    app.disable_user("ada@example.com").await;
+
+    for session in [&first, &second] {
+        let response = app.me(session).await;
+        assert_clears_cookie(response.headers(), "sesame_session");
+        expect_problem(response, StatusCode::UNAUTHORIZED).await;
+    }
+    let login = app.login_response("ada@example.com", PASSWORD).await;
+    assert!(set_cookies(login.headers()).is_empty());
+    expect_problem(login, StatusCode::UNAUTHORIZED).await;
+    // Other users are untouched.
+    assert_eq!(app.me(&bystander).await.status(), StatusCode::OK);
+    app.stop().await;
+}
+
+fn median(samples: &mut [Duration]) -> Duration {
+    samples.sort();
+    samples[samples.len() / 2]
+}
+
+/// Without the dummy verification an unknown email answers tens of times faster than a
+/// wrong password; with it, the medians agree within 10%. Each unknown-email attempt is
+/// sent together with a wrong-password one, so that load from other tests falls on both
+/// alike; a noisy round may be retried.
+async fn unknown_emails_and_wrong_passwords_take_the_same_time(backend: Backend) {
+    let generous = "100000/1m";
+    let app = TestApp::spawn(
+        backend,
+        &[
+            ("SESAME_THROTTLE_ACCOUNT_IP", generous),
+            ("SESAME_THROTTLE_ACCOUNT", generous),
+            ("SESAME_THROTTLE_IP", generous),
+        ],
+    )
+    .await;
+    app.user("ada@example.com").await;
+    let attempt = |email: &'static str| {
+        let app = &app;
+        async move {
+            let body = json!({"email": email, "password": "not the right passphrase"});
+            let started = Instant::now();
+            let response = app.post_json("/login", &body).await;
+            let status = response.status();
+            let _ = response.bytes().await.unwrap();
+            assert_eq!(status, StatusCode::UNAUTHORIZED);
+            started.elapsed()
+        }
+    };
+    // Warm up connections and caches.
+    tokio::join!(attempt("nobody@example.com"), attempt("ada@example.com"));
+
+    let mut rounds = Vec::new();
+    for _ in 0..3 {
+        let (mut unknown, mut wrong) = (Vec::new(), Vec::new());
+        for i in 0..15 {
+            let (u, w) = if i % 2 == 0 {
+                tokio::join!(attempt("nobody@example.com"), attempt("ada@example.com"))
+            } else {
+                let (w, u) = tokio::join!(attempt("ada@example.com"), attempt("nobody@example.com"));
+                (u, w)
+            };
+            unknown.push(u);
+            wrong.push(w);
+        }
+        let (unknown, wrong) = (median(&mut unknown), median(&mut wrong));
+        let ratio = unknown.as_secs_f64() / wrong.as_secs_f64();
+        rounds.push((unknown, wrong, ratio));
+        if (0.9..=1.1).contains(&ratio) {
+            app.stop().await;
+            return;
+        }
+    }
+    panic!("medians (unknown email, wrong password, ratio) differ by more than 10% in every round: {rounds:?}");
 }
