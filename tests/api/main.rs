@@ -4,6 +4,9 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod expiry;
 mod fixation;
 mod login;
+mod logout;
 mod registration;
+mod sessions;
