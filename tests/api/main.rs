@@ -8,5 +8,6 @@ mod expiry;
 mod fixation;
 mod login;
 mod logout;
+mod password_change;
 mod registration;
 mod sessions;
