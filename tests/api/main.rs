@@ -4,6 +4,8 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod cors;
+mod csrf;
 mod expiry;
 mod fixation;
 mod login;
