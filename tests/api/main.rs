@@ -13,3 +13,4 @@ mod logout;
 mod password_change;
 mod registration;
 mod sessions;
+mod throttling;
