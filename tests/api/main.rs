@@ -4,13 +4,17 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod bad_inputs;
 mod cors;
 mod csrf;
 mod expiry;
 mod fixation;
+mod health;
 mod login;
 mod logout;
+mod me;
 mod password_change;
 mod registration;
+mod responsiveness;
 mod sessions;
 mod throttling;
