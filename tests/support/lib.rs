@@ -39,9 +39,7 @@ pub fn postgres_admin_url() -> String {
 
 /// Replaces the database name in a Postgres URL.
 fn with_database(admin_url: &str, database: &str) -> String {
-    let (base, query) = admin_url
-        .split_once('?')
-        .map_or((admin_url, None), |(b, q)| (b, Some(q)));
+    let (base, query) = admin_url.split_once('?').map_or((admin_url, None), |(b, q)| (b, Some(q)));
     let after_scheme = base.find("://").map_or(0, |i| i + 3);
     let root = match base[after_scheme..].find('/') {
         Some(slash) => &base[..after_scheme + slash],
@@ -126,18 +124,13 @@ impl Drop for TestDb {
             let (admin_url, name) = (admin_url.clone(), name.clone());
             // Drop may run inside a runtime; do the async work on a thread of its own.
             let _ = std::thread::spawn(move || {
-                let runtime = tokio::runtime::Builder::new_current_thread()
-                    .enable_all()
-                    .build()
-                    .ok()?;
+                let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().ok()?;
                 runtime.block_on(async {
                     let mut admin = sqlx::PgConnection::connect(&admin_url).await.ok()?;
-                    sqlx::query(sqlx::AssertSqlSafe(format!(
-                        "DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"
-                    )))
-                    .execute(&mut admin)
-                    .await
-                    .ok()?;
+                    sqlx::query(sqlx::AssertSqlSafe(format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)")))
+                        .execute(&mut admin)
+                        .await
+                        .ok()?;
                     admin.close().await.ok()
                 })
             })
@@ -172,13 +165,9 @@ impl TestApp {
 
     /// Starts another sesame on an existing database (several instances, one database).
     pub async fn spawn_on(db: Arc<TestDb>, settings: &[(&str, &str)]) -> Self {
-        let mut env: HashMap<String, String> = settings
-            .iter()
-            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
-            .collect();
+        let mut env: HashMap<String, String> = settings.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect();
         env.insert("SESAME_DATABASE_URL".into(), db.url.clone());
-        env.entry("SESAME_LISTEN".into())
-            .or_insert_with(|| "127.0.0.1:0".into());
+        env.entry("SESAME_LISTEN".into()).or_insert_with(|| "127.0.0.1:0".into());
         let config = Config::from_sources(None, |name| env.get(name).cloned()).expect("valid test configuration");
         let listener = tokio::net::TcpListener::bind(config.listen).await.expect("bind");
         let server = sesame_server::start(&config, listener).await.expect("server starts");
@@ -188,10 +177,7 @@ impl TestApp {
             db,
             config,
             server: Some(server),
-            http: Client::builder()
-                .redirect(reqwest::redirect::Policy::none())
-                .build()
-                .expect("client"),
+            http: Client::builder().redirect(reqwest::redirect::Policy::none()).build().expect("client"),
         }
     }
 
@@ -216,8 +202,7 @@ impl TestApp {
     }
 
     pub async fn register(&self, email: &str, password: &str) -> Response {
-        self.post_json("/users", &json!({"email": email, "password": password}))
-            .await
+        self.post_json("/users", &json!({"email": email, "password": password})).await
     }
 
     /// Registers a user with [`PASSWORD`] and asserts it worked.
@@ -228,8 +213,7 @@ impl TestApp {
     }
 
     pub async fn login_response(&self, email: &str, password: &str) -> Response {
-        self.post_json("/login", &json!({"email": email, "password": password}))
-            .await
+        self.post_json("/login", &json!({"email": email, "password": password})).await
     }
 
     /// Logs in and asserts success.
@@ -349,10 +333,7 @@ pub async fn expect_problem(response: Response, status: StatusCode) -> Value {
     assert_eq!(content_type, "application/problem+json");
     let body: Value = response.json().await.expect("problem body");
     assert_eq!(body["status"], status.as_u16(), "problem status");
-    assert!(
-        body["type"].is_string() && body["title"].is_string(),
-        "problem shape: {body}"
-    );
+    assert!(body["type"].is_string() && body["title"].is_string(), "problem shape: {body}");
     body
 }
 
@@ -385,14 +366,8 @@ mod tests {
 
     #[test]
     fn database_names_are_replaced_in_urls() {
-        assert_eq!(
-            with_database("postgres://u@h:5432/postgres", "x"),
-            "postgres://u@h:5432/x"
-        );
+        assert_eq!(with_database("postgres://u@h:5432/postgres", "x"), "postgres://u@h:5432/x");
         assert_eq!(with_database("postgres://u@h:5432", "x"), "postgres://u@h:5432/x");
-        assert_eq!(
-            with_database("postgres://u@h/db?sslmode=disable", "x"),
-            "postgres://u@h/x?sslmode=disable"
-        );
+        assert_eq!(with_database("postgres://u@h/db?sslmode=disable", "x"), "postgres://u@h/x?sslmode=disable");
     }
 }
