@@ -104,9 +104,10 @@ impl TestDb {
     /// The Postgres database's name (`None` on SQLite), e.g. to drop it under a running
     /// server.
     pub fn postgres_name(&self) -> Option<&str> {
-        match &self.cleanup {
-            Cleanup::Postgres { name, .. } => Some(name),
-            Cleanup::Sqlite(_) => None,
+        if let Cleanup::Postgres { name, .. } = &self.cleanup {
+            Some(name)
+        } else {
+            None
         }
     }
 
