@@ -4,7 +4,7 @@
 
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
-use sesame_tests::{Backend, TestApp, expect_problem, header, jwt_part, on_both_backends};
+use sesame_tests::{Backend, TestApp, expect_problem, header_text, jwt_part, on_both_backends};
 
 on_both_backends!(
     a_bearer_token_on_me_describes_the_client_and_is_not_cached,
@@ -22,7 +22,7 @@ async fn a_bearer_token_on_me_describes_the_client_and_is_not_cached(backend: Ba
 
     let response = app.me_bearer(&token).await;
     assert_eq!(response.status(), StatusCode::OK);
-    assert_eq!(header(&response, "cache-control"), "no-store");
+    assert_eq!(header_text(&response, "cache-control"), "no-store");
     let me: Value = response.json().await.unwrap();
     assert_eq!(me["kind"], "client");
     assert_eq!(me["client_id"], client.client_id.as_str());
@@ -68,7 +68,7 @@ async fn an_authorization_header_alone_decides_even_beside_a_valid_cookie(backen
         .await
         .unwrap();
     assert_eq!(
-        header(&bad_bearer, "www-authenticate"),
+        header_text(&bad_bearer, "www-authenticate"),
         r#"Bearer realm="sesame", error="invalid_token""#
     );
     expect_problem(bad_bearer, StatusCode::UNAUTHORIZED).await;
@@ -107,7 +107,7 @@ async fn a_token_in_the_query_beside_an_authorization_header_is_an_invalid_reque
         .send()
         .await
         .unwrap();
-    let challenge = header(&response, "www-authenticate");
+    let challenge = header_text(&response, "www-authenticate");
     assert!(challenge.starts_with("Bearer "), "{challenge}");
     assert!(challenge.contains(r#"error="invalid_request""#), "{challenge}");
     let problem = expect_problem(response, StatusCode::BAD_REQUEST).await;
@@ -127,12 +127,12 @@ async fn a_token_only_in_the_query_string_is_not_a_credential(backend: Backend) 
         .send()
         .await
         .unwrap();
-    assert_eq!(header(&response, "www-authenticate"), r#"Bearer realm="sesame""#);
+    assert_eq!(header_text(&response, "www-authenticate"), r#"Bearer realm="sesame""#);
     expect_problem(response, StatusCode::UNAUTHORIZED).await;
 
     let nothing = app.http().get(app.url("/me")).send().await.unwrap();
     assert_eq!(
-        header(&nothing, "www-authenticate"),
+        header_text(&nothing, "www-authenticate"),
         r#"Bearer realm="sesame""#,
         "no credential, no error attribute"
     );
@@ -155,7 +155,7 @@ async fn a_bad_token_is_answered_with_an_invalid_token_challenge(backend: Backen
     ] {
         let response = app.me_bearer(&bad).await;
         assert_eq!(
-            header(&response, "www-authenticate"),
+            header_text(&response, "www-authenticate"),
             r#"Bearer realm="sesame", error="invalid_token""#,
             "{bad}"
         );

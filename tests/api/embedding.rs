@@ -8,7 +8,7 @@ use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 use sesame_domain::Principal;
 use sesame_http::{AppState, RequireScope, ScopeName};
-use sesame_tests::{Backend, TestApp, TestDb, expect_problem, header};
+use sesame_tests::{Backend, TestApp, TestDb, expect_problem, header_text};
 
 struct NotesRead;
 impl ScopeName for NotesRead {
@@ -58,7 +58,7 @@ async fn an_embedded_route_admits_tokens_with_its_scope_and_refuses_others_with_
         .send()
         .await
         .unwrap();
-    let challenge = header(&response, "www-authenticate");
+    let challenge = header_text(&response, "www-authenticate");
     assert!(challenge.starts_with("Bearer "), "{challenge}");
     assert!(challenge.contains(r#"error="insufficient_scope""#), "{challenge}");
     expect_problem(response, StatusCode::FORBIDDEN).await;
@@ -70,7 +70,7 @@ async fn an_embedded_route_wants_a_credential_and_refuses_a_bad_token() {
     let app = notes_app().await;
 
     let anonymous = app.http().get(app.url("/notes")).send().await.unwrap();
-    assert_eq!(header(&anonymous, "www-authenticate"), r#"Bearer realm="sesame""#);
+    assert_eq!(header_text(&anonymous, "www-authenticate"), r#"Bearer realm="sesame""#);
     expect_problem(anonymous, StatusCode::UNAUTHORIZED).await;
 
     let forged = app
@@ -79,7 +79,7 @@ async fn an_embedded_route_wants_a_credential_and_refuses_a_bad_token() {
         .await
         .unwrap();
     assert_eq!(
-        header(&forged, "www-authenticate"),
+        header_text(&forged, "www-authenticate"),
         r#"Bearer realm="sesame", error="invalid_token""#
     );
     expect_problem(forged, StatusCode::UNAUTHORIZED).await;

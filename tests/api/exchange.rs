@@ -7,7 +7,9 @@ use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use reqwest::{Response, StatusCode};
 use serde_json::{Value, json};
-use sesame_tests::{Backend, PASSWORD, TestApp, basic_auth, expect_oauth_error, header, on_both_backends, set_cookies};
+use sesame_tests::{
+    Backend, PASSWORD, TestApp, basic_auth, expect_oauth_error, header_text, on_both_backends, set_cookies,
+};
 
 on_both_backends!(
     a_key_is_exchanged_with_http_basic_for_a_bearer_token_that_is_not_cached,
@@ -30,9 +32,9 @@ on_both_backends!(
 /// Asserts a successful token response and returns its body.
 async fn expect_token(response: Response) -> Value {
     assert_eq!(response.status(), StatusCode::OK);
-    assert_eq!(header(&response, "cache-control"), "no-store");
-    assert_eq!(header(&response, "pragma"), "no-cache");
-    assert!(header(&response, "content-type").starts_with("application/json"));
+    assert_eq!(header_text(&response, "cache-control"), "no-store");
+    assert_eq!(header_text(&response, "pragma"), "no-cache");
+    assert!(header_text(&response, "content-type").starts_with("application/json"));
     assert!(set_cookies(response.headers()).is_empty(), "no cookie for a client");
     let body: Value = response.json().await.unwrap();
     assert!(
@@ -116,7 +118,7 @@ async fn a_key_is_exchanged_as_json(backend: Backend) {
     let wrong = app
         .post_json("/login", &json!({"api_key": format!("{}x", client.key)}))
         .await;
-    let www = header(&wrong, "www-authenticate");
+    let www = header_text(&wrong, "www-authenticate");
     expect_oauth_error(wrong, StatusCode::UNAUTHORIZED, "invalid_client").await;
     assert!(www.is_empty(), "no Basic challenge without Basic: {www}");
     app.stop().await;
@@ -284,7 +286,7 @@ async fn a_bad_key_is_invalid_client_with_a_basic_challenge_only_after_basic(bac
     for bad in [wrong.as_str(), "sk_nonsense", ""] {
         let response = app.token_response(&client.client_id, bad, None).await;
         assert_eq!(
-            header(&response, "www-authenticate"),
+            header_text(&response, "www-authenticate"),
             r#"Basic realm="sesame""#,
             "{bad:?}"
         );
@@ -423,11 +425,11 @@ async fn failed_exchanges_are_throttled_per_client_even_for_the_right_key(backen
     }
     let throttled = app.token_response(&client.client_id, &client.key, None).await;
     assert_eq!(throttled.status(), StatusCode::TOO_MANY_REQUESTS);
-    let retry_after: u64 = header(&throttled, "retry-after")
+    let retry_after: u64 = header_text(&throttled, "retry-after")
         .parse()
         .expect("Retry-After in seconds");
     assert!((1..=60).contains(&retry_after), "{retry_after}");
-    assert!(header(&throttled, "content-type").starts_with("application/json"));
+    assert!(header_text(&throttled, "content-type").starts_with("application/json"));
     let body: Value = throttled.json().await.unwrap();
     assert!(body["error"].is_string(), "an RFC 6749-style body: {body}");
     assert!(body.get("access_token").is_none());

@@ -9,7 +9,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use jsonwebtoken::{Algorithm, EncodingKey};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
-use sesame_tests::{Backend, TestApp, header, jwt_part, on_both_backends};
+use sesame_tests::{Backend, TestApp, header_text, jwt_part, on_both_backends};
 
 use crate::jwt::{Signer, now, sign_with, signing_input};
 
@@ -78,7 +78,7 @@ impl Forge {
     async fn refused(&self, token: &str) -> Result<(), String> {
         let response = self.app.me_bearer(token).await;
         let status = response.status();
-        let challenge = header(&response, "www-authenticate");
+        let challenge = header_text(&response, "www-authenticate");
         if status != StatusCode::UNAUTHORIZED || !challenge.contains(r#"error="invalid_token""#) {
             return Err(format!("GET /me answered {status} with WWW-Authenticate {challenge:?}"));
         }

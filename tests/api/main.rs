@@ -4,16 +4,29 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod bad_inputs;
 mod bearer;
 mod clients;
+mod cors;
+mod csrf;
 mod embedding;
 mod exchange;
+mod expiry;
 mod faults;
+mod fixation;
 mod forged;
+mod health;
 mod instances;
 mod jwt;
 mod login;
+mod logout;
+mod me;
 mod metrics;
 mod oauth;
 mod oauth_client;
+mod password_change;
+mod registration;
+mod responsiveness;
+mod sessions;
+mod throttling;
 mod tokens;

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use reqwest::StatusCode;
 use serde_json::{Value, json};
-use sesame_tests::{Backend, TestApp, basic_auth, eventually, expect_oauth_error, header, on_both_backends};
+use sesame_tests::{Backend, TestApp, basic_auth, eventually, expect_oauth_error, header_text, on_both_backends};
 
 on_both_backends!(
     a_revoked_token_stops_working_at_once,
@@ -37,7 +37,7 @@ async fn a_revoked_token_stops_working_at_once(backend: Backend) {
 
     let response = app.revoke(&client.client_id, &client.key, &token).await;
     assert_eq!(response.status(), StatusCode::OK);
-    assert_eq!(header(&response, "cache-control"), "no-store");
+    assert_eq!(header_text(&response, "cache-control"), "no-store");
 
     assert!(!app.accepts(&token).await, "refused on the next request");
     assert_eq!(
@@ -117,7 +117,7 @@ async fn revocation_and_introspection_need_client_authentication(backend: Backen
             .send()
             .await
             .unwrap();
-        assert_eq!(header(&wrong_key, "www-authenticate"), r#"Basic realm="sesame""#);
+        assert_eq!(header_text(&wrong_key, "www-authenticate"), r#"Basic realm="sesame""#);
         expect_oauth_error(wrong_key, StatusCode::UNAUTHORIZED, "invalid_client").await;
 
         // The token being revoked is not a credential for revoking it.
@@ -153,7 +153,7 @@ async fn introspecting_a_live_token_describes_it(backend: Backend) {
         .await
         .unwrap();
     assert_eq!(response.status(), StatusCode::OK);
-    assert_eq!(header(&response, "cache-control"), "no-store");
+    assert_eq!(header_text(&response, "cache-control"), "no-store");
     let body: Value = response.json().await.unwrap();
     assert_eq!(body["active"], true);
     assert_eq!(body["client_id"], client.client_id.as_str());

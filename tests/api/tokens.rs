@@ -7,7 +7,7 @@ use std::collections::HashSet;
 use reqwest::StatusCode;
 use serde_json::Value;
 use sesame_http::tokens::SigningAlg;
-use sesame_tests::{Backend, TestApp, header, jwt_part, on_both_backends};
+use sesame_tests::{Backend, TestApp, header_text, jwt_part, on_both_backends};
 
 use crate::jwt::{now, verify_with_jwks};
 
@@ -163,12 +163,12 @@ async fn the_jwks_publishes_public_keys_only_and_may_be_cached(backend: Backend)
     let app = TestApp::spawn(backend, &[]).await;
     let response = app.http().get(app.url("/.well-known/jwks.json")).send().await.unwrap();
     assert_eq!(response.status(), StatusCode::OK);
-    let cache_control = header(&response, "cache-control");
+    let cache_control = header_text(&response, "cache-control");
     assert!(
         cache_control.contains("public") && cache_control.contains("max-age="),
         "{cache_control}"
     );
-    assert!(header(&response, "content-type").starts_with("application/json"));
+    assert!(header_text(&response, "content-type").starts_with("application/json"));
     let jwks: Value = response.json().await.unwrap();
     assert_public_only(&jwks);
     let key = &jwks["keys"][0];

@@ -40,7 +40,7 @@ pub fn form(pairs: &[(&str, &str)]) -> String {
 }
 
 /// A header's value as text ("" when absent).
-pub fn header(response: &Response, name: &str) -> String {
+pub fn header_text(response: &Response, name: &str) -> String {
     response
         .headers()
         .get(name)
@@ -52,7 +52,7 @@ pub fn header(response: &Response, name: &str) -> String {
 /// Asserts an RFC 6749 §5.2 error (JSON with this `error`), and returns its body.
 pub async fn expect_oauth_error(response: Response, status: StatusCode, error: &str) -> Value {
     assert_eq!(response.status(), status, "status");
-    let content_type = header(&response, "content-type");
+    let content_type = header_text(&response, "content-type");
     assert!(
         content_type.starts_with("application/json"),
         "content type {content_type}"
@@ -214,7 +214,7 @@ impl TestApp {
             StatusCode::OK => true,
             StatusCode::UNAUTHORIZED => {
                 assert_eq!(
-                    header(&response, "www-authenticate"),
+                    header_text(&response, "www-authenticate"),
                     r#"Bearer realm="sesame", error="invalid_token""#
                 );
                 false

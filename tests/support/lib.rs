@@ -106,6 +106,25 @@ impl TestDb {
     }
 }
 
+impl TestDb {
+    /// The Postgres database's name (`None` on SQLite), e.g. to drop it under a running
+    /// server.
+    pub fn postgres_name(&self) -> Option<&str> {
+        if let Cleanup::Postgres { name, .. } = &self.cleanup {
+            Some(name)
+        } else {
+            None
+        }
+    }
+
+    /// A storage handle on this database, as the CLI opens one (e.g. `sesame user disable`).
+    pub async fn store(&self) -> sesame_storage::Store {
+        sesame_storage::Store::connect(&self.url, &sesame_storage::ConnectOptions::default())
+            .await
+            .expect("connect to the test database")
+    }
+}
+
 impl Drop for TestDb {
     fn drop(&mut self) {
         if let Cleanup::Postgres { admin_url, name } = &self.cleanup {
@@ -250,6 +269,19 @@ impl TestApp {
         }
     }
 
+    /// Disables a user the way `sesame user disable` does: through the storage API.
+    pub async fn disable_user(&self, email: &str) {
+        let store = self.db.store().await;
+        let email = sesame_domain::Email::parse(email).expect("valid email");
+        let disabled = store
+            .users
+            .disable_user(&email, sesame_domain::now())
+            .await
+            .expect("disable user");
+        assert!(disabled.is_some(), "no user {email} to disable");
+        store.database.close().await;
+    }
+
     pub async fn me(&self, session: &Session) -> Response {
         self.with_session(reqwest::Method::GET, "/me", session)
             .send()
@@ -271,6 +303,45 @@ pub async fn session_from(response: Response) -> Session {
         csrf: body["csrf_token"].as_str().expect("csrf_token").to_owned(),
         body,
     }
+}
+
+impl Session {
+    /// The cookie's value: the session handle itself.
+    pub fn handle(&self) -> &str {
+        self.cookie.split_once('=').map_or("", |(_, value)| value)
+    }
+
+    /// The session's public id, from the login body.
+    pub fn id(&self) -> &str {
+        self.body["session"]["id"].as_str().expect("session id")
+    }
+}
+
+/// A header's value as text, if present (the first one when repeated).
+pub fn header(response: &Response, name: &str) -> Option<String> {
+    response
+        .headers()
+        .get(name)
+        .map(|v| v.to_str().expect("ascii header").to_owned())
+}
+
+/// Asserts the response clears the session cookie `name`: same name, `Path=/`, `Max-Age=0`.
+/// Returns that `Set-Cookie` value.
+pub fn assert_clears_cookie(headers: &HeaderMap, name: &str) -> String {
+    let cookies = set_cookies(headers);
+    let cleared = cookies
+        .iter()
+        .find(|c| c.starts_with(&format!("{name}=")))
+        .unwrap_or_else(|| panic!("no Set-Cookie for {name} in {cookies:?}"));
+    let attributes: Vec<&str> = cleared.split(';').map(str::trim).collect();
+    assert_eq!(
+        attributes[0],
+        format!("{name}="),
+        "the cleared value is empty: {cleared}"
+    );
+    assert!(attributes.contains(&"Max-Age=0"), "{cleared} lacks Max-Age=0");
+    assert!(attributes.contains(&"Path=/"), "{cleared} lacks Path=/");
+    cleared.clone()
 }
 
 /// All `Set-Cookie` header values.

@@ -5,7 +5,7 @@ use axum::extract::{Request, State};
 use axum::http::{HeaderName, HeaderValue, Method, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use tower_http::cors::{AllowOrigin, CorsLayer};
+use tower_http::cors::{AllowCredentials, AllowOrigin, CorsLayer};
 
 use crate::auth::{CSRF_HEADER, is_unsafe};
 use crate::error::{ApiError, CsrfFailure};
@@ -69,9 +69,11 @@ pub fn cors_layer(config: &HttpConfig) -> CorsLayer {
         .iter()
         .filter_map(|origin| HeaderValue::from_str(origin).ok())
         .collect();
+    let listed = origins.clone();
     CorsLayer::new()
         .allow_origin(AllowOrigin::list(origins))
-        .allow_credentials(true)
+        // Only listed origins hear that credentials are allowed.
+        .allow_credentials(AllowCredentials::predicate(move |origin, _| listed.contains(origin)))
         .allow_methods([Method::GET, Method::POST, Method::PUT, Method::DELETE])
         .allow_headers([
             header::CONTENT_TYPE,

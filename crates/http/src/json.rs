@@ -57,6 +57,11 @@ pub(crate) fn body_error(rejection: BytesRejection) -> ApiError {
 
 /// Parses a JSON body, telling syntax errors (400) from shape errors (422).
 pub fn parse<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    // The body must be one JSON value and nothing after it. `serde_path_to_error` stops at
+    // the end of the value, so without this check trailing bytes would be ignored.
+    if serde_json::from_slice::<serde::de::IgnoredAny>(bytes).is_err() {
+        return Err(ApiError::BadRequest("The request body is not valid JSON.".into()));
+    }
     let deserializer = &mut serde_json::Deserializer::from_slice(bytes);
     serde_path_to_error::deserialize(deserializer).map_err(|error| {
         let path = error.path().to_string();
@@ -94,6 +99,14 @@ mod tests {
     #[test]
     fn syntax_errors_are_400_and_shape_errors_name_the_field() {
         assert!(matches!(parse::<Login>(b"{\"email\":"), Err(ApiError::BadRequest(_))));
+        assert!(matches!(
+            parse::<Login>(br#"{"email":"a@b.c","password":"x"} trailing"#),
+            Err(ApiError::BadRequest(_))
+        ));
+        assert!(matches!(
+            parse::<Login>(br#"{"email":"a@b.c"} {}"#),
+            Err(ApiError::BadRequest(_))
+        ));
         match parse::<Login>(br#"{"email":"a@b.c"}"#) {
             Err(ApiError::Validation(errors)) => assert_eq!(errors[0].field, "password"),
             other => panic!("{other:?}"),

@@ -24,6 +24,13 @@ pub struct PostgresStore {
 }
 
 fn err(e: sqlx::Error) -> StorageError {
+    // A database that does not exist (dropped, or not yet restored) refuses every new
+    // connection with 3D000: an outage to wait out (503), not a bug (500).
+    if let sqlx::Error::Database(db) = &e
+        && db.code().as_deref() == Some("3D000")
+    {
+        return StorageError::Unavailable(e);
+    }
     classify(e, &[USERS_EMAIL_KEY])
 }
 

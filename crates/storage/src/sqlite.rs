@@ -28,7 +28,15 @@ pub struct SqliteStore {
     pool: SqlitePool,
 }
 
+/// SQLite names the columns of a broken unique rule ("UNIQUE constraint failed:
+/// users.email"), never the constraint, so the taken-email case is recognised by column.
 fn err(e: sqlx::Error) -> StorageError {
+    if let sqlx::Error::Database(db) = &e
+        && db.is_unique_violation()
+        && db.message().contains("users.email")
+    {
+        return StorageError::Conflict(USERS_EMAIL_KEY);
+    }
     classify(e, &[USERS_EMAIL_KEY])
 }
 
