@@ -17,10 +17,11 @@ use crate::state::{AppState, HttpConfig};
 /// Requests that carry an `Authorization` header are exempt: a bearer token is not an
 /// ambient credential, so another site cannot make a browser send one.
 pub async fn cross_site_guard(State(state): State<AppState>, request: Request, next: Next) -> Response {
-    if is_unsafe(request.method()) && !request.headers().contains_key(header::AUTHORIZATION) {
-        if let Err(error) = check_request(&state.config, &request) {
-            return error.into_response();
-        }
+    if is_unsafe(request.method())
+        && !request.headers().contains_key(header::AUTHORIZATION)
+        && let Err(error) = check_request(&state.config, &request)
+    {
+        return error.into_response();
     }
     next.run(request).await
 }
