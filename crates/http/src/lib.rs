@@ -64,7 +64,7 @@ pub fn router(state: AppState) -> Router {
             }),
         )
         .fallback(error::not_found)
-        .method_not_allowed_fallback(error::method_not_allowed)
+        .layer(axum::middleware::map_response(error::method_not_allowed_problem))
         .layer(axum::middleware::from_fn_with_state(state.clone(), guard::cross_site_guard))
         .layer(CookieManagerLayer::new())
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
