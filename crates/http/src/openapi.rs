@@ -1,7 +1,9 @@
 //! The OpenAPI document's frame: metadata, tags and security schemes. Paths are not
 //! listed here: each route registers its own documentation where it is mounted.
 
-use utoipa::openapi::security::{ApiKey, ApiKeyValue, SecurityScheme};
+use utoipa::openapi::security::{
+    ApiKey, ApiKeyValue, ClientCredentials, Flow, HttpAuthScheme, HttpBuilder, OAuth2, Scopes, SecurityScheme,
+};
 use utoipa::{Modify, OpenApi};
 
 use crate::error::{FieldError, Problem};
@@ -44,6 +46,35 @@ impl Modify for SecuritySchemes {
                 "X-CSRF-Token",
                 "The session's `csrf_token`, required with the cookie on POST, PUT, PATCH and DELETE.",
             ))),
+        );
+        components.add_security_scheme(
+            "bearer_jwt",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .bearer_format("JWT")
+                    .description(Some("An access token from `POST /login` with an API key (RFC 9068)."))
+                    .build(),
+            ),
+        );
+        components.add_security_scheme(
+            "oauth2_client_credentials",
+            SecurityScheme::OAuth2(OAuth2::with_description(
+                [Flow::ClientCredentials(ClientCredentials::new("/login", Scopes::new()))],
+                "The client-credentials grant: client_id and API key (as client_secret) at /login. \
+                 Scopes are those registered for each client.",
+            )),
+        );
+        components.add_security_scheme(
+            "client_basic",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Basic)
+                    .description(Some(
+                        "OAuth client authentication: client_id and API key, each form-urlencoded (RFC 6749 §2.3.1).",
+                    ))
+                    .build(),
+            ),
         );
     }
 }
