@@ -26,6 +26,8 @@ const MAX_USER_AGENT: usize = 512;
 #[schema(example = json!({"email": "ada@example.com", "password": "correct horse battery staple"}))]
 pub struct PasswordLogin {
     pub email: String,
+    /// Compared byte for byte: never trimmed, case-folded or truncated.
+    #[schema(max_length = 1024)]
     pub password: String,
 }
 
@@ -40,21 +42,32 @@ pub struct LoginResponse {
 
 /// Signs in with an email and a password and starts a new session.
 #[utoipa::path(post, path = "/login", tag = "login",
-    request_body(content = PasswordLogin, content_type = "application/json"),
+    request_body(content = PasswordLogin, content_type = "application/json",
+        description = "An email and a password. Any session cookie sent along is ended (no session fixation)."),
     responses(
         (status = 200, description = "Signed in. The session handle is in the cookie only.", body = LoginResponse,
             headers(
-                ("Set-Cookie" = String, description = "`sesame_session=<handle>; Path=/; HttpOnly; SameSite=Lax` (`__Host-` prefix and `Secure` when secure)"),
+                ("Set-Cookie" = String, description = "`sesame_session=<handle>; Path=/; HttpOnly; SameSite=Lax` (`__Host-` prefix and `Secure` when secure); no `Domain`, no `Max-Age`"),
                 ("Cache-Control" = String, description = "`no-store`"),
-            )),
-        (status = 400, description = "Malformed JSON", body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "Wrong email or password, or disabled account (one answer for all)", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "Cross-site request", body = Problem, content_type = "application/problem+json"),
+            ),
+            example = json!({
+                "user": {"id": "01936d3c-5a8e-7c1b-9f4e-2b8a7d6c5e4f", "email": "ada@example.com", "created_at": "2026-01-01T12:00:00Z"},
+                "session": {"id": "01936d3d-0b1c-7e2a-8f3b-4c5d6e7f8091", "expires_at": "2026-01-01T12:30:00Z"},
+                "csrf_token": "bq0Jm1o4cR2yN8vXw5Tz7uKpLhG3sDfAeYiOnWlMcQE"
+            })),
+        (status = 400, description = "Malformed JSON", body = Problem, content_type = "application/problem+json",
+            example = json!({"type": "about:blank", "title": "Bad Request", "status": 400, "detail": "The request body is not valid JSON."})),
+        (status = 401, description = "Wrong email or password, or disabled account (one answer for all)", body = Problem, content_type = "application/problem+json",
+            example = json!({"type": "urn:sesame:problem:invalid-credentials", "title": "Invalid credentials", "status": 401, "detail": "The email or password is incorrect."})),
+        (status = 403, description = "Cross-site request: a foreign `Origin`, or `Sec-Fetch-Site: cross-site` (login CSRF)", body = Problem, content_type = "application/problem+json"),
         (status = 413, description = "Body over 64 KiB", body = Problem, content_type = "application/problem+json"),
         (status = 415, description = "Body is not JSON", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "Missing or invalid field", body = Problem, content_type = "application/problem+json"),
-        (status = 429, description = "Too many failed attempts", body = Problem, content_type = "application/problem+json",
-            headers(("Retry-After" = u32, description = "Seconds to wait"))),
+        (status = 422, description = "Missing or invalid field", body = Problem, content_type = "application/problem+json",
+            example = json!({"type": "urn:sesame:problem:validation", "title": "Validation failed", "status": 422, "detail": "One or more fields are invalid.",
+                "errors": [{"field": "email", "message": "must look like local@domain"}]})),
+        (status = 429, description = "Too many failed attempts; refused even with the right password until the wait is over", body = Problem, content_type = "application/problem+json",
+            headers(("Retry-After" = u32, description = "Seconds to wait")),
+            example = json!({"type": "urn:sesame:problem:throttled", "title": "Too many failed attempts", "status": 429, "detail": "Wait for the time given in Retry-After, then try again."})),
         (status = 503, description = "Database or hashing unavailable", body = Problem, content_type = "application/problem+json",
             headers(("Retry-After" = u32, description = "Seconds to wait"))),
     ))]
@@ -131,11 +144,12 @@ pub async fn login(
 #[utoipa::path(post, path = "/logout", tag = "login",
     security((), ("session_cookie" = [], "csrf_token" = [])),
     responses(
-        (status = 204, description = "Signed out; the cookie is cleared",
-            headers(("Set-Cookie" = String, description = "The session cookie with `Max-Age=0`"))),
-        (status = 403, description = "CSRF check failed", body = Problem, content_type = "application/problem+json"),
-        (status = 415, description = "A non-JSON body", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "Database unavailable", body = Problem, content_type = "application/problem+json"),
+        (status = 204, description = "Signed out; the cookie, if one was sent, is cleared",
+            headers(("Set-Cookie" = String, description = "The session cookie with `Max-Age=0`, when one was sent"))),
+        (status = 403, description = "CSRF check failed: a live session without the right `X-CSRF-Token`, a foreign `Origin`, or `Sec-Fetch-Site: cross-site`", body = Problem, content_type = "application/problem+json"),
+        (status = 415, description = "A body that is not JSON", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "Database unavailable", body = Problem, content_type = "application/problem+json",
+            headers(("Retry-After" = u32, description = "Seconds to wait"))),
     ))]
 pub async fn logout(
     State(state): State<AppState>,
