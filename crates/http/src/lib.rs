@@ -7,6 +7,7 @@
 
 pub mod auth;
 pub mod client_ip;
+pub mod docs;
 pub mod error;
 pub mod guard;
 pub mod hashing;
@@ -56,13 +57,7 @@ pub fn router(state: AppState) -> Router {
     let document = std::sync::Arc::new(document);
     let config = state.config.clone();
     routes
-        .route(
-            "/openapi.json",
-            axum::routing::get(move || {
-                let document = document.clone();
-                async move { axum::Json(document.as_ref().clone()) }
-            }),
-        )
+        .merge(docs::routes(&document))
         .fallback(error::not_found)
         .layer(axum::middleware::map_response(error::method_not_allowed_problem))
         .layer(axum::middleware::from_fn_with_state(state.clone(), guard::cross_site_guard))
