@@ -7,4 +7,5 @@
 mod docs;
 mod errors;
 mod login;
+mod openapi;
 mod users;
