@@ -91,15 +91,24 @@ async fn the_document_is_openapi_3_1_and_declares_how_each_operation_authenticat
         document["paths"]["/me"]["get"]["security"],
         json!([{"session_cookie": []}, {"bearer_jwt": []}])
     );
-    // Every operation says what it accepts, and every error it documents is a problem.
+    // Every error is described: a problem (RFC 9457), or on the OAuth token path an
+    // RFC 6749 §5.2 error as application/json.
+    let token_path = ["/login", "/oauth/revoke", "/oauth/introspect"];
     for (path, item) in document["paths"].as_object().unwrap() {
         for (method, operation) in item.as_object().unwrap() {
             let responses = operation["responses"].as_object().unwrap();
             for (status, response) in responses {
-                if status.starts_with('4') || status.starts_with('5') {
+                if !(status.starts_with('4') || status.starts_with('5')) {
+                    continue;
+                }
+                let content = response["content"].as_object();
+                let types: Vec<&String> = content.map(|c| c.keys().collect()).unwrap_or_default();
+                assert!(!types.is_empty(), "{method} {path} {status} has no body described");
+                for media_type in types {
                     assert!(
-                        response["content"].get("application/problem+json").is_some(),
-                        "{method} {path} {status} is not a problem"
+                        media_type == "application/problem+json"
+                            || (media_type == "application/json" && token_path.contains(&path.as_str())),
+                        "{method} {path} {status} is described as {media_type}"
                     );
                 }
             }
