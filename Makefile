@@ -1,17 +1,24 @@
 # The verbs a newcomer looks for. `make run` serves on SQLite with no setup;
-# `make test` runs the whole suite against SQLite and Postgres.
+# `make test` runs the whole suite against SQLite and Postgres, then the contract tests.
 
 CARGO ?= cargo
 
-.PHONY: run test lint fmt build release openapi fuzz deny deny-advisories
+.PHONY: run test contract lint fmt build release openapi fuzz deny deny-advisories
 
 ## run: build and serve on 127.0.0.1:8080 with ./sesame.db (SQLite)
 run:
 	$(CARGO) run -p sesame-server --bin sesame -- serve
 
-## test: the whole suite on SQLite and Postgres (finds or starts a Postgres)
+## test: the whole suite on SQLite and Postgres (finds or starts a Postgres), then the
+## contract tests
 test:
 	tests/with-postgres.sh $(CARGO) test --workspace --all-targets
+	CARGO="$(CARGO)" tests/contract/run.sh
+
+## contract: validate openapi/openapi.json as OpenAPI 3.1 and run schemathesis against a
+## live server (tools installed into ./.venv from PyPI on first use)
+contract:
+	CARGO="$(CARGO)" tests/contract/run.sh
 
 ## lint: formatting and clippy, as CI runs them
 lint:
@@ -27,9 +34,10 @@ build:
 release:
 	$(CARGO) build --release -p sesame-server
 
-## openapi: regenerate the committed OpenAPI document
+## openapi: regenerate the committed OpenAPI document (a test fails when it drifts)
 openapi:
-	$(CARGO) run -q -p sesame-server --bin sesame -- openapi > openapi/openapi.json
+	$(CARGO) run -q -p sesame-server --bin sesame -- openapi > openapi/openapi.json.tmp
+	mv openapi/openapi.json.tmp openapi/openapi.json
 
 ## fuzz: every fuzz target for FUZZ_SECONDS each (default 60; needs nightly + cargo-fuzz)
 FUZZ_SECONDS ?= 60

@@ -332,3 +332,17 @@ pub async fn not_found() -> ApiError {
 pub async fn method_not_allowed() -> ApiError {
     ApiError::MethodNotAllowed
 }
+
+/// Gives axum's own 405 (a known path, another method) the problem body every other error
+/// has. axum's answer is kept for its `Allow` header, which RFC 9110 requires and which
+/// only the router knows how to fill in; a custom method fallback would lose it.
+pub async fn method_not_allowed_problem(response: Response) -> Response {
+    if response.status() != StatusCode::METHOD_NOT_ALLOWED || response.headers().contains_key(header::CONTENT_TYPE) {
+        return response;
+    }
+    let mut problem = ApiError::MethodNotAllowed.into_response();
+    if let Some(allow) = response.headers().get(header::ALLOW) {
+        problem.headers_mut().insert(header::ALLOW, allow.clone());
+    }
+    problem
+}

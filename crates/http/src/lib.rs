@@ -7,6 +7,7 @@
 
 pub mod auth;
 pub mod client_ip;
+pub mod docs;
 pub mod error;
 pub mod guard;
 pub mod hashing;
@@ -82,15 +83,9 @@ pub fn router_with(state: AppState, extra: Router<AppState>) -> Router {
     let config = state.config.clone();
     let metrics = state.metrics.clone();
     routes
-        .route(
-            "/openapi.json",
-            axum::routing::get(move || {
-                let document = document.clone();
-                async move { axum::Json(document.as_ref().clone()) }
-            }),
-        )
+        .merge(docs::routes(&document))
         .fallback(error::not_found)
-        .method_not_allowed_fallback(error::method_not_allowed)
+        .layer(axum::middleware::map_response(error::method_not_allowed_problem))
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             guard::cross_site_guard,

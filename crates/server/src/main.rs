@@ -125,16 +125,9 @@ fn main() -> ExitCode {
 }
 
 fn print_openapi() -> ExitCode {
-    match serde_json::to_string_pretty(&sesame_http::openapi()) {
-        Ok(json) => {
-            println!("{json}");
-            ExitCode::SUCCESS
-        }
-        Err(error) => {
-            eprintln!("sesame: {error}");
-            ExitCode::FAILURE
-        }
-    }
+    // The same bytes as `GET /openapi.json` serves.
+    print!("{}", sesame_http::docs::render_openapi(&sesame_http::openapi()));
+    ExitCode::SUCCESS
 }
 
 fn init_logging(format: LogFormat) {

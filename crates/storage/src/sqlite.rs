@@ -28,14 +28,17 @@ pub struct SqliteStore {
     pool: SqlitePool,
 }
 
-/// SQLite names the columns of a broken unique rule ("UNIQUE constraint failed:
-/// users.email"), never the constraint, so the taken-email case is recognised by column.
+/// SQLite reports a broken unique rule by its columns ("UNIQUE constraint failed:
+/// users.email"), never by the constraint's name; these are the names for those columns.
+const UNIQUE_COLUMNS: &[(&str, &str)] = &[("users.email", USERS_EMAIL_KEY)];
+
 fn err(e: sqlx::Error) -> StorageError {
     if let sqlx::Error::Database(db) = &e
         && db.is_unique_violation()
-        && db.message().contains("users.email")
+        && let Some(columns) = db.message().strip_prefix("UNIQUE constraint failed: ")
+        && let Some((_, name)) = UNIQUE_COLUMNS.iter().find(|(c, _)| *c == columns)
     {
-        return StorageError::Conflict(USERS_EMAIL_KEY);
+        return StorageError::Conflict(name);
     }
     classify(e, &[USERS_EMAIL_KEY])
 }

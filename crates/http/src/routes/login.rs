@@ -30,6 +30,8 @@ const MAX_USER_AGENT: usize = 512;
 #[schema(example = json!({"email": "ada@example.com", "password": "correct horse battery staple"}))]
 pub struct PasswordLogin {
     pub email: String,
+    /// Compared byte for byte: never trimmed, case-folded or truncated.
+    #[schema(max_length = 1024)]
     pub password: String,
 }
 
@@ -100,29 +102,60 @@ pub enum LoginSuccess {
 /// One endpoint, two ways in: a JSON email and password starts a session (cookie); an
 /// API key (JSON `api_key`, or the OAuth client-credentials form) gets a bearer token.
 #[utoipa::path(post, path = "/login", tag = "login",
-    request_body(content(
-        (LoginRequest = "application/json"),
-        (ClientCredentialsForm = "application/x-www-form-urlencoded"),
-    )),
+    request_body(
+        description = "A JSON email and password (first party; any session cookie sent along is ended, \
+                       so no session fixation), a JSON `api_key`, or the OAuth 2.0 client-credentials form \
+                       with the client authenticated by HTTP Basic or `client_secret_post`.",
+        content(
+            (LoginRequest = "application/json"),
+            (ClientCredentialsForm = "application/x-www-form-urlencoded"),
+        )
+    ),
     security((), ("client_basic" = [])),
     responses(
-        (status = 200, description = "Signed in: a session (cookie) for a password, an access token for an API key.", body = LoginSuccess,
+        (status = 200, description = "Signed in: a session (cookie) for a password, an access token (RFC 6749 §5.1) for an API key.",
             headers(
-                ("Set-Cookie" = String, description = "On a password login: `sesame_session=<handle>; Path=/; HttpOnly; SameSite=Lax` (`__Host-` prefix and `Secure` when secure)"),
+                ("Set-Cookie" = String, description = "On a password login: `sesame_session=<handle>; Path=/; HttpOnly; SameSite=Lax` (`__Host-` prefix and `Secure` when secure); no `Domain`, no `Max-Age`"),
                 ("Cache-Control" = String, description = "`no-store`"),
                 ("Pragma" = String, description = "`no-cache` on a token response"),
+            ),
+            content(
+                (LoginSuccess = "application/json", examples(
+                    ("session" = (summary = "A password login", value = json!({
+                        "user": {"id": "01936d3c-5a8e-7c1b-9f4e-2b8a7d6c5e4f", "email": "ada@example.com", "created_at": "2026-01-01T12:00:00Z"},
+                        "session": {"id": "01936d3d-0b1c-7e2a-8f3b-4c5d6e7f8091", "expires_at": "2026-01-01T12:30:00Z"},
+                        "csrf_token": "bq0Jm1o4cR2yN8vXw5Tz7uKpLhG3sDfAeYiOnWlMcQE"
+                    }))),
+                    ("token" = (summary = "An API-key exchange", value = json!({
+                        "access_token": "eyJ0eXAiOiJhdCtqd3QiLCJhbGciOiJFZERTQSIsImtpZCI6Ii4uLiJ9.e30.c2ln",
+                        "token_type": "Bearer", "expires_in": 900, "scope": "notes:read"
+                    }))),
+                )),
             )),
-        (status = 400, description = "Malformed JSON (problem), or an OAuth `invalid_request`, `unsupported_grant_type` or `invalid_scope`", body = OAuthErrorBody),
-        (status = 401, description = "Wrong email or password, or disabled account (one problem for all); or OAuth `invalid_client`", body = Problem, content_type = "application/problem+json",
-            headers(("WWW-Authenticate" = String, description = r#"`Basic realm="sesame"` when the client used HTTP Basic"#))),
-        (status = 403, description = "Cross-site request", body = Problem, content_type = "application/problem+json"),
-        (status = 413, description = "Body over 64 KiB", body = Problem, content_type = "application/problem+json"),
+        (status = 400, description = "Malformed JSON (problem); or on the token path `invalid_request` (two authentication methods, a repeated parameter, credentials in the query), `unsupported_grant_type` or `invalid_scope`",
+            content(
+                (Problem = "application/problem+json", example = json!({"type": "about:blank", "title": "Bad Request", "status": 400, "detail": "The request body is not valid JSON."})),
+                (OAuthErrorBody = "application/json", example = json!({"error": "invalid_scope", "error_description": "scope \"admin\" is not granted to this client"})),
+            )),
+        (status = 401, description = "Wrong email or password, or disabled account (one problem for all); or on the token path `invalid_client`",
+            headers(("WWW-Authenticate" = String, description = r#"`Basic realm="sesame"` when the client used HTTP Basic"#)),
+            content(
+                (Problem = "application/problem+json", example = json!({"type": "urn:sesame:problem:invalid-credentials", "title": "Invalid credentials", "status": 401, "detail": "The email or password is incorrect."})),
+                (OAuthErrorBody = "application/json", example = json!({"error": "invalid_client", "error_description": "Client authentication failed."})),
+            )),
+        (status = 403, description = "Cross-site request: a foreign `Origin`, or `Sec-Fetch-Site: cross-site` (login CSRF)", body = Problem, content_type = "application/problem+json"),
+        (status = 413, description = "Body over 64 KiB",
+            content((Problem = "application/problem+json"), (OAuthErrorBody = "application/json"))),
         (status = 415, description = "Neither JSON nor a form", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "Missing or invalid field", body = Problem, content_type = "application/problem+json"),
-        (status = 429, description = "Too many failed attempts", body = Problem, content_type = "application/problem+json",
-            headers(("Retry-After" = u32, description = "Seconds to wait"))),
-        (status = 503, description = "Database or hashing unavailable", body = Problem, content_type = "application/problem+json",
-            headers(("Retry-After" = u32, description = "Seconds to wait"))),
+        (status = 422, description = "Missing or invalid field of a password login", body = Problem, content_type = "application/problem+json",
+            example = json!({"type": "urn:sesame:problem:validation", "title": "Validation failed", "status": 422, "detail": "One or more fields are invalid.",
+                "errors": [{"field": "email", "message": "must look like local@domain"}]})),
+        (status = 429, description = "Too many failed attempts; refused even with the right credentials until the wait is over",
+            headers(("Retry-After" = u32, description = "Seconds to wait")),
+            content((Problem = "application/problem+json"), (OAuthErrorBody = "application/json"))),
+        (status = 503, description = "Database or hashing unavailable",
+            headers(("Retry-After" = u32, description = "Seconds to wait")),
+            content((Problem = "application/problem+json"), (OAuthErrorBody = "application/json"))),
     ))]
 pub async fn login(
     State(state): State<AppState>,
@@ -310,11 +343,12 @@ async fn login_with_password(
 #[utoipa::path(post, path = "/logout", tag = "login",
     security((), ("session_cookie" = [], "csrf_token" = [])),
     responses(
-        (status = 204, description = "Signed out; the cookie is cleared",
-            headers(("Set-Cookie" = String, description = "The session cookie with `Max-Age=0`"))),
-        (status = 403, description = "CSRF check failed", body = Problem, content_type = "application/problem+json"),
-        (status = 415, description = "A non-JSON body", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "Database unavailable", body = Problem, content_type = "application/problem+json"),
+        (status = 204, description = "Signed out; the cookie, if one was sent, is cleared",
+            headers(("Set-Cookie" = String, description = "The session cookie with `Max-Age=0`, when one was sent"))),
+        (status = 403, description = "CSRF check failed: a live session without the right `X-CSRF-Token`, a foreign `Origin`, or `Sec-Fetch-Site: cross-site`", body = Problem, content_type = "application/problem+json"),
+        (status = 415, description = "A body that is not JSON", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "Database unavailable", body = Problem, content_type = "application/problem+json",
+            headers(("Retry-After" = u32, description = "Seconds to wait"))),
     ))]
 pub async fn logout(
     State(state): State<AppState>,

@@ -40,8 +40,12 @@ pub enum Me {
         (status = 400, description = "A token in the query string beside an Authorization header", body = Problem, content_type = "application/problem+json",
             headers(("WWW-Authenticate" = String, description = r#"`Bearer realm="sesame", error="invalid_request"`"#))),
         (status = 401, description = "No credential, an ended session, or a bad, expired or revoked token", body = Problem, content_type = "application/problem+json",
-            headers(("WWW-Authenticate" = String, description = r#"`Bearer realm="sesame"`, with `error="invalid_token"` for a bad token"#))),
-        (status = 503, description = "Database unavailable", body = Problem, content_type = "application/problem+json"),
+            headers(
+                ("WWW-Authenticate" = String, description = r#"`Bearer realm="sesame"`, with `error="invalid_token"` for a bad token"#),
+                ("Set-Cookie" = String, description = "Clears the cookie of a session that has ended (`Max-Age=0`)"),
+            )),
+        (status = 503, description = "Database unavailable", body = Problem, content_type = "application/problem+json",
+            headers(("Retry-After" = u32, description = "Seconds to wait"))),
     ))]
 pub async fn get_me(Authenticated(caller): Authenticated) -> Result<Json<Me>, ApiError> {
     Ok(Json(match caller {

@@ -24,13 +24,18 @@ pub struct CreateUserRequest {
     pub email: String,
     /// At least `SESAME_PASSWORD_MIN_LENGTH` (default 8) characters, at most 1024; not on
     /// the common-password list.
+    #[schema(min_length = 8, max_length = 1024)]
     pub password: String,
 }
 
 /// `PUT /me/password`. No `Debug`: it holds passwords.
 #[derive(Deserialize, ToSchema)]
+#[schema(example = json!({"current_password": "correct horse battery staple", "new_password": "a longer and newer passphrase"}))]
 pub struct ChangePasswordRequest {
+    #[schema(max_length = 1024)]
     pub current_password: String,
+    /// The same rules as at registration.
+    #[schema(min_length = 8, max_length = 1024)]
     pub new_password: String,
 }
 
@@ -40,12 +45,13 @@ pub struct ChangePasswordRequest {
     responses(
         (status = 201, description = "Account created", body = UserBody),
         (status = 400, description = "Malformed JSON", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "Registration is closed, or a cross-site request", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Registration is closed (`SESAME_REGISTRATION=closed`), or a cross-site request", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "Email already registered", body = Problem, content_type = "application/problem+json"),
         (status = 413, description = "Body over 64 KiB", body = Problem, content_type = "application/problem+json"),
         (status = 415, description = "Body is not JSON", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "Invalid email or password", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "Database unavailable", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Invalid email or password; `errors` names each field", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "Database or hashing unavailable", body = Problem, content_type = "application/problem+json",
+            headers(("Retry-After" = u32, description = "Seconds to wait"))),
     ))]
 pub async fn create_user(
     State(state): State<AppState>,
@@ -93,13 +99,16 @@ pub async fn register(state: &AppState, email: Email, password: Password) -> Res
     responses(
         (status = 204, description = "Password changed; other sessions ended"),
         (status = 400, description = "Malformed JSON", body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "No live session", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "No live session", body = Problem, content_type = "application/problem+json",
+            headers(("Set-Cookie" = String, description = "Clears the cookie of a session that has ended (`Max-Age=0`)"))),
         (status = 403, description = "Current password wrong, or CSRF check failed", body = Problem, content_type = "application/problem+json"),
+        (status = 413, description = "Body over 64 KiB", body = Problem, content_type = "application/problem+json"),
         (status = 415, description = "Body is not JSON", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "New password refused", body = Problem, content_type = "application/problem+json"),
         (status = 429, description = "Too many wrong current passwords", body = Problem, content_type = "application/problem+json",
             headers(("Retry-After" = u32, description = "Seconds to wait"))),
-        (status = 503, description = "Database unavailable", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "Database or hashing unavailable", body = Problem, content_type = "application/problem+json",
+            headers(("Retry-After" = u32, description = "Seconds to wait"))),
     ))]
 pub async fn change_password(
     State(state): State<AppState>,

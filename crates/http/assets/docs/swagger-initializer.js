@@ -1,0 +1,34 @@
+// sesame's Swagger UI set-up. Everything it loads comes from this server: the document
+// beside this page, no validator badge, no other network access.
+"use strict";
+
+// Unsafe requests made with the session cookie need the session's CSRF token; take it
+// from a successful POST /login or GET /me so that "Try it out" works after signing in.
+function rememberCsrfToken(response) {
+  try {
+    const path = new URL(response.url, window.location.href).pathname;
+    const body = response.body;
+    if (response.ok && /\/(login|me)$/.test(path) && body && typeof body.csrf_token === "string") {
+      window.ui.preauthorizeApiKey("csrf_token", body.csrf_token);
+    }
+  } catch (_) {
+    // A response we cannot read changes nothing.
+  }
+  return response;
+}
+
+window.addEventListener("load", function () {
+  window.ui = SwaggerUIBundle({
+    url: new URL("openapi.json", window.location.href).href,
+    dom_id: "#swagger-ui",
+    deepLinking: true,
+    presets: [SwaggerUIBundle.presets.apis],
+    layout: "BaseLayout",
+    // Send the session cookie with "Try it out" requests, and keep what was entered under
+    // Authorize (a bearer token, the CSRF token) across reloads.
+    withCredentials: true,
+    persistAuthorization: true,
+    validatorUrl: null,
+    responseInterceptor: rememberCsrfToken,
+  });
+});
