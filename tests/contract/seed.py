@@ -1,4 +1,5 @@
-"""Waits for sesame to answer, then registers a user for each name given and signs each in.
+"""Waits for sesame to answer, then registers a user for each name given and signs each in,
+and registers a client for the first user and exchanges its API key for a token.
 
 Each argument is a name (`A`), or a name and a password (`A=correct horse …`); without
 one, the password is random and never printed. Prints shell `export` lines with each
@@ -31,11 +32,11 @@ def wait_until_serving(base: str, seconds: float) -> None:
         time.sleep(0.2)
 
 
-def post(base: str, path: str, body: dict):
+def post(base: str, path: str, body: dict, headers: dict | None = None):
     request = urllib.request.Request(
         f"{base}{path}",
         data=json.dumps(body).encode(),
-        headers={"Content-Type": "application/json"},
+        headers={"Content-Type": "application/json", **(headers or {})},
         method="POST",
     )
     try:
@@ -63,6 +64,20 @@ def main() -> None:
             sys.exit(f"contract: signing in as {email} set no {COOKIE} cookie")
         print(f"export SESAME_CONTRACT_SESSION_{name}={shlex.quote(handle)}")
         print(f"export SESAME_CONTRACT_CSRF_{name}={shlex.quote(body['csrf_token'])}")
+        if name == names[0].partition("=")[0]:
+            seed_client(base, handle, body["csrf_token"])
+
+
+def seed_client(base: str, handle: str, csrf: str) -> None:
+    """A client with an API key, and a token from it, for the token path and bearer auth."""
+    headers = {"Cookie": f"{COOKIE}={handle}", "X-CSRF-Token": csrf}
+    with post(base, "/clients", {"name": "contract", "scopes": ["notes:read", "notes:write"]}, headers) as response:
+        client = json.load(response)
+    with post(base, "/login", {"api_key": client["api_key"]["key"]}) as response:
+        token = json.load(response)["access_token"]
+    print(f"export SESAME_CONTRACT_CLIENT_ID={shlex.quote(client['client_id'])}")
+    print(f"export SESAME_CONTRACT_API_KEY={shlex.quote(client['api_key']['key'])}")
+    print(f"export SESAME_CONTRACT_TOKEN={shlex.quote(token)}")
 
 
 if __name__ == "__main__":

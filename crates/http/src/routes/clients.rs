@@ -211,7 +211,16 @@ fn revocation(kind: RevocationKind, subject: String) -> Revocation {
     security(("session_cookie" = [], "csrf_token" = [])),
     responses(
         (status = 201, description = "Client registered; the key is shown this once", body = CreatedClient,
-            headers(("Cache-Control" = String, description = "`no-store`"))),
+            headers(("Cache-Control" = String, description = "`no-store`")),
+            links(
+                ("GetClient" = (operation_id = "get_client", parameters(("client_id" = "$response.body#/client_id")))),
+                ("CreateKey" = (operation_id = "create_key", parameters(("client_id" = "$response.body#/client_id")))),
+                ("RevokeKey" = (operation_id = "revoke_key", parameters(
+                    ("client_id" = "$response.body#/client_id"),
+                    ("key_id" = "$response.body#/api_key/id"),
+                ))),
+                ("DeleteClient" = (operation_id = "delete_client", parameters(("client_id" = "$response.body#/client_id")))),
+            )),
         (status = 400, description = "Malformed JSON", body = Problem, content_type = "application/problem+json"),
         (status = 401, description = "No live session", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "CSRF check failed", body = Problem, content_type = "application/problem+json"),
