@@ -3,7 +3,7 @@
 
 CARGO ?= cargo
 
-.PHONY: run test lint fmt build release openapi clean-test-dbs
+.PHONY: run test lint fmt build release openapi bench clean-test-dbs
 
 ## run: build and serve on 127.0.0.1:8080 with ./sesame.db (SQLite)
 run:
@@ -30,3 +30,8 @@ release:
 ## openapi: regenerate the committed OpenAPI document
 openapi:
 	$(CARGO) run -q -p sesame-server --bin sesame -- openapi > openapi/openapi.json
+
+## bench: release build, then every scenario on Postgres and SQLite (tests/bench/run.sh);
+## prints one table and writes tests/bench/results/latest.md. BENCH_SECONDS=10 per scenario.
+bench:
+	tests/bench/run.sh
