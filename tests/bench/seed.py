@@ -1,16 +1,17 @@
 #!/usr/bin/env python3
-"""Seeding helpers for tests/bench/run.sh (standard library only).
+"""Seeding helpers for tests/bench/measure.sh (standard library only).
 
 Session handles are derived, not stored: handle(i) = base64url(sha256("SEED:i")) without
 padding, 43 characters like the handles sesame issues (32 bytes), with SEED a random
-string chosen per run. The Postgres seeding in run.sh computes the very same expression
+string chosen per run. The Postgres seeding in measure.sh computes the very same expression
 in SQL, so this script can list any seeded handle for the wrk scripts.
 
   seed.py handles SEED FROM TO [STEP]         print handle(i) for i in range(FROM, TO, STEP)
   seed.py sqlite-users DB N                   add users user1..user{N-1}@bench.test with
                                               user0's password hash (one real argon2id hash)
   seed.py sqlite-sessions DB SEED FROM TO U   add sessions FROM..TO-1, session i belonging
-                                              to user 1 + i % (U-1), in batches
+                                              to user 1 + i % (U-1), created and last seen
+                                              5 minutes ago, in batches
 """
 
 import base64
@@ -29,7 +30,7 @@ def handle(seed: str, i: int) -> str:
 
 
 def user_id(j: int) -> str:
-    # Same as md5('bench-user-' || j)::uuid in run.sh's Postgres seeding.
+    # Same as md5('bench-user-' || j)::uuid in measure.sh's Postgres seeding.
     return str(uuid.UUID(hashlib.md5(f"bench-user-{j}".encode()).hexdigest()))
 
 
@@ -72,7 +73,8 @@ def cmd_sqlite_sessions(path: str, seed: str, start: str, stop: str, users: str)
     others = int(users) - 1
     start, stop = int(start), int(stop)
     for lo in range(start, stop, BATCH):
-        at = now_micros()
+        # Last seen 5 minutes ago, as in measure.sh's Postgres seeding.
+        at = now_micros() - 300_000_000
         rows = []
         for i in range(lo, min(lo + BATCH, stop)):
             h = handle(seed, i)
