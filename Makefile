@@ -3,7 +3,7 @@
 
 CARGO ?= cargo
 
-.PHONY: run test contract lint fmt build release openapi fuzz deny deny-advisories
+.PHONY: run test contract lint fmt build release openapi bench fuzz deny deny-advisories
 
 ## run: build and serve on 127.0.0.1:8080 with ./sesame.db (SQLite)
 run:
@@ -53,3 +53,8 @@ deny:
 deny-advisories:
 	@command -v cargo-deny >/dev/null || $(CARGO) install cargo-deny --locked
 	$(CARGO) deny check advisories
+
+## bench: release build, then every scenario on Postgres and SQLite (tests/bench/run.sh);
+## prints one table and writes tests/bench/results/latest.md. BENCH_SECONDS=10 per scenario.
+bench:
+	tests/bench/run.sh

@@ -6,6 +6,7 @@ use std::process::ExitCode;
 
 use anyhow::{Context as _, bail};
 use clap::{Parser, Subcommand};
+use sesame_domain::password::{HashParams, Verification};
 use sesame_domain::{Email, User, UserId};
 use sesame_server::config::{Config, LogFormat};
 use sesame_storage::{StorageError, USERS_EMAIL_KEY};
@@ -42,6 +43,16 @@ enum Command {
     Keys(KeysCommand),
     /// Print the OpenAPI document.
     Openapi,
+    /// Measure password verifications per second with sesame's own argon2id parameters
+    /// and code, on THREADS threads for SECONDS (the ceiling for password logins/s).
+    BenchHash {
+        /// How long to measure, in seconds.
+        #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..=600))]
+        seconds: u64,
+        /// Threads hashing at once (default: the available cores, as the server's pool).
+        #[arg(long, value_parser = clap::value_parser!(u64).range(1..=1024))]
+        threads: Option<u64>,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -82,8 +93,10 @@ enum UserCommand {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    if let Some(Command::Openapi) = cli.command {
-        return print_openapi();
+    match cli.command {
+        Some(Command::Openapi) => return print_openapi(),
+        Some(Command::BenchHash { seconds, threads }) => return bench_hash(seconds, threads),
+        _ => {}
     }
     let config = match Config::load(cli.config.as_deref()) {
         Ok(config) => config,
@@ -112,7 +125,7 @@ fn main() -> ExitCode {
                 add_client(&config, &owner, &name, &scopes).await
             }
             Command::Keys(KeysCommand::Rotate) => rotate_keys(&config).await,
-            Command::Openapi => Ok(()),
+            Command::Openapi | Command::BenchHash { .. } => Ok(()),
         }
     });
     match outcome {
@@ -128,6 +141,66 @@ fn print_openapi() -> ExitCode {
     // The same bytes as `GET /openapi.json` serves.
     print!("{}", sesame_http::docs::render_openapi(&sesame_http::openapi()));
     ExitCode::SUCCESS
+}
+
+/// Verifies one password against its hash on `threads` threads for `seconds`, exactly as
+/// a login does (`PasswordHasher::verify` under `HashParams::default()`), and prints the
+/// rate. Needs no configuration or database.
+fn bench_hash(seconds: u64, threads: Option<u64>) -> ExitCode {
+    let threads = threads.map_or_else(
+        || std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get),
+        |n| usize::try_from(n).unwrap_or(1),
+    );
+    let run = || -> anyhow::Result<(u64, f64)> {
+        let hasher = sesame_server::password_hasher()?;
+        let password = sesame_domain::Password::for_login("correct horse battery staple".into())
+            .map_err(|e| anyhow::anyhow!("password {e}"))?;
+        let stored = hasher.hash(&password)?;
+        let started = std::time::Instant::now();
+        let deadline = started + std::time::Duration::from_secs(seconds);
+        let counts = std::thread::scope(|scope| {
+            let workers: Vec<_> = (0..threads)
+                .map(|_| {
+                    scope.spawn(|| {
+                        let mut done = 0u64;
+                        while std::time::Instant::now() < deadline {
+                            if hasher.verify(&password, &stored) != Verification::Match {
+                                return Err(anyhow::anyhow!("verification failed"));
+                            }
+                            done += 1;
+                        }
+                        Ok(done)
+                    })
+                })
+                .collect();
+            workers
+                .into_iter()
+                .map(|worker| {
+                    worker
+                        .join()
+                        .map_err(|_| anyhow::anyhow!("a hashing thread panicked"))?
+                })
+                .sum::<anyhow::Result<u64>>()
+        })?;
+        Ok((counts, started.elapsed().as_secs_f64()))
+    };
+    match run() {
+        Ok((count, elapsed)) => {
+            let params = HashParams::default();
+            #[allow(clippy::cast_precision_loss)]
+            let rate = count as f64 / elapsed;
+            println!(
+                "hashes_per_sec={rate:.1} verifications={count} threads={threads} seconds={elapsed:.2} \
+                 argon2id m={} t={} p={}",
+                params.memory_kib, params.iterations, params.parallelism
+            );
+            ExitCode::SUCCESS
+        }
+        Err(error) => {
+            eprintln!("sesame: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
 }
 
 fn init_logging(format: LogFormat) {

@@ -1,0 +1,272 @@
+#!/usr/bin/env bash
+# The measuring half of `make bench` (run.sh installs and builds, then calls this under
+# tests/with-postgres.sh). For each backend (Postgres, then SQLite) it creates a fresh
+# database, seeds it, starts `sesame serve` on a free loopback port and runs wrk from a
+# separate process against it, every run bounded in time, in this order:
+#   1  GET /healthz                                  the ceiling for authenticated routes
+#   2  GET /me, session cookie (1e3 sessions stored; cycling through all 1000 handles)
+#   3  GET /me, bearer JWT (one token)
+#   3m GET /me, bearer, while a scraper GETs /metrics every 100 ms (n/a when no /metrics)
+#   5  POST /login, API-key exchange (client_credentials form, HTTP Basic; one client)
+#   1' GET /healthz again: ratios to /healthz use the mean of 1 and 1'
+#   R  1e5 sessions stored; GET /me, cookie, cycling through all of them; then the
+#      server's RSS (before any password login: argon2's 19 MiB blocks come later)
+#   4c argon2id ceiling: `sesame bench-hash`, verifications/s on every core
+#   4  POST /login, password (cycling through 1000 users; every request a real verify)
+#   4c' the ceiling again: logins are compared with the mean of 4c and 4c'
+#   6  GET /healthz, a light probe (wrk -t1 -c4, 10 ms between requests on each
+#      connection) during a login flood (wrk -t1 -c64, POST /login)
+#   7  GET /me, session cookie with BENCH_LARGE (1e6) sessions stored (1000 handles
+#      spread over the whole set)
+# then stops the server and drops the database. Finally table.py renders one markdown
+# table with the ratios against their targets, printed and written to results/latest.md.
+set -euo pipefail
+# shellcheck source=tests/bench/lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+
+SECS="${BENCH_SECONDS:-10}"
+BIN="${BENCH_BIN:?run tests/bench/run.sh (make bench), not this script}"
+BACKENDS="${BENCH_BACKENDS:-postgres sqlite}"
+SMALL=1000
+MID=100000
+LARGE="${BENCH_LARGE:-1000000}"
+USERS=1000
+[[ "$LARGE" =~ ^[0-9]+$ && "$LARGE" -ge "$MID" ]] || die "BENCH_LARGE must be at least $MID"
+# Shared by every seeded user (one real argon2id hash, made by `sesame user add`).
+PASSWORD='correct horse battery staple, benchmarked'
+# Seed of the derived session handles (see seed.py); new every run.
+HANDLE_SEED="$(python3 -c 'import secrets; print(secrets.token_hex(16))')"
+COOKIE=sesame_session
+# Only to try the scraping scenario against another route while /metrics is missing.
+METRICS_PATH="${BENCH_METRICS_PATH:-/metrics}"
+OUT="$RAW/results.txt"
+mkdir -p "$RAW"
+: >"$OUT"
+
+# Only the settings below reach the server, whatever the caller's shell exports.
+for var in $(compgen -e); do
+  if [[ "$var" == SESAME_* && "$var" != SESAME_TEST_DATABASE_URL ]]; then unset "$var"; fi
+done
+unset DATABASE_URL
+
+PG_BASE=""
+if [[ " $BACKENDS " == *" postgres "* ]]; then
+  url="${SESAME_TEST_DATABASE_URL:?tests/with-postgres.sh sets it}"
+  url="${url%%\?*}"
+  [[ "$url" =~ ^(postgres(ql)?://[^/]+) ]] || die "cannot parse $url"
+  PG_BASE="${BASH_REMATCH[1]}"
+fi
+
+SERVER_PID="" BG_PIDS=() PG_DB="" TMPD=""
+cleanup() {
+  local pid
+  for pid in "${BG_PIDS[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
+  stop_server
+  if [[ -n "$PG_DB" ]]; then
+    psql "$PG_BASE/postgres" -qc "DROP DATABASE IF EXISTS \"$PG_DB\" WITH (FORCE)" >/dev/null 2>&1 || true
+    PG_DB=""
+  fi
+  if [[ -n "$TMPD" ]]; then rm -rf "$TMPD"; fi
+  TMPD=""
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+stop_server() {
+  [[ -n "$SERVER_PID" ]] || return 0
+  kill -TERM "$SERVER_PID" 2>/dev/null || true
+  local i
+  for ((i = 0; i < 100; i++)); do kill -0 "$SERVER_PID" 2>/dev/null || break; sleep 0.1; done
+  kill -KILL "$SERVER_PID" 2>/dev/null || true
+  wait "$SERVER_PID" 2>/dev/null || true
+  SERVER_PID=""
+}
+
+meta() { printf 'meta %s\n' "$*" >>"$OUT"; }
+record() { printf '%s %s %s\n' "$B" "$1" "$2" >>"$OUT"; }
+
+# ---- seeding ----
+seed_users() {
+  case "$B" in
+    postgres)
+      psql "$DB_URL" -v ON_ERROR_STOP=1 -v users="$USERS" -q <<'SQL'
+INSERT INTO users (id, email, password_hash, created_at)
+SELECT md5('bench-user-' || j)::uuid, 'user' || j || '@bench.test',
+       (SELECT password_hash FROM users WHERE email = 'user0@bench.test'), now()
+FROM generate_series(1, :users - 1) AS j;
+SQL
+      ;;
+    sqlite) python3 "$BENCH_DIR/seed.py" sqlite-users "$SQLITE_FILE" "$USERS" ;;
+  esac
+}
+
+# seed_sessions FROM TO: sessions FROM..TO-1 with handles derived as in seed.py, last
+# seen 5 minutes ago, so that each one's first use in the run writes its (coalesced)
+# last-seen touch, whenever it was seeded: the small and large cases of scenario 7 do the
+# same work.
+seed_sessions() {
+  case "$B" in
+    postgres)
+      psql "$DB_URL" -v ON_ERROR_STOP=1 -v users="$USERS" -v seed="$HANDLE_SEED" \
+        -v from="$1" -v to="$2" -q <<'SQL'
+INSERT INTO sessions (id, user_id, handle_hash, csrf_token, created_at, last_seen_at, user_agent, ip)
+SELECT gen_random_uuid(), md5('bench-user-' || (1 + i % (:users - 1)))::uuid,
+       sha256(convert_to(h, 'UTF8')), md5('csrf-' || :'seed' || '-' || i),
+       now() - interval '5 minutes', now() - interval '5 minutes', 'bench-seed', '127.0.0.1'
+FROM generate_series(:from, :to - 1) AS i,
+     LATERAL (SELECT rtrim(translate(encode(sha256(convert_to(:'seed' || ':' || i, 'UTF8')),
+                                            'base64'), '+/', '-_'), '=') AS h) AS handle;
+SQL
+      psql "$DB_URL" -qc 'VACUUM ANALYZE sessions'
+      ;;
+    sqlite) python3 "$BENCH_DIR/seed.py" sqlite-sessions "$SQLITE_FILE" "$HANDLE_SEED" "$1" "$2" "$USERS" ;;
+  esac
+}
+
+count_sessions() {
+  case "$B" in
+    postgres) psql "$DB_URL" -Atc 'SELECT count(*) FROM sessions' ;;
+    sqlite) python3 -c 'import sqlite3,sys; print(sqlite3.connect(sys.argv[1]).execute("SELECT count(*) FROM sessions").fetchone()[0])' "$SQLITE_FILE" ;;
+  esac
+}
+
+handles() { python3 "$BENCH_DIR/seed.py" handles "$HANDLE_SEED" "$@"; }
+
+# ---- one backend ----
+bench_backend() {
+  B="$1"
+  TMPD="$(mktemp -d "${TMPDIR:-/tmp}/sesame-bench.XXXXXX")"
+  case "$B" in
+    postgres)
+      PG_DB="sesame_bench_$$_$RANDOM"
+      psql "$PG_BASE/postgres" -qc "CREATE DATABASE \"$PG_DB\"" >/dev/null
+      DB_URL="$PG_BASE/$PG_DB"
+      meta "postgres_server $(psql "$PG_BASE/postgres" -Atc 'SHOW server_version') (fsync=$(psql "$PG_BASE/postgres" -Atc 'SHOW fsync'), shared_buffers=$(psql "$PG_BASE/postgres" -Atc 'SHOW shared_buffers'))"
+      ;;
+    sqlite)
+      SQLITE_FILE="$TMPD/sesame.db"
+      DB_URL="sqlite://$SQLITE_FILE"
+      meta "sqlite_file $(df -T "$TMPD" | awk 'NR==2{print $2}') filesystem"
+      ;;
+    *) die "unknown backend $B (postgres or sqlite)" ;;
+  esac
+  local port base
+  port="$(free_port)"
+  base="http://127.0.0.1:$port"
+  export SESAME_DATABASE_URL="$DB_URL" SESAME_LISTEN="127.0.0.1:$port" SESAME_LOG=warn SESAME_LOG_FORMAT=json \
+    SESAME_THROTTLE_ACCOUNT_IP=1000000/1m SESAME_THROTTLE_ACCOUNT=1000000/1m \
+    SESAME_THROTTLE_IP=1000000/1m
+
+  log "[$B] seeding: $USERS users (one argon2id hash), $SMALL sessions, one client"
+  "$BIN" migrate >/dev/null
+  printf '%s\n' "$PASSWORD" | "$BIN" user add user0@bench.test --password-stdin >/dev/null
+  seed_users
+  seed_sessions 0 "$SMALL"
+  local client client_id api_key basic
+  client="$("$BIN" client add --owner user0@bench.test --name bench --scope bench:read)"
+  client_id="$(awk '$1=="client_id:"{print $2}' <<<"$client")"
+  api_key="$(awk '$1=="api_key:"{print $2}' <<<"$client")"
+  [[ -n "$client_id" && -n "$api_key" ]] || die "sesame client add printed no client_id/api_key"
+  # RFC 6749 §2.3.1: each part form-urlencoded, then Basic.
+  basic="$(python3 -c 'import base64,sys,urllib.parse as u; print(base64.b64encode((u.quote_plus(sys.argv[1])+":"+u.quote_plus(sys.argv[2])).encode()).decode())' "$client_id" "$api_key")"
+  handles 0 "$SMALL" >"$TMPD/small.handles"
+
+  "$BIN" serve >"$RAW/$B.server.log" 2>&1 &
+  SERVER_PID=$!
+  wait_http "$base/healthz" 60 || { tail -20 "$RAW/$B.server.log" >&2; die "sesame did not answer /healthz"; }
+  log "[$B] sesame pid $SERVER_PID on $base"
+
+  # Each scenario's request must succeed before it is measured.
+  local code token metrics
+  code="$(curl -s -o /dev/null -w '%{http_code}' -H "Cookie: $COOKIE=$(head -1 "$TMPD/small.handles")" "$base/me")"
+  [[ "$code" == 200 ]] || die "GET /me with a seeded session cookie: $code"
+  curl -s -D "$TMPD/login.h" -o /dev/null -H 'Content-Type: application/json' \
+    -d "{\"email\":\"user1@bench.test\",\"password\":\"$PASSWORD\"}" "$base/login"
+  grep -qi "^set-cookie: $COOKIE=" "$TMPD/login.h" || die "POST /login (user1) set no $COOKIE cookie: $(head -1 "$TMPD/login.h")"
+  token="$(curl -s -H "Authorization: Basic $basic" -d grant_type=client_credentials "$base/login" \
+    | python3 -c 'import json,sys; print(json.load(sys.stdin)["access_token"])')" \
+    || die "the API-key exchange gave no access_token"
+  code="$(curl -s -o /dev/null -w '%{http_code}' -H "Authorization: Bearer $token" "$base/me")"
+  [[ "$code" == 200 ]] || die "GET /me with the bearer token: $code"
+  metrics="$(curl -s -o /dev/null -w '%{http_code}' "$base$METRICS_PATH")"
+  record metrics "status=$metrics"
+
+  log "[$B] 1 GET /healthz"
+  record healthz "$(run_wrk "$B.healthz" 2 32 "$SECS" "$base/healthz")"
+  log "[$B] 2 GET /me, cookie ($SMALL sessions)"
+  record me_cookie "$(BENCH_HANDLES="$TMPD/small.handles" BENCH_COOKIE=$COOKIE \
+    run_wrk "$B.me_cookie" 2 32 "$SECS" "$base/me")"
+  log "[$B] 3 GET /me, bearer"
+  record me_bearer "$(run_wrk "$B.me_bearer" 2 32 "$SECS" "$base/me" -H "Authorization: Bearer $token")"
+  if [[ "$metrics" == 200 ]]; then
+    log "[$B] 3m GET /me, bearer, with /metrics scraped every 100 ms"
+    BENCH_DELAY_MS=100 start_wrk "$B.metrics_scrape" 1 1 "$((SECS + 1))" "$base$METRICS_PATH"
+    local scraper=$WRK_PID
+    BG_PIDS+=("$scraper")
+    sleep 0.5
+    record me_bearer_scraped "$(run_wrk "$B.me_bearer_scraped" 2 32 "$SECS" "$base/me" -H "Authorization: Bearer $token")"
+    wait "$scraper" || true
+    record metrics_scrape "$(wrk_result "$B.metrics_scrape" "$scraper")"
+  else
+    log "[$B] 3m skipped: GET $METRICS_PATH answers $metrics"
+  fi
+  log "[$B] 5 POST /login, API-key exchange"
+  record exchange "$(BENCH_METHOD=POST BENCH_BODY='grant_type=client_credentials' \
+    run_wrk "$B.exchange" 2 32 "$SECS" "$base/login" \
+    -H "Authorization: Basic $basic" -H 'Content-Type: application/x-www-form-urlencoded')"
+  # Again, so that the ratios to /healthz use the mean of two runs around them.
+  log "[$B] 1' GET /healthz again"
+  record healthz_again "$(run_wrk "$B.healthz_again" 2 32 "$SECS" "$base/healthz")"
+  log "[$B] growing to $MID sessions"
+  seed_sessions "$SMALL" "$MID"
+  handles 0 "$MID" >"$TMPD/mid.handles"
+  log "[$B] R GET /me, cookie, cycling through $MID sessions"
+  record exercise "$(BENCH_HANDLES="$TMPD/mid.handles" BENCH_COOKIE=$COOKIE \
+    run_wrk "$B.exercise" 2 32 "$SECS" "$base/me")"
+  record rss_mid "rss_kb=$(rss_kb "$SERVER_PID") hwm_kb=$(hwm_kb "$SERVER_PID") sessions=$(count_sessions)"
+
+  log "[$B] 4c argon2id ceiling: sesame bench-hash --seconds $SECS"
+  record ceiling "$("$BIN" bench-hash --seconds "$SECS")"
+  log "[$B] 4 POST /login, password"
+  record login "$(BENCH_METHOD=POST BENCH_USERS=$USERS BENCH_PASSWORD="$PASSWORD" \
+    run_wrk "$B.login" 2 32 "$SECS" "$base/login")"
+  # Again, so that logins are compared with the mean of two ceilings around them.
+  log "[$B] 4c' argon2id ceiling again"
+  record ceiling_again "$("$BIN" bench-hash --seconds "$SECS")"
+  log "[$B] 6 GET /healthz during a login flood"
+  BENCH_METHOD=POST BENCH_USERS=$USERS BENCH_PASSWORD="$PASSWORD" \
+    start_wrk "$B.flood_login" 1 64 "$((SECS + 2))" "$base/login"
+  local flood=$WRK_PID
+  BG_PIDS+=("$flood")
+  sleep 1
+  record flood_healthz "$(BENCH_DELAY_MS=10 run_wrk "$B.flood_healthz" 1 4 "$SECS" "$base/healthz")"
+  wait "$flood" || true
+  record flood_login "$(wrk_result "$B.flood_login" "$flood")"
+  BG_PIDS=()
+
+  log "[$B] growing to $LARGE sessions"
+  seed_sessions "$MID" "$LARGE"
+  # About SMALL handles spread evenly over the whole set.
+  handles "$SMALL" "$LARGE" "$(((LARGE - SMALL) / SMALL))" >"$TMPD/large.handles"
+  log "[$B] 7 GET /me, cookie ($LARGE sessions)"
+  record me_cookie_large "$(BENCH_HANDLES="$TMPD/large.handles" BENCH_COOKIE=$COOKIE \
+    run_wrk "$B.me_cookie_large" 2 32 "$SECS" "$base/me")"
+  record peak "rss_kb=$(rss_kb "$SERVER_PID") hwm_kb=$(hwm_kb "$SERVER_PID") sessions=$(count_sessions)"
+  cleanup
+  log "[$B] done"
+}
+
+meta "date $(date -u '+%Y-%m-%d %H:%M UTC')"
+meta "cpu $(awk -F': ' '/^model name/{print $2; exit}' /proc/cpuinfo), nproc=$(nproc), $(awk '/^MemTotal/{printf "%.0f GiB RAM", $2/1048576}' /proc/meminfo), Linux $(uname -r)"
+meta "load_before $(cut -d' ' -f1-3 /proc/loadavg)"
+meta "commit $(cd "$ROOT" && git rev-parse --short HEAD 2>/dev/null || echo unknown)$(cd "$ROOT" && git diff --quiet HEAD 2>/dev/null || echo '+dirty')"
+meta "wrk $(wrk -v 2>&1 | awk 'NR==1{print $2}'), -t2 -c32 -d${SECS}s unless noted, loopback"
+meta "seconds $SECS"
+meta "sizes small=$SMALL mid=$MID large=$LARGE users=$USERS"
+
+for backend in $BACKENDS; do
+  bench_backend "$backend"
+done
+meta "elapsed $(($(date +%s) - BENCH_T0))"
+python3 "$BENCH_DIR/table.py" "$OUT" | tee "$RESULTS/latest.md"
+log "wrote $RESULTS/latest.md (raw wrk and server logs in $RAW/)"
