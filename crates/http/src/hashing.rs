@@ -1,4 +1,4 @@
-//! Password hashing off the async workers, on a bounded pool sized to the cores.
+//! Password hashing off the async workers, on a bounded pool of threads sized to the cores.
 //!
 //! argon2id at the default cost takes tens of milliseconds of one core. Running it on a
 //! Tokio worker would stall every other request on that worker; running it unbounded on
@@ -6,6 +6,11 @@
 //! the workers of CPU. So at most `permits` hashes run at a time; the rest wait (without
 //! holding a thread), and when too many are waiting the request is refused with 503 so
 //! that latency stays bounded instead of the queue.
+//!
+//! The pool's threads are dedicated and long-lived: argon2 allocates its 19 MiB working
+//! memory per hash, and an allocator keeps that memory in per-thread arenas, so hashing on
+//! an ever-changing set of blocking threads would grow the process by 19 MiB per thread
+//! ever used. A fixed set of threads bounds it to 19 MiB per core.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -17,9 +22,10 @@ use tracing::Span;
 use crate::error::ApiError;
 
 /// The bounded hashing pool.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct HashingPool {
     hasher: PasswordHasher,
+    threads: Arc<rayon::ThreadPool>,
     permits: Arc<Semaphore>,
     size: usize,
     /// Jobs running or waiting for a permit.
@@ -36,13 +42,35 @@ impl Drop for QueueSlot {
     }
 }
 
+impl std::fmt::Debug for HashingPool {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("HashingPool")
+            .field("hasher", &self.hasher)
+            .field("size", &self.size)
+            .finish_non_exhaustive()
+    }
+}
+
 impl HashingPool {
     /// A pool running `size` hashes at once (at least one) and keeping at most 64 per
     /// slot waiting.
+    ///
+    /// # Panics
+    /// If the operating system refuses to start the pool's threads.
+    #[allow(clippy::expect_used)]
     pub fn new(hasher: PasswordHasher, size: usize) -> Self {
         let size = size.max(1);
+        let threads = rayon::ThreadPoolBuilder::new()
+            .num_threads(size)
+            .thread_name(|i| format!("sesame-hash-{i}"))
+            // A panicking job fails its own request (its result channel closes); the pool
+            // and the process carry on.
+            .panic_handler(|_| tracing::error!("a password hashing job panicked"))
+            .build()
+            .expect("cannot start the password hashing threads");
         Self {
             hasher,
+            threads: Arc::new(threads),
             permits: Arc::new(Semaphore::new(size)),
             size,
             queued: Arc::new(AtomicUsize::new(0)),
@@ -84,14 +112,15 @@ impl HashingPool {
         let permit = self.permits.clone().acquire_owned().await.map_err(ApiError::internal)?;
         let hasher = self.hasher.clone();
         let span = Span::current();
-        let result = tokio::task::spawn_blocking(move || {
+        let (done, result) = tokio::sync::oneshot::channel();
+        self.threads.spawn(move || {
             let _permit = permit;
             let _slot = slot;
-            span.in_scope(|| job(&hasher))
-        })
-        .await
-        .map_err(ApiError::internal)?;
-        Ok(result)
+            let _ = done.send(span.in_scope(|| job(&hasher)));
+        });
+        result
+            .await
+            .map_err(|_| ApiError::internal(std::io::Error::other("a hashing job was dropped")))
     }
 
     /// Hashes a new password on the pool.

@@ -13,6 +13,9 @@ pub struct Attempt<'a> {
     state: &'a AppState,
     account: String,
     ip: String,
+    /// Whether `check` saw failures under the (account, IP) key, so that a success only
+    /// writes when there is something to forget.
+    had_failures: std::sync::atomic::AtomicBool,
 }
 
 impl<'a> Attempt<'a> {
@@ -21,6 +24,7 @@ impl<'a> Attempt<'a> {
             state,
             account: account.to_owned(),
             ip: ip.to_owned(),
+            had_failures: std::sync::atomic::AtomicBool::new(true),
         }
     }
 
@@ -50,6 +54,11 @@ impl<'a> Attempt<'a> {
             .throttle
             .recent_failures(&keys, now - policy.longest_window())
             .await?;
+        let pair = ThrottleKey::account_ip(&self.account, &self.ip);
+        self.had_failures.store(
+            failures.iter().any(|(k, _)| k == pair.as_str()),
+            std::sync::atomic::Ordering::Relaxed,
+        );
         let verdict = combine(charges.iter().map(|(key, budget)| {
             let times: Vec<OffsetDateTime> = failures
                 .iter()
@@ -80,6 +89,9 @@ impl<'a> Attempt<'a> {
     /// A success forgets the (account, IP) failures, so a user who finally typed the
     /// right password starts afresh; the wider budgets keep counting.
     pub async fn succeeded(&self) {
+        if !self.had_failures.load(std::sync::atomic::Ordering::Relaxed) {
+            return;
+        }
         let key = ThrottleKey::account_ip(&self.account, &self.ip);
         if let Err(error) = self.state.store.throttle.clear_failures(&key).await {
             tracing::warn!(%error, "could not reset login failures");
