@@ -106,9 +106,14 @@ impl SqliteStore {
             .journal_mode(SqliteJournalMode::Wal)
             .synchronous(SqliteSynchronous::Normal)
             .busy_timeout(Duration::from_secs(5))
-            .foreign_keys(true);
+            .foreign_keys(true)
+            // 1 MiB of page cache per connection (SQLite's default is 2 MiB): point
+            // lookups by index need little, and the OS caches the file anyway.
+            .pragma("cache_size", "-1024");
         let pool = SqlitePoolOptions::new()
-            .max_connections(options.max_connections.clamp(1, 8))
+            // Readers run in parallel in WAL mode, writers one at a time: a few
+            // connections are enough for a machine's cores.
+            .max_connections(options.max_connections.clamp(1, 4))
             .acquire_timeout(options.acquire_timeout)
             // A transaction whose rollback failed (an I/O error, a read-only file) would
             // keep holding the write lock and stall every writer after the fault is gone.
