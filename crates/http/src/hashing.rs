@@ -114,9 +114,12 @@ impl HashingPool {
         let span = Span::current();
         let (done, result) = tokio::sync::oneshot::channel();
         self.threads.spawn(move || {
-            let _permit = permit;
-            let _slot = slot;
-            let _ = done.send(span.in_scope(|| job(&hasher)));
+            let result = span.in_scope(|| job(&hasher));
+            // Free the slot before answering, so that whoever reads the result sees the
+            // job gone from the pool.
+            drop(permit);
+            drop(slot);
+            let _ = done.send(result);
         });
         result
             .await
