@@ -3,12 +3,14 @@
 //! JSON, with RFC 6749 §5.2 errors, scope narrowing and throttling, beside the unchanged
 //! first-party password login.
 
+use std::time::Duration;
+
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use reqwest::{Response, StatusCode};
 use serde_json::{Value, json};
 use sesame_tests::{
-    Backend, PASSWORD, TestApp, basic_auth, expect_oauth_error, header_text, on_both_backends, set_cookies,
+    Backend, PASSWORD, TestApp, basic_auth, eventually, expect_oauth_error, header_text, on_both_backends, set_cookies,
 };
 
 on_both_backends!(
@@ -26,6 +28,7 @@ on_both_backends!(
     credentials_in_the_query_string_are_refused,
     unknown_parameters_are_ignored,
     failed_exchanges_are_throttled_per_client_even_for_the_right_key,
+    a_busy_client_is_throttled_at_once_after_failures_here_and_soon_after_failures_elsewhere,
     the_password_login_is_unchanged_beside_the_key_exchange,
 );
 
@@ -493,4 +496,47 @@ async fn the_password_login_is_unchanged_beside_the_key_exchange(backend: Backen
     assert!(set_cookies(with_grant.headers()).is_empty());
     expect_oauth_error(with_grant, StatusCode::BAD_REQUEST, "unsupported_grant_type").await;
     app.stop().await;
+}
+
+/// A client that has just succeeded (and whose clean record an instance may remember for
+/// a moment) is refused at once after failures on the same instance, and within the
+/// documented bound (1 s, plus slack here) after failures on another.
+async fn a_busy_client_is_throttled_at_once_after_failures_here_and_soon_after_failures_elsewhere(backend: Backend) {
+    let settings = [("SESAME_THROTTLE_ACCOUNT_IP", "3/1m")];
+    let a = TestApp::spawn(backend, &settings).await;
+    let b = TestApp::spawn_on(a.db.clone(), &settings).await;
+    let session = a.signed_in("ada@example.com").await;
+    let here = a.create_client(&session, &["notes:read"]).await;
+    let elsewhere = a.create_client(&session, &["notes:read"]).await;
+
+    // Failures on the instance the client has just used: refused at once.
+    a.token(&here.client_id, &here.key, None).await;
+    a.token(&here.client_id, &here.key, None).await;
+    for _ in 0..3 {
+        let response = a.token_response(&here.client_id, "sk_wrong", None).await;
+        expect_oauth_error(response, StatusCode::UNAUTHORIZED, "invalid_client").await;
+    }
+    let throttled = a.token_response(&here.client_id, &here.key, None).await;
+    assert_eq!(throttled.status(), StatusCode::TOO_MANY_REQUESTS);
+
+    // Failures on another instance: refused on this one within the bound, and from then on.
+    b.token(&elsewhere.client_id, &elsewhere.key, None).await;
+    for _ in 0..3 {
+        let response = a.token_response(&elsewhere.client_id, "sk_wrong", None).await;
+        expect_oauth_error(response, StatusCode::UNAUTHORIZED, "invalid_client").await;
+    }
+    let limit = Duration::from_secs(3);
+    let throttled_on_b = || async {
+        b.token_response(&elsewhere.client_id, &elsewhere.key, None)
+            .await
+            .status()
+            == StatusCode::TOO_MANY_REQUESTS
+    };
+    assert!(
+        eventually(limit, throttled_on_b).await,
+        "the other instance still exchanges after {limit:?}"
+    );
+    assert!(throttled_on_b().await);
+    b.stop().await;
+    a.stop().await;
 }

@@ -18,6 +18,8 @@ on_both_backends!(
     a_token_revoked_on_one_instance_is_refused_by_another_within_a_second,
     a_key_revoked_on_one_instance_stops_its_tokens_on_another_within_a_second,
     a_client_deleted_on_one_instance_stops_its_tokens_on_another_within_a_second,
+    a_key_revoked_on_one_instance_cannot_be_exchanged_where_it_was_just_used,
+    a_client_deleted_on_one_instance_cannot_exchange_where_it_was_just_used,
 );
 
 /// How long a test waits for another instance to learn of a revocation: the documented
@@ -293,6 +295,64 @@ async fn a_client_deleted_on_one_instance_stops_its_tokens_on_another_within_a_s
         "the other instance still accepts a deleted client's token after {PROPAGATION_LIMIT:?}"
     );
     assert!(b.accepts(&survivor).await);
+    a.stop().await;
+    b.stop().await;
+}
+
+/// Whether exchanging this key on `app` is refused as `invalid_client`.
+async fn exchange_refused(app: &TestApp, client_id: &str, key: &str) -> bool {
+    app.token_response(client_id, key, None).await.status() == StatusCode::UNAUTHORIZED
+}
+
+async fn a_key_revoked_on_one_instance_cannot_be_exchanged_where_it_was_just_used(backend: Backend) {
+    let (a, b, session, client, _token) = fleet(backend).await;
+    // The other instance has just read the key (and may keep it in memory for a moment).
+    b.token(&client.client_id, &client.key, None).await;
+    b.token(&client.client_id, &client.key, None).await;
+
+    a.revoke_key(&session, &client.client_id, &client.key_id).await;
+    let refused = a.token_response(&client.client_id, &client.key, None).await;
+    expect_oauth_error(refused, StatusCode::UNAUTHORIZED, "invalid_client").await;
+    assert!(
+        eventually(PROPAGATION_LIMIT, || exchange_refused(
+            &b,
+            &client.client_id,
+            &client.key
+        ))
+        .await,
+        "the other instance still exchanges a revoked key after {PROPAGATION_LIMIT:?}"
+    );
+    // And for good: not a moment's refusal.
+    for _ in 0..3 {
+        assert!(exchange_refused(&b, &client.client_id, &client.key).await);
+        tokio::time::sleep(Duration::from_millis(400)).await;
+    }
+    a.stop().await;
+    b.stop().await;
+}
+
+async fn a_client_deleted_on_one_instance_cannot_exchange_where_it_was_just_used(backend: Backend) {
+    let (a, b, session, client, _token) = fleet(backend).await;
+    b.token(&client.client_id, &client.key, None).await;
+
+    a.delete_client(&session, &client.client_id).await;
+    assert!(
+        exchange_refused(&a, &client.client_id, &client.key).await,
+        "at once where it was deleted"
+    );
+    assert!(
+        eventually(PROPAGATION_LIMIT, || exchange_refused(
+            &b,
+            &client.client_id,
+            &client.key
+        ))
+        .await,
+        "the other instance still exchanges a deleted client's key after {PROPAGATION_LIMIT:?}"
+    );
+    for _ in 0..3 {
+        assert!(exchange_refused(&b, &client.client_id, &client.key).await);
+        tokio::time::sleep(Duration::from_millis(400)).await;
+    }
     a.stop().await;
     b.stop().await;
 }

@@ -12,6 +12,7 @@ pub mod error;
 pub mod guard;
 pub mod hashing;
 pub mod json;
+pub mod key_cache;
 pub mod metrics;
 pub mod oauth;
 pub mod openapi;

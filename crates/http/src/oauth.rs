@@ -11,7 +11,7 @@ use axum::response::{IntoResponse, Response};
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use serde::Serialize;
-use sesame_domain::{ApiKey, ClientId};
+use sesame_domain::{ApiKey, ApiKeyId, ClientId};
 use sesame_storage::{ApiKeyRecord, ClientRecord};
 use utoipa::ToSchema;
 
@@ -313,7 +313,7 @@ pub async fn authenticate_client(
     }
     let key = ApiKey::parse(&presented.secret);
     let found = match &key {
-        Some(key) => state.store.clients.find_key(key.id()).await.map_err(ApiError::from)?,
+        Some(key) => find_key(state, key.id()).await?,
         None => None,
     };
     // Throttle under the client the request names, else the key's client, else the
@@ -323,13 +323,17 @@ pub async fn authenticate_client(
         .or_else(|| found.as_ref().map(|(_, client)| client.id.as_str().to_owned()))
         .or_else(|| key.as_ref().map(|k| format!("key:{}", k.id())))
         .unwrap_or_else(|| "key:malformed".to_owned());
-    let attempt = Attempt::new(state, &account, ip);
+    let attempt = Attempt::remembered(state, &account, ip);
     attempt.check().await?;
 
     let authenticated = match (key, found) {
         (Some(key), Some((record, client)))
             if record.key_hash.matches(&key.hash())
                 && record.revoked_at.is_none()
+                && !state
+                    .tokens
+                    .revocations()
+                    .is_key_revoked(&record.id.to_string(), client.id.as_str())
                 && named.is_none_or(|id| id == client.id.as_str()) =>
         {
             Some(AuthenticatedClient { client, key: record })
@@ -347,10 +351,26 @@ pub async fn authenticate_client(
         .key
         .last_used_at
         .is_none_or(|at| now - at >= KEY_TOUCH_INTERVAL);
-    if stale && let Err(error) = state.store.clients.touch_key(authenticated.key.id, now).await {
-        tracing::warn!(%error, "could not record API key use");
+    if stale {
+        match state.store.clients.touch_key(authenticated.key.id, now).await {
+            Ok(()) => state.keys.touched(authenticated.key.id, now),
+            Err(error) => tracing::warn!(%error, "could not record API key use"),
+        }
     }
     Ok(authenticated)
+}
+
+/// A key's record and its client: from the key cache if fresh, else from the database
+/// (and then cached if live).
+async fn find_key(state: &AppState, id: ApiKeyId) -> Result<Option<(ApiKeyRecord, ClientRecord)>, ApiError> {
+    if let Some(found) = state.keys.get(id) {
+        return Ok(Some(found));
+    }
+    let found = state.store.clients.find_key(id).await?;
+    if let Some((key, client)) = &found {
+        state.keys.insert(key, client);
+    }
+    Ok(found)
 }
 
 #[cfg(test)]

@@ -8,8 +8,10 @@ use sesame_storage::Store;
 use tower_cookies::cookie::SameSite;
 
 use crate::hashing::HashingPool;
+use crate::key_cache::KeyCache;
 use crate::metrics::Metrics;
 use crate::session_cache::SessionCache;
+use crate::throttle::CleanMemo;
 use crate::tokens::TokenService;
 
 /// What the HTTP layer needs to know from the configuration.
@@ -93,6 +95,10 @@ pub struct AppState {
     pub metrics: Arc<Metrics>,
     /// Recently read live sessions (trusted for at most a second).
     pub sessions: Arc<SessionCache>,
+    /// Recently read live API keys (trusted for at most a second).
+    pub keys: Arc<KeyCache>,
+    /// (client, IP) pairs recently found without login failures (for at most a second).
+    pub clean_memo: Arc<CleanMemo>,
 }
 
 impl AppState {
@@ -114,6 +120,8 @@ impl AppState {
             tokens,
             metrics: Arc::new(Metrics::default()),
             sessions: Arc::new(SessionCache::default()),
+            keys: Arc::new(KeyCache::default()),
+            clean_memo: Arc::new(CleanMemo::default()),
         })
     }
 }

@@ -295,6 +295,7 @@ pub async fn delete_client(
         return Err(ApiError::NotFound);
     }
     state.tokens.revocations().apply([&entry]);
+    state.keys.remove_client(&id);
     tracing::info!(client_id = %id, owner_id = %session.user.id, "client deleted");
     Ok(StatusCode::NO_CONTENT)
 }
@@ -350,6 +351,7 @@ pub async fn revoke_key(
         return Err(ApiError::NotFound);
     }
     state.tokens.revocations().apply([&entry]);
+    state.keys.remove(key_id);
     tracing::info!(client_id = %found.client.id, key_id = %key_id, "API key revoked");
     Ok(StatusCode::NO_CONTENT)
 }

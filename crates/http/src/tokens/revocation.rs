@@ -60,6 +60,12 @@ impl RevocationSet {
         sets.tokens.contains_key(jti) || sets.keys.contains_key(key_id) || sets.clients.contains_key(client_id)
     }
 
+    /// Whether an API key has been revoked, directly or through its client.
+    pub fn is_key_revoked(&self, key_id: &str, client_id: &str) -> bool {
+        let sets = self.sets.read().unwrap_or_else(std::sync::PoisonError::into_inner);
+        sets.keys.contains_key(key_id) || sets.clients.contains_key(client_id)
+    }
+
     /// Reads new entries from the shared log and forgets expired ones.
     pub async fn refresh(&self, store: &Store) -> Result<(), sesame_storage::StorageError> {
         let started = sesame_domain::now();
