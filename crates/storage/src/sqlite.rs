@@ -96,6 +96,67 @@ fn session_from_row(row: &SqliteRow) -> Result<SessionRecord> {
     })
 }
 
+/// How long a statement waits for another connection's write lock.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Fails if the connection can only read. `BEGIN IMMEDIATE` checks the file's mode before
+/// it waits for any lock, so it is asked without a busy timeout: `SQLITE_BUSY` means
+/// another connection is writing, which a read-only connection could not be refused for.
+async fn refuse_read_only(conn: &mut SqliteConnection) -> std::result::Result<(), sqlx::Error> {
+    sqlx::query("PRAGMA busy_timeout = 0").execute(&mut *conn).await?;
+    let outcome = sqlx::query("BEGIN IMMEDIATE").execute(&mut *conn).await;
+    if outcome.is_ok() {
+        sqlx::query("ROLLBACK").execute(&mut *conn).await?;
+    }
+    sqlx::query(sqlx::AssertSqlSafe(format!(
+        "PRAGMA busy_timeout = {}",
+        BUSY_TIMEOUT.as_millis()
+    )))
+    .execute(&mut *conn)
+    .await?;
+    match outcome {
+        Err(sqlx::Error::Database(e)) if primary_code(e.code().as_deref()) == Some(SQLITE_READONLY) => {
+            Err(sqlx::Error::Database(e))
+        }
+        _ => Ok(()),
+    }
+}
+
+/// Whether a connection going back to the pool may be used again. Closed instead
+/// (closing rolls back for sure):
+/// - one left inside a transaction: its rollback failed (an I/O error, a read-only file)
+///   and it would go on holding the write lock, stalling every writer after the fault;
+/// - one whose last failure was an I/O error or a read-only file: SQLite may have
+///   reopened what it could not write read-only, for good.
+async fn reusable(conn: &mut SqliteConnection) -> std::result::Result<bool, sqlx::Error> {
+    let last_failure = conn.lock_handle().await?.last_error();
+    if let Some(failure) = last_failure
+        && let Some(code) = primary_code(sqlx::error::DatabaseError::code(&failure).as_deref())
+        && [SQLITE_READONLY, SQLITE_IOERR, SQLITE_CANTOPEN].contains(&code)
+    {
+        tracing::warn!(code, "closing a database connection after an I/O fault");
+        return Ok(false);
+    }
+    match sqlx::query("ROLLBACK").execute(&mut *conn).await {
+        Err(sqlx::Error::Database(e)) if e.message().contains("no transaction is active") => Ok(true),
+        Ok(_) => {
+            tracing::warn!("closing a database connection left inside a transaction");
+            Ok(false)
+        }
+        Err(_) => Ok(false),
+    }
+}
+
+// SQLite's primary result codes (https://sqlite.org/rescode.html).
+const SQLITE_READONLY: i32 = 8;
+const SQLITE_IOERR: i32 = 10;
+const SQLITE_CANTOPEN: i32 = 14;
+
+/// The primary result code of an extended one (its low byte).
+fn primary_code(code: Option<&str>) -> Option<i32> {
+    code.and_then(|code| code.parse::<i32>().ok()).map(|code| code & 0xff)
+}
+
 impl SqliteStore {
     /// Opens (creating if missing) the database file, in WAL mode so readers never wait
     /// for the writer.
@@ -105,7 +166,7 @@ impl SqliteStore {
             .create_if_missing(true)
             .journal_mode(SqliteJournalMode::Wal)
             .synchronous(SqliteSynchronous::Normal)
-            .busy_timeout(Duration::from_secs(5))
+            .busy_timeout(BUSY_TIMEOUT)
             .foreign_keys(true)
             // 1 MiB of page cache per connection (SQLite's default is 2 MiB): point
             // lookups by index need little, and the OS caches the file anyway.
@@ -115,21 +176,11 @@ impl SqliteStore {
             // connections are enough for a machine's cores.
             .max_connections(options.max_connections.clamp(1, 4))
             .acquire_timeout(options.acquire_timeout)
-            // A transaction whose rollback failed (an I/O error, a read-only file) would
-            // keep holding the write lock and stall every writer after the fault is gone.
-            // Such a connection is closed, which rolls back for sure, rather than reused.
-            .after_release(|conn, _meta| {
-                Box::pin(async move {
-                    match sqlx::query("ROLLBACK").execute(&mut *conn).await {
-                        Err(sqlx::Error::Database(e)) if e.message().contains("no transaction is active") => Ok(true),
-                        Ok(_) => {
-                            tracing::warn!("closing a database connection left inside a transaction");
-                            Ok(false)
-                        }
-                        Err(_) => Ok(false),
-                    }
-                })
-            })
+            // SQLite silently opens a file it may not write read-only, and such a
+            // connection stays read-only once the file is writable again: one opened
+            // during such a fault is refused, so that the pool opens another later.
+            .after_connect(|conn, _meta| Box::pin(async move { refuse_read_only(conn).await }))
+            .after_release(|conn, _meta| Box::pin(async move { reusable(conn).await }))
             .connect_with(connect)
             .await
             .map_err(err)?;
