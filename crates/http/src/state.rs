@@ -77,9 +77,21 @@ impl CookieConfig {
     }
 }
 
-/// Shared by every handler; cheap to clone.
+/// Shared by every handler. Cloning it (which the router does several times per request)
+/// costs one reference count.
 #[derive(Clone)]
-pub struct AppState {
+pub struct AppState(Arc<Shared>);
+
+impl std::ops::Deref for AppState {
+    type Target = Shared;
+
+    fn deref(&self) -> &Shared {
+        &self.0
+    }
+}
+
+/// What [`AppState`] holds.
+pub struct Shared {
     /// HTTP-layer settings, read once at start.
     pub config: Arc<HttpConfig>,
     /// The database, whichever backend.
@@ -112,7 +124,7 @@ impl AppState {
         let dummy = sesame_domain::Password::for_login(base64_random())
             .map_err(|e| crate::ApiError::internal(std::io::Error::other(e.to_string())))?;
         let dummy_hash = hashing.hash(dummy).await?;
-        Ok(Self {
+        Ok(Self(Arc::new(Shared {
             config: Arc::new(config),
             store,
             hashing,
@@ -122,7 +134,7 @@ impl AppState {
             sessions: Arc::new(SessionCache::default()),
             keys: Arc::new(KeyCache::default()),
             clean_memo: Arc::new(CleanMemo::default()),
-        })
+        })))
     }
 }
 

@@ -108,7 +108,47 @@ pub fn generate(alg: SigningAlg, now: OffsetDateTime) -> Result<SigningKeyRecord
 pub struct ActiveKey {
     pub kid: String,
     pub alg: SigningAlg,
-    pub encoding: EncodingKey,
+    pub signer: Signer,
+}
+
+/// A signing key parsed once. Parsing derives the public key, a scalar multiplication as
+/// dear as a signature, so a key parsed for every token would double its cost.
+pub enum Signer {
+    EdDsa(ed25519_dalek::SigningKey),
+    Es256(p256::ecdsa::SigningKey),
+    /// RS256 signs through jsonwebtoken, whose RSA key is cheap to parse.
+    Rs256(EncodingKey),
+}
+
+impl Signer {
+    fn new(alg: SigningAlg, der: &[u8], encoding: &EncodingKey) -> Result<Self, KeyError> {
+        use ed25519_dalek::pkcs8::DecodePrivateKey as _;
+        Ok(match alg {
+            SigningAlg::EdDsa => Self::EdDsa(ed25519_dalek::SigningKey::from_pkcs8_der(der).map_err(key_error)?),
+            SigningAlg::Es256 => {
+                use p256::pkcs8::DecodePrivateKey as _;
+                Self::Es256(p256::ecdsa::SigningKey::from_pkcs8_der(der).map_err(key_error)?)
+            }
+            SigningAlg::Rs256 => Self::Rs256(encoding.clone()),
+        })
+    }
+
+    /// The JWS signature (RFC 7515 §3.1 and RFC 7518 §3) of `message`, the encoded header
+    /// and payload joined by a dot.
+    pub fn sign(&self, message: &[u8]) -> Result<Vec<u8>, KeyError> {
+        match self {
+            Self::EdDsa(key) => Ok(ed25519_dalek::Signer::sign(key, message).to_bytes().to_vec()),
+            Self::Es256(key) => {
+                // ES256 is R and S, 32 bytes each (RFC 7518 §3.4), as `to_bytes` gives.
+                let signature: p256::ecdsa::Signature = p256::ecdsa::signature::Signer::sign(key, message);
+                Ok(signature.to_bytes().to_vec())
+            }
+            Self::Rs256(key) => {
+                let encoded = jsonwebtoken::crypto::sign(message, key, Algorithm::RS256).map_err(key_error)?;
+                URL_SAFE_NO_PAD.decode(encoded).map_err(key_error)
+            }
+        }
+    }
 }
 
 /// A key trusted for verification, with the one algorithm it may be used with.
@@ -168,7 +208,7 @@ impl KeyRing {
                 active = Some(ActiveKey {
                     kid: record.kid.clone(),
                     alg,
-                    encoding,
+                    signer: Signer::new(alg, &record.private_der, &encoding)?,
                 });
             }
         }

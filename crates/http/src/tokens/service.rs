@@ -191,7 +191,7 @@ impl TokenService {
         let mut header = Header::new(ring.active.alg.jwt());
         header.typ = Some("at+jwt".to_owned());
         header.kid = Some(ring.active.kid.clone());
-        let token = jsonwebtoken::encode(&header, &claims, &ring.active.encoding).map_err(|_| TokenError::Signing)?;
+        let token = sign(&header, &claims, &ring.active.signer)?;
         Ok(IssuedToken {
             token,
             expires_in: self.settings.ttl.as_secs(),
@@ -271,6 +271,20 @@ impl TokenService {
             false
         }
     }
+}
+
+/// A JWS in compact serialization (RFC 7515 §7.1): the encoded header and claims, and
+/// their signature by the ring's parsed signer.
+fn sign(header: &Header, claims: &AccessClaims, signer: &keys::Signer) -> Result<String, TokenError> {
+    let header = serde_json::to_vec(header).map_err(|_| TokenError::Signing)?;
+    let claims = serde_json::to_vec(claims).map_err(|_| TokenError::Signing)?;
+    let mut token = URL_SAFE_NO_PAD.encode(header);
+    token.push('.');
+    URL_SAFE_NO_PAD.encode_string(claims, &mut token);
+    let signature = signer.sign(token.as_bytes()).map_err(|_| TokenError::Signing)?;
+    token.push('.');
+    URL_SAFE_NO_PAD.encode_string(signature, &mut token);
+    Ok(token)
 }
 
 /// Checks a token's header (RFC 8725 §3.1, RFC 9068 §4) and returns its `kid`.
