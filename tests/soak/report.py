@@ -179,6 +179,7 @@ out.append("| | figure | goal |")
 out.append("|---|---|---|")
 out.append(f"| date, commit | {meta.get('date', '?')}, `{meta.get('commit', '?')}` | |")
 out.append(f"| backend | {backend} | |")
+out.append(f"| release binary | {meta.get('binary', '?')} | |")
 out.append(f"| machine | {meta.get('machine', '?')}; load before {meta.get('load_before', '?')} | |")
 if total:
     out.append(

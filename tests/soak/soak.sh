@@ -161,6 +161,7 @@ export SESAME_DATABASE_URL="$DB_URL" SESAME_LISTEN="127.0.0.1:$PORT" \
 
 meta "date $(date -u '+%Y-%m-%d %H:%M UTC')"
 meta "commit $(cd "$ROOT" && git rev-parse --short HEAD 2>/dev/null || echo unknown)$(cd "$ROOT" && git diff --quiet HEAD 2>/dev/null || echo '+dirty')"
+meta "binary sha256 $(sha256sum "$BIN" | cut -c1-12), built $(date -u -r "$BIN" '+%Y-%m-%d %H:%M UTC')"
 meta "machine $(awk -F': ' '/^model name/{print $2; exit}' /proc/cpuinfo), nproc=$(nproc), $(awk '/^MemTotal/{printf "%.0f GiB RAM", $2/1048576}' /proc/meminfo), Linux $(uname -r)"
 meta "load_before $(cut -d' ' -f1-3 /proc/loadavg)"
 meta "wrk $(wrk -v 2>&1 | awk 'NR==1{print $2}') -t$THREADS -c$THREADS -d${SECS}s --timeout 10s, loopback"
