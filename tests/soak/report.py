@@ -156,6 +156,18 @@ stop = kv(meta.get("stop", ""))
 stop_bad = stop.get("exit", "0") != "0" or stop.get("killed_after_30s") == "yes"
 if stop_bad:
     failures.append(f"the server did not stop cleanly on SIGTERM ({meta.get('stop', 'no record')})")
+# Sessions stored at the end: every pooled one, the preflight's, and those whose login or
+# logout was in flight when wrk stopped (created or not yet deleted, unseen by soak.lua).
+stored = kv(meta.get("stored", ""))
+stored_range = stored_sessions = None
+if total and stored.get("sessions", "").isdigit():
+    unanswered = {k["kind"]: int(k["sent"]) - int(k["ok"]) - int(k["unexpected"]) for k in kinds}
+    low = int(total["live_sessions"]) + 1
+    stored_range = (low, low + unanswered.get("login", 0) + unanswered.get("logout", 0))
+    stored_sessions = int(stored["sessions"])
+    if not stored_range[0] <= stored_sessions <= stored_range[1]:
+        failures.append(f"{stored_sessions} sessions stored at the end, expected "
+                        f"{stored_range[0]}–{stored_range[1]}")
 growth = limit = None
 if start and end:
     growth = end["rss"] - start["rss"]
@@ -228,12 +240,14 @@ if start and end:
 out.append(
     f"| server log | {levels['ERROR']} ERROR, {levels['PANIC']} panic, {levels['WARN']} WARN "
     f"lines | 0 ERROR/panic {mark(levels['ERROR'] or levels['PANIC'])} |")
-if "stored" in meta:
-    live = total["live_sessions"] if total else "?"
-    stored = kv(meta["stored"])
-    out.append(f"| stored at the end | {stored.get('sessions', '?')} sessions (live in soak.lua's "
-               f"pools: {live}, plus the preflight's one), {stored.get('login_failures', '?')} "
-               f"login failures | |")
+if stored_range:
+    low, high = stored_range
+    span = f"{low}" if low == high else f"{low}–{high}"
+    out.append(
+        f"| stored at the end | {stored_sessions} sessions (expected {span}: soak.lua's "
+        f"pools, the preflight's one, logins and logouts unanswered at the stop); "
+        f"{stored.get('login_failures', '?')} login failures | {span} "
+        f"{mark(not low <= stored_sessions <= high)} |")
 if stop:
     how = f"exit {stop.get('exit')} after {stop.get('ms')} ms"
     if stop.get("killed_after_30s") == "yes":
@@ -245,8 +259,8 @@ out.append("")
 if failures:
     out.append("**FAIL**: " + "; ".join(failures) + ".")
 else:
-    out.append("**PASS**: no 5xx, no lost session, no unexpected answer, no ERROR or panic, "
-               "RSS flat.")
+    out.append("**PASS**: no 5xx, no lost or leftover session, no unexpected answer, no ERROR "
+               "or panic, RSS flat.")
 out.append("")
 if samples:
     step = max(1, round(60 / max(1, int(meta.get("sample", "10")))))

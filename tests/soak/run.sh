@@ -14,6 +14,8 @@
 #   - a 5xx answer, counted by soak.lua or by sesame's own /metrics;
 #   - a lost session: GET /me answered 401 for a session cookie never logged out;
 #   - any other answer the mix did not expect (per kind, see soak.lua), or a socket error;
+#   - sessions stored at the end other than soak.lua's live ones, the preflight's, and
+#     those whose login or logout was in flight when the load stopped;
 #   - a line with level ERROR or a panic in the server log, or the server died, or it did
 #     not exit with status 0 on SIGTERM;
 #   - RSS grew from start to end by more than SOAK_RSS_GROWTH_PCT percent of the start
