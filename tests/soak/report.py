@@ -264,9 +264,10 @@ else:
 out.append("")
 if samples:
     step = max(1, round(60 / max(1, int(meta.get("sample", "10")))))
-    shown = samples[::step] + ([end] if end else [])
-    out.append("RSS over time (MiB): " + ", ".join(
-        f"{s['t']} s {s['rss'] / 1024:.1f}" for s in shown) + ".")
+    shown = [f"{s['t']} s {s['rss'] / 1024:.1f}" for s in samples[::step]]
+    if end:
+        shown.append(f"end {end['rss'] / 1024:.1f}")
+    out.append("RSS over time (MiB): " + ", ".join(shown) + ".")
     out.append("")
 if examples:
     out.append("First unexpected answers:")

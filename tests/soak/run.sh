@@ -8,7 +8,8 @@
 # (password logins, session /me, API-key exchanges, bearer /me, logouts, and bad inputs
 # each with the 4xx it must get). It prints one markdown table and writes it to
 # tests/soak/results/latest.md and tests/soak/results/<backend>.md; wrk's output, the
-# server log, the RSS samples and /metrics before and after stay in tests/soak/results/raw/.
+# server log, the RSS samples and /metrics before and after stay in
+# tests/soak/results/raw/<backend>/ (not committed).
 #
 # It fails (exit 1) when any of these happened:
 #   - a 5xx answer, counted by soak.lua or by sesame's own /metrics;

@@ -27,8 +27,9 @@
 --   bad_media        POST /login, JSON, no Content-Type  415
 --   bad_bearer       GET /me, garbage or tampered JWT    401
 --   bad_large        POST /login, body over the limit    413
---   bad_key          exchange, decoy client + wrong key  401, or 429 once the decoy's
---                    or an unknown client_id             budget is spent
+--   bad_key          exchange: decoy client + wrong key, 401, or 429 once that
+--                    an unknown client_id, or a          client_id's budget is spent
+--                    malformed one
 -- Decoy accounts and the decoy client only ever get wrong credentials, so their spent
 -- budgets never touch the good logins. Every request carries a random X-Forwarded-For
 -- (sesame runs with SESAME_TRUST_PROXY=true), so the per-IP budgets are not spent either

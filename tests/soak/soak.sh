@@ -26,7 +26,7 @@ source "$(dirname "${BASH_SOURCE[0]}")/../bench/lib.sh"
 
 SOAK_DIR="$ROOT/tests/soak"
 SOAK_RESULTS="$SOAK_DIR/results"
-SOAK_RAW="$SOAK_RESULTS/raw"
+SOAK_RAW="$SOAK_RESULTS/raw/${SOAK_BACKEND:-sqlite}"
 BIN="${SOAK_BIN:?run tests/soak/run.sh (make soak), not this script}"
 SECS="${SOAK_SECONDS:-600}"
 BACKEND="${SOAK_BACKEND:-sqlite}"
@@ -183,9 +183,12 @@ for name in soak-a soak-b; do
   printf '%s %s\n' "$id" "$(basic "$id" "$key")" >>"$TMPD/clients"
 done
 read -r decoy_id _ <<<"$(add_client soak-decoy)"
+# The decoy with a wrong key; a well-formed client_id that does not exist (throttled
+# like the decoy, so that 429s reveal nothing); a malformed one.
 {
   basic "$decoy_id" "sk_wrong_$(python3 -c 'import secrets; print(secrets.token_urlsafe(32))')"
-  basic "cli_soakunknownclient0" "sk_unknown_$(python3 -c 'import secrets; print(secrets.token_urlsafe(32))')"
+  basic "cli_$(python3 -c 'import secrets; print(secrets.token_urlsafe(16))')" "sk_unknown"
+  basic "cli_not-a-client-id" "sk_unknown"
 } >"$TMPD/bad_basics"
 
 "$BIN" serve >"$SOAK_RAW/server.log" 2>&1 &
