@@ -3,7 +3,7 @@
 
 CARGO ?= cargo
 
-.PHONY: run test contract lint fmt build release openapi bench fuzz deny deny-advisories
+.PHONY: run test contract lint fmt build release openapi bench soak fuzz deny deny-advisories
 
 ## run: build and serve on 127.0.0.1:8080 with ./sesame.db (SQLite)
 run:
@@ -58,3 +58,9 @@ deny-advisories:
 ## prints one table and writes tests/bench/results/latest.md. BENCH_SECONDS=10 per scenario.
 bench:
 	tests/bench/run.sh
+
+## soak: release build, then SOAK_SECONDS (default 600) of mixed load on one server
+## (tests/soak/run.sh; SOAK_BACKEND=sqlite or postgres); fails on any 5xx, lost session,
+## unexpected answer, panic or RSS growth; writes tests/soak/results/latest.md
+soak:
+	tests/soak/run.sh

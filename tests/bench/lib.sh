@@ -1,5 +1,6 @@
 # shellcheck shell=bash
-# Helpers for tests/bench/run.sh and measure.sh. Sourced, not executed.
+# Helpers for tests/bench/run.sh and measure.sh (and tests/soak/). Sourced, not executed.
+# LOG_TAG (default "bench") names the caller in log and error lines.
 
 BENCH_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 ROOT="$(cd "$BENCH_DIR/../.." && pwd)"
@@ -8,8 +9,8 @@ RAW="$RESULTS/raw"
 BENCH_T0="${BENCH_T0:-$(date +%s)}"
 export BENCH_DIR ROOT RESULTS RAW BENCH_T0
 
-log() { printf '[bench %4ss] %s\n' "$(($(date +%s) - BENCH_T0))" "$*" >&2; }
-die() { printf '[bench] ERROR: %s\n' "$*" >&2; exit 1; }
+log() { printf '[%s %4ss] %s\n' "${LOG_TAG:-bench}" "$(($(date +%s) - BENCH_T0))" "$*" >&2; }
+die() { printf '[%s] ERROR: %s\n' "${LOG_TAG:-bench}" "$*" >&2; exit 1; }
 
 # The sesame binary that `cargo build --release` makes (honours CARGO_TARGET_DIR and any
 # configured target-dir).
