@@ -12,6 +12,23 @@ use sesame_server::config::{Config, LogFormat};
 use sesame_storage::{StorageError, USERS_EMAIL_KEY};
 use tracing_subscriber::EnvFilter;
 
+/// Prints a line of a command's output. A reader that has gone away
+/// (`sesame client add … | head -1`) ends the output, not the program with a panic.
+macro_rules! say {
+    ($($arg:tt)*) => {
+        say(format_args!($($arg)*))
+    };
+}
+
+fn say(line: std::fmt::Arguments<'_>) {
+    use std::io::Write as _;
+    if let Err(error) = writeln!(std::io::stdout(), "{line}")
+        && error.kind() != std::io::ErrorKind::BrokenPipe
+    {
+        eprintln!("sesame: cannot write the output: {error}");
+    }
+}
+
 /// Authentication for HTTP APIs: session cookies for your own clients, JWTs for
 /// third-party ones.
 #[derive(Debug, Parser)]
@@ -189,10 +206,12 @@ fn bench_hash(seconds: u64, threads: Option<u64>) -> ExitCode {
             let params = HashParams::default();
             #[allow(clippy::cast_precision_loss)]
             let rate = count as f64 / elapsed;
-            println!(
+            say!(
                 "hashes_per_sec={rate:.1} verifications={count} threads={threads} seconds={elapsed:.2} \
                  argon2id m={} t={} p={}",
-                params.memory_kib, params.iterations, params.parallelism
+                params.memory_kib,
+                params.iterations,
+                params.parallelism
             );
             ExitCode::SUCCESS
         }
@@ -276,7 +295,7 @@ fn redact_url(url: &str) -> String {
 async fn migrate(config: &Config) -> anyhow::Result<()> {
     let store = sesame_server::open_store(config).await?;
     store.database.close().await;
-    println!("migrations applied");
+    say!("migrations applied");
     Ok(())
 }
 
@@ -320,7 +339,7 @@ async fn add_user(config: &Config, email: &str, password_stdin: bool) -> anyhow:
         Err(other) => return Err(other.into()),
     }
     store.database.close().await;
-    println!("created user {} ({})", user.email, user.id);
+    say!("created user {} ({})", user.email, user.id);
     Ok(())
 }
 
@@ -331,7 +350,7 @@ async fn disable_user(config: &Config, email: &str) -> anyhow::Result<()> {
     store.database.close().await;
     match outcome {
         Some(id) => {
-            println!("disabled user {email} ({id}); all their sessions have ended");
+            say!("disabled user {email} ({id}); all their sessions have ended");
             Ok(())
         }
         None => bail!("no user with email {email}"),
@@ -354,9 +373,9 @@ async fn add_client(config: &Config, owner: &str, name: &str, scopes: &[String])
         .await
         .map_err(|e| anyhow::anyhow!("{e}"))?;
     store.database.close().await;
-    println!("client_id: {}", created.client_id);
-    println!("api_key:   {}", created.api_key.key);
-    println!("(the key is shown only now; store it safely)");
+    say!("client_id: {}", created.client_id);
+    say!("api_key:   {}", created.api_key.key);
+    say!("(the key is shown only now; store it safely)");
     Ok(())
 }
 
@@ -365,7 +384,7 @@ async fn rotate_keys(config: &Config) -> anyhow::Result<()> {
     let record = sesame_http::tokens::keys::generate(config.signing_alg, sesame_domain::now())?;
     store.signing_keys.add_signing_key(&record).await?;
     store.database.close().await;
-    println!("new signing key {} ({}) is active", record.kid, record.alg);
+    say!("new signing key {} ({}) is active", record.kid, record.alg);
     Ok(())
 }
 
