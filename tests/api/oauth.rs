@@ -304,6 +304,24 @@ async fn exchange_refused(app: &TestApp, client_id: &str, key: &str) -> bool {
     app.token_response(client_id, key, None).await.status() == StatusCode::UNAUTHORIZED
 }
 
+/// Asserts that `app` refuses to exchange the client's key within the propagation bound,
+/// and goes on refusing (not a moment's refusal).
+async fn refused_within_the_bound_and_for_good(app: &TestApp, client: &sesame_tests::TestClient, what: &str) {
+    assert!(
+        eventually(PROPAGATION_LIMIT, || exchange_refused(
+            app,
+            &client.client_id,
+            &client.key
+        ))
+        .await,
+        "the other instance still exchanges a {what} after {PROPAGATION_LIMIT:?}"
+    );
+    for _ in 0..3 {
+        assert!(exchange_refused(app, &client.client_id, &client.key).await);
+        tokio::time::sleep(Duration::from_millis(400)).await;
+    }
+}
+
 async fn a_key_revoked_on_one_instance_cannot_be_exchanged_where_it_was_just_used(backend: Backend) {
     let (a, b, session, client, _token) = fleet(backend).await;
     // The other instance has just read the key (and may keep it in memory for a moment).
@@ -313,20 +331,7 @@ async fn a_key_revoked_on_one_instance_cannot_be_exchanged_where_it_was_just_use
     a.revoke_key(&session, &client.client_id, &client.key_id).await;
     let refused = a.token_response(&client.client_id, &client.key, None).await;
     expect_oauth_error(refused, StatusCode::UNAUTHORIZED, "invalid_client").await;
-    assert!(
-        eventually(PROPAGATION_LIMIT, || exchange_refused(
-            &b,
-            &client.client_id,
-            &client.key
-        ))
-        .await,
-        "the other instance still exchanges a revoked key after {PROPAGATION_LIMIT:?}"
-    );
-    // And for good: not a moment's refusal.
-    for _ in 0..3 {
-        assert!(exchange_refused(&b, &client.client_id, &client.key).await);
-        tokio::time::sleep(Duration::from_millis(400)).await;
-    }
+    refused_within_the_bound_and_for_good(&b, &client, "revoked key").await;
     a.stop().await;
     b.stop().await;
 }
@@ -340,19 +345,7 @@ async fn a_client_deleted_on_one_instance_cannot_exchange_where_it_was_just_used
         exchange_refused(&a, &client.client_id, &client.key).await,
         "at once where it was deleted"
     );
-    assert!(
-        eventually(PROPAGATION_LIMIT, || exchange_refused(
-            &b,
-            &client.client_id,
-            &client.key
-        ))
-        .await,
-        "the other instance still exchanges a deleted client's key after {PROPAGATION_LIMIT:?}"
-    );
-    for _ in 0..3 {
-        assert!(exchange_refused(&b, &client.client_id, &client.key).await);
-        tokio::time::sleep(Duration::from_millis(400)).await;
-    }
+    refused_within_the_bound_and_for_good(&b, &client, "deleted client's key").await;
     a.stop().await;
     b.stop().await;
 }

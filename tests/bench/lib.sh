@@ -12,6 +12,21 @@ export BENCH_DIR ROOT RESULTS RAW BENCH_T0
 log() { printf '[%s %4ss] %s\n' "${LOG_TAG:-bench}" "$(($(date +%s) - BENCH_T0))" "$*" >&2; }
 die() { printf '[%s] ERROR: %s\n' "${LOG_TAG:-bench}" "$*" >&2; exit 1; }
 
+# Installs Debian packages (apt-get, as root or with passwordless sudo); nothing if none
+# are named.
+apt_install() {
+  (($#)) || return 0
+  log "installing $* (apt-get)"
+  local as=()
+  if [[ "$(id -u)" != 0 ]]; then
+    sudo -n true 2>/dev/null || die "need $*: run as root, or install them (apt-get install $*)"
+    as=(sudo -n)
+  fi
+  command -v apt-get >/dev/null || die "need $* and there is no apt-get here; install them"
+  "${as[@]}" apt-get update -qq >&2
+  "${as[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@" >&2
+}
+
 # The sesame binary that `cargo build --release` makes (honours CARGO_TARGET_DIR and any
 # configured target-dir).
 sesame_bin() {

@@ -33,17 +33,7 @@ if [[ " ${BENCH_BACKENDS:-postgres} " == *" postgres "* && -z "${SESAME_TEST_DAT
   && ! reachable 127.0.0.1 5432 && ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then
   need+=(postgresql)
 fi
-if ((${#need[@]})); then
-  log "installing ${need[*]} (apt-get)"
-  as=()
-  if [[ "$(id -u)" != 0 ]]; then
-    sudo -n true 2>/dev/null || die "need ${need[*]}: run as root, or install them (apt-get install ${need[*]})"
-    as=(sudo -n)
-  fi
-  command -v apt-get >/dev/null || die "need ${need[*]} and there is no apt-get here; install them"
-  "${as[@]}" apt-get update -qq >&2
-  "${as[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >&2
-fi
+apt_install "${need[@]}"
 command -v cargo >/dev/null || die "cargo is required (https://rustup.rs)"
 
 # ---- build ----
