@@ -7,7 +7,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use jsonwebtoken::jwk::{Jwk, JwkSet};
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Validation};
 use serde_json::Value;
-use sesame_http::tokens::SigningAlg;
+use sesame_core::tokens::SigningAlg;
 use sesame_tests::TestApp;
 
 /// Seconds since the epoch, now.
@@ -73,7 +73,7 @@ impl Signer {
 
     /// A fresh Ed25519 key of the attacker's.
     pub fn attacker() -> Self {
-        let record = sesame_http::tokens::keys::generate(SigningAlg::EdDsa, time::OffsetDateTime::now_utc())
+        let record = sesame_core::tokens::keys::generate(SigningAlg::EdDsa, time::OffsetDateTime::now_utc())
             .expect("an Ed25519 key");
         Self::from_record(&record.alg, &record.private_der)
     }

@@ -6,7 +6,7 @@ use std::collections::HashSet;
 
 use reqwest::StatusCode;
 use serde_json::Value;
-use sesame_http::tokens::SigningAlg;
+use sesame_core::tokens::SigningAlg;
 use sesame_tests::{Backend, TestApp, header_text, jwt_part, on_both_backends};
 
 use crate::jwt::{now, verify_with_jwks};
@@ -238,7 +238,7 @@ async fn a_rotated_key_signs_new_tokens_and_every_instance_accepts_old_and_new(b
 
     // What `sesame keys rotate` does.
     let store = first.store().await;
-    let record = sesame_http::tokens::keys::generate(SigningAlg::EdDsa, sesame_domain::now()).unwrap();
+    let record = sesame_core::tokens::keys::generate(SigningAlg::EdDsa, sesame_domain::now()).unwrap();
     store.signing_keys.add_signing_key(&record).await.unwrap();
     store.database.close().await;
 

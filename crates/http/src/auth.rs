@@ -3,10 +3,11 @@
 //! and the CSRF token check on unsafe methods.
 
 use axum::extract::{FromRef, FromRequestParts};
-use axum::http::Method;
 use axum::http::request::Parts;
+use axum::http::{Method, Uri};
+use sesame_core::CoreError;
 use sesame_domain::principal::{ClientToken, UserSession};
-use sesame_domain::{ClientId, Principal, Scopes, SessionHandle, SessionHandleHash};
+use sesame_domain::{Principal, SessionHandle, SessionHandleHash};
 use tower_cookies::{Cookie, Cookies};
 use tracing::instrument;
 
@@ -68,46 +69,11 @@ pub async fn authenticate(state: &AppState, cookies: &Cookies) -> Result<Option<
         ApiError::Unauthenticated
     };
     let hash = presented.map_err(|()| ended())?;
-    let policy = state.config.sessions;
-    let now = sesame_domain::now();
-    let cached = state
-        .sessions
-        .get(&hash)
-        .filter(|c| policy.is_live(c.session.created_at, c.session.last_seen_at, now));
-    let (session, user) = match cached {
-        Some(cached) => (cached.session, cached.user),
-        None => {
-            let Some((session, user)) = state.store.sessions.find_session(&hash).await? else {
-                return Err(ended());
-            };
-            if user.is_disabled() || !policy.is_live(session.created_at, session.last_seen_at, now) {
-                // Ended sessions are removed eagerly; the periodic sweep catches the rest.
-                state.sessions.remove(&hash);
-                if let Err(error) = state.store.sessions.delete_session_by_hash(&hash).await {
-                    tracing::warn!(%error, "could not delete an ended session");
-                }
-                return Err(ended());
-            }
-            state.sessions.insert(hash, session.clone(), user.user.clone());
-            (session, user.user)
-        }
-    };
-    let mut last_seen = session.last_seen_at;
-    if policy.needs_touch(last_seen, now) {
-        match state.store.sessions.touch_session(session.id, now).await {
-            Ok(()) => {
-                last_seen = now;
-                state.sessions.touched(&hash, now);
-            }
-            Err(error) => tracing::warn!(%error, "could not record session use"),
-        }
+    match state.core.sessions().authenticate(&hash).await {
+        Ok(session) => Ok(Some(session)),
+        Err(CoreError::SessionEnded) => Err(ended()),
+        Err(other) => Err(other.into()),
     }
-    Ok(Some(UserSession {
-        user,
-        session_id: session.id,
-        expires_at: policy.expires_at(session.created_at, last_seen),
-        csrf_token: session.csrf_token,
-    }))
 }
 
 /// Checks the `X-CSRF-Token` header against the session's token.
@@ -195,7 +161,7 @@ pub fn bearer_token(parts: &Parts) -> Result<Option<&str>, ApiError> {
     let Some(value) = parts.headers.get(axum::http::header::AUTHORIZATION) else {
         return Ok(None);
     };
-    if crate::routes::me::query_has_token(&parts.uri) {
+    if query_has_token(&parts.uri) {
         return Err(ApiError::InvalidBearerRequest(
             "Send the token in the Authorization header only.",
         ));
@@ -209,21 +175,17 @@ pub fn bearer_token(parts: &Parts) -> Result<Option<&str>, ApiError> {
     }
 }
 
+/// Whether the query string carries an `access_token` (RFC 6750 §2.3), which sesame never
+/// accepts as a credential.
+pub fn query_has_token(uri: &Uri) -> bool {
+    uri.query()
+        .is_some_and(|q| form_urlencoded::parse(q.as_bytes()).any(|(name, _)| name == "access_token"))
+}
+
 /// Verifies a bearer token into a client principal; every failure is `invalid_token`.
 #[instrument(skip_all)]
 pub async fn authenticate_bearer(state: &AppState, token: &str) -> Result<ClientToken, ApiError> {
-    let claims = state.tokens.verify(token).await.map_err(|error| {
-        tracing::debug!(%error, "bearer token refused");
-        ApiError::InvalidToken
-    })?;
-    let client_id = ClientId::parse(&claims.client_id).ok_or(ApiError::InvalidToken)?;
-    let scopes = Scopes::parse_space_separated(&claims.scope).map_err(|_| ApiError::InvalidToken)?;
-    Ok(ClientToken {
-        client_id,
-        scopes,
-        expires_at: claims.expires_at(),
-        token_id: claims.jti,
-    })
+    Ok(state.core.tokens().verify(token).await?)
 }
 
 /// Any authenticated caller: a bearer token if `Authorization` is present (it alone

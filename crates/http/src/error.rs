@@ -7,7 +7,8 @@ use std::time::Duration;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
-use sesame_storage::{StorageError, USERS_EMAIL_KEY};
+use sesame_core::CoreError;
+use sesame_storage::StorageError;
 use utoipa::ToSchema;
 
 /// The media type of every error body outside the OAuth token path.
@@ -251,7 +252,7 @@ impl ApiError {
         }
     }
 
-    fn log(&self) {
+    pub(crate) fn log(&self) {
         match self {
             Self::Internal(cause) => tracing::error!(error = %cause, source = ?cause.source(), "internal error"),
             Self::Unavailable(Some(cause)) => {
@@ -262,13 +263,34 @@ impl ApiError {
     }
 }
 
+/// The one mapping from the application's refusals to HTTP problems.
+impl From<CoreError> for ApiError {
+    fn from(error: CoreError) -> Self {
+        match error {
+            CoreError::Validation(errors) => Self::Validation(
+                errors
+                    .into_iter()
+                    .map(|e| FieldError::new(e.field, e.message))
+                    .collect(),
+            ),
+            CoreError::InvalidCredentials => Self::InvalidCredentials,
+            CoreError::SessionEnded | CoreError::InvalidClient => Self::Unauthenticated,
+            CoreError::InvalidToken(_) => Self::InvalidToken,
+            CoreError::InvalidScope(message) => Self::validation("scope", message),
+            CoreError::NotFound => Self::NotFound,
+            CoreError::RegistrationClosed => Self::RegistrationClosed,
+            CoreError::WrongCurrentPassword => Self::WrongCurrentPassword,
+            CoreError::EmailTaken => Self::EmailTaken,
+            CoreError::Throttled { retry_after } => Self::Throttled { retry_after },
+            CoreError::Unavailable(cause) => Self::Unavailable(cause),
+            CoreError::Internal(cause) => Self::Internal(cause),
+        }
+    }
+}
+
 impl From<StorageError> for ApiError {
     fn from(error: StorageError) -> Self {
-        match error {
-            StorageError::Unavailable(_) => Self::Unavailable(Some(error)),
-            StorageError::Conflict(USERS_EMAIL_KEY) => Self::EmailTaken,
-            other => Self::internal(other),
-        }
+        CoreError::from(error).into()
     }
 }
 
@@ -326,11 +348,6 @@ impl IntoResponse for ApiError {
 /// The router's fallback: unknown paths are problems too.
 pub async fn not_found() -> ApiError {
     ApiError::NotFound
-}
-
-/// The router's answer to a known path with the wrong method.
-pub async fn method_not_allowed() -> ApiError {
-    ApiError::MethodNotAllowed
 }
 
 /// Gives axum's own 405 (a known path, another method) the problem body every other error

@@ -5,22 +5,26 @@
 //! Embed it with [`router`], or reuse the extractors ([`auth::SessionUser`]) in a service
 //! of your own.
 
-pub mod auth;
-pub mod client_ip;
-pub mod docs;
-pub mod error;
-pub mod guard;
-pub mod hashing;
-pub mod json;
-pub mod key_cache;
-pub mod metrics;
-pub mod oauth;
-pub mod openapi;
-pub mod routes;
-pub mod session_cache;
-pub mod state;
-pub mod throttle;
-pub mod tokens;
+mod auth;
+mod client_ip;
+mod docs;
+mod error;
+mod guard;
+mod json;
+mod metrics;
+mod oauth;
+mod openapi;
+mod routes;
+mod state;
+
+/// Entry points for the fuzz targets: the parsers that read untrusted bytes. Not part of
+/// the embedding API.
+#[doc(hidden)]
+pub mod fuzzing {
+    pub use crate::json::parse as parse_json;
+    pub use crate::oauth::{basic_credentials, form_pairs, parse_form, presented_client};
+    pub use crate::routes::login::{ApiKeyLogin, LoginRequest, PasswordLogin};
+}
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
@@ -31,8 +35,10 @@ use utoipa::OpenApi as _;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-pub use auth::{Authenticated, RequireScope, ScopeName, require_scope};
-pub use error::ApiError;
+pub use auth::{Authenticated, MaybeSessionUser, RequireScope, ScopeName, SessionUser, require_scope};
+pub use docs::render_openapi;
+pub use error::{ApiError, FieldError, Problem};
+pub use sesame_core::Core;
 pub use state::{AppState, CookieConfig, HttpConfig};
 
 /// The largest request body accepted anywhere.

@@ -152,7 +152,7 @@ pub async fn track_requests(State(metrics): State<Arc<Metrics>>, request: Reques
 #[utoipa::path(get, path = "/metrics", tag = "operations",
     responses((status = 200, description = "OpenMetrics text", content_type = "application/openmetrics-text", body = String)))]
 pub async fn metrics(State(state): State<AppState>) -> Response {
-    let text = state.metrics.render(state.hashing.in_flight());
+    let text = state.metrics.render(state.core.hashing().in_flight());
     let mut response = text.into_response();
     response
         .headers_mut()

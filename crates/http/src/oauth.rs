@@ -11,16 +11,11 @@ use axum::response::{IntoResponse, Response};
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use serde::Serialize;
-use sesame_domain::{ApiKey, ApiKeyId, ClientId};
-use sesame_storage::{ApiKeyRecord, ClientRecord};
+use sesame_core::CoreError;
+use sesame_core::tokens::PresentedClient;
 use utoipa::ToSchema;
 
 use crate::error::{ApiError, retry_after_value};
-use crate::state::AppState;
-use crate::throttle::Attempt;
-
-/// `last_used_at` is written at most this often per key.
-const KEY_TOUCH_INTERVAL: time::Duration = time::Duration::minutes(1);
 
 /// An RFC 6749 §5.2 error body.
 #[derive(Debug, Clone, Serialize, ToSchema)]
@@ -102,32 +97,71 @@ impl OAuthError {
     pub fn error(&self) -> &'static str {
         self.body.error
     }
+
+    fn throttled(retry_after: Duration) -> Self {
+        Self {
+            retry_after: Some(retry_after),
+            ..Self::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                "temporarily_unavailable",
+                "Too many failed attempts; retry after the time in Retry-After.",
+            )
+        }
+    }
+
+    fn unavailable() -> Self {
+        Self {
+            retry_after: Some(Duration::from_secs(2)),
+            ..Self::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "temporarily_unavailable",
+                "Try again shortly.",
+            )
+        }
+    }
+
+    fn server_error(status: StatusCode) -> Self {
+        Self::new(status, "server_error", "The request could not be completed.")
+    }
+
+    /// An application error for a client that authenticated (or tried to) as `presented`:
+    /// a failed authentication challenges Basic when Basic was used.
+    pub fn for_client(error: CoreError, presented: &Presented) -> Self {
+        match error {
+            CoreError::InvalidClient => Self::invalid_client(presented.via_basic),
+            other => other.into(),
+        }
+    }
 }
 
-/// Problems from shared machinery (throttling, database) in the token path's shape.
+/// The one mapping from the application's refusals to RFC 6749 errors.
+impl From<CoreError> for OAuthError {
+    fn from(error: CoreError) -> Self {
+        match error {
+            CoreError::Throttled { retry_after } => Self::throttled(retry_after),
+            CoreError::Unavailable(cause) => {
+                if let Some(cause) = &cause {
+                    tracing::warn!(error = %cause, "database unavailable");
+                }
+                Self::unavailable()
+            }
+            CoreError::InvalidClient => Self::invalid_client(false),
+            CoreError::InvalidScope(description) => Self::invalid_scope(description),
+            other => ApiError::from(other).into(),
+        }
+    }
+}
+
+/// Problems of the HTTP layer (body reading and parsing) in the token path's shape.
 impl From<ApiError> for OAuthError {
     fn from(error: ApiError) -> Self {
         match error {
-            ApiError::Throttled { retry_after } => Self {
-                retry_after: Some(retry_after),
-                ..Self::new(
-                    StatusCode::TOO_MANY_REQUESTS,
-                    "temporarily_unavailable",
-                    "Too many failed attempts; retry after the time in Retry-After.",
-                )
-            },
+            ApiError::Throttled { retry_after } => Self::throttled(retry_after),
             ApiError::Unavailable(cause) => {
                 if let Some(cause) = &cause {
                     tracing::warn!(error = %cause, "database unavailable");
                 }
-                Self {
-                    retry_after: Some(Duration::from_secs(2)),
-                    ..Self::new(
-                        StatusCode::SERVICE_UNAVAILABLE,
-                        "temporarily_unavailable",
-                        "Try again shortly.",
-                    )
-                }
+                Self::unavailable()
             }
             ApiError::PayloadTooLarge => Self::payload_too_large(),
             ApiError::UnsupportedMediaType(_) => Self::unsupported_media_type(),
@@ -140,8 +174,8 @@ impl From<ApiError> for OAuthError {
                     .join("; "),
             ),
             other => {
-                let response = other.into_response();
-                Self::new(response.status(), "server_error", "The request could not be completed.")
+                other.log();
+                Self::server_error(other.status())
             }
         }
     }
@@ -211,24 +245,12 @@ pub fn refuse_query_credentials(uri: &Uri) -> Result<(), OAuthError> {
     Ok(())
 }
 
-/// Client credentials as presented, before checking.
-pub struct PresentedClient {
-    /// The client id the request names, if it names one.
-    pub client_id: Option<String>,
-    /// The API key (`client_secret`).
-    pub secret: String,
-    /// Whether HTTP Basic carried them.
+/// Client credentials as the request carried them.
+#[derive(Debug)]
+pub struct Presented {
+    pub client: PresentedClient,
+    /// Whether HTTP Basic carried them (a failure then challenges Basic).
     pub via_basic: bool,
-}
-
-impl std::fmt::Debug for PresentedClient {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("PresentedClient")
-            .field("client_id", &self.client_id)
-            .field("secret", &"[redacted]")
-            .field("via_basic", &self.via_basic)
-            .finish()
-    }
 }
 
 /// Decodes `Authorization: Basic` per RFC 6749 §2.3.1: base64 of
@@ -256,7 +278,7 @@ pub fn basic_credentials(headers: &HeaderMap) -> Option<Result<(String, String),
 
 /// Collects the client's credentials from Basic or the form (`client_secret_post`),
 /// refusing two methods at once (RFC 6749 §2.3).
-pub fn presented_client(headers: &HeaderMap, form: &HashMap<String, String>) -> Result<PresentedClient, OAuthError> {
+pub fn presented_client(headers: &HeaderMap, form: &HashMap<String, String>) -> Result<Presented, OAuthError> {
     let basic = basic_credentials(headers).transpose()?;
     let form_secret = form.get("client_secret");
     match (basic, form_secret) {
@@ -269,15 +291,19 @@ pub fn presented_client(headers: &HeaderMap, form: &HashMap<String, String>) -> 
                     "client_id differs from the Basic credentials.",
                 ));
             }
-            Ok(PresentedClient {
-                client_id: Some(id),
-                secret,
+            Ok(Presented {
+                client: PresentedClient {
+                    client_id: Some(id),
+                    secret,
+                },
                 via_basic: true,
             })
         }
-        (None, Some(secret)) => Ok(PresentedClient {
-            client_id: form.get("client_id").cloned(),
-            secret: secret.clone(),
+        (None, Some(secret)) => Ok(Presented {
+            client: PresentedClient {
+                client_id: form.get("client_id").cloned(),
+                secret: secret.clone(),
+            },
             via_basic: false,
         }),
         (None, None) => {
@@ -290,87 +316,6 @@ pub fn presented_client(headers: &HeaderMap, form: &HashMap<String, String>) -> 
             }
         }
     }
-}
-
-/// A client that proved itself with one of its live API keys.
-#[derive(Debug, Clone)]
-pub struct AuthenticatedClient {
-    pub client: ClientRecord,
-    pub key: ApiKeyRecord,
-}
-
-/// Checks an API key (and the client id, when named), throttled like password logins
-/// and keyed by client id and IP. Unknown, malformed, revoked and mismatched keys all
-/// fail the same way.
-pub async fn authenticate_client(
-    state: &AppState,
-    presented: &PresentedClient,
-    ip: &str,
-) -> Result<AuthenticatedClient, OAuthError> {
-    let named = presented.client_id.as_deref().filter(|id| !id.is_empty());
-    if named.is_some_and(|id| ClientId::parse(id).is_none()) {
-        return Err(OAuthError::invalid_client(presented.via_basic));
-    }
-    let key = ApiKey::parse(&presented.secret);
-    let found = match &key {
-        Some(key) => find_key(state, key.id()).await?,
-        None => None,
-    };
-    // Throttle under the client the request names, else the key's client, else the
-    // key id: a stable account name for every attempt.
-    let account = named
-        .map(str::to_owned)
-        .or_else(|| found.as_ref().map(|(_, client)| client.id.as_str().to_owned()))
-        .or_else(|| key.as_ref().map(|k| format!("key:{}", k.id())))
-        .unwrap_or_else(|| "key:malformed".to_owned());
-    let attempt = Attempt::remembered(state, &account, ip);
-    attempt.check().await?;
-
-    let authenticated = match (key, found) {
-        (Some(key), Some((record, client)))
-            if record.key_hash.matches(&key.hash())
-                && record.revoked_at.is_none()
-                && !state
-                    .tokens
-                    .revocations()
-                    .is_key_revoked(&record.id.to_string(), client.id.as_str())
-                && named.is_none_or(|id| id == client.id.as_str()) =>
-        {
-            Some(AuthenticatedClient { client, key: record })
-        }
-        _ => None,
-    };
-    let Some(authenticated) = authenticated else {
-        attempt.failed().await?;
-        tracing::info!(ip = %ip, outcome = "invalid_client", "client authentication failed");
-        return Err(OAuthError::invalid_client(presented.via_basic));
-    };
-    attempt.succeeded().await;
-    let now = sesame_domain::now();
-    let stale = authenticated
-        .key
-        .last_used_at
-        .is_none_or(|at| now - at >= KEY_TOUCH_INTERVAL);
-    if stale {
-        match state.store.clients.touch_key(authenticated.key.id, now).await {
-            Ok(()) => state.keys.touched(authenticated.key.id, now),
-            Err(error) => tracing::warn!(%error, "could not record API key use"),
-        }
-    }
-    Ok(authenticated)
-}
-
-/// A key's record and its client: from the key cache if fresh, else from the database
-/// (and then cached if live).
-async fn find_key(state: &AppState, id: ApiKeyId) -> Result<Option<(ApiKeyRecord, ClientRecord)>, ApiError> {
-    if let Some(found) = state.keys.get(id) {
-        return Ok(Some(found));
-    }
-    let found = state.store.clients.find_key(id).await?;
-    if let Some((key, client)) = &found {
-        state.keys.insert(key, client);
-    }
-    Ok(found)
 }
 
 #[cfg(test)]

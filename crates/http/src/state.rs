@@ -3,16 +3,10 @@
 use std::sync::Arc;
 
 use axum::extract::FromRef;
-use sesame_domain::{PasswordPolicy, SessionPolicy, ThrottlePolicy};
-use sesame_storage::Store;
+use sesame_core::Core;
 use tower_cookies::cookie::SameSite;
 
-use crate::hashing::HashingPool;
-use crate::key_cache::KeyCache;
 use crate::metrics::Metrics;
-use crate::session_cache::SessionCache;
-use crate::throttle::CleanMemo;
-use crate::tokens::TokenService;
 
 /// What the HTTP layer needs to know from the configuration.
 #[derive(Debug, Clone)]
@@ -22,11 +16,6 @@ pub struct HttpConfig {
     /// Browser origins allowed for CORS with credentials and for the CSRF origin check.
     pub allowed_origins: Vec<String>,
     pub cookie: CookieConfig,
-    pub sessions: SessionPolicy,
-    pub throttle: ThrottlePolicy,
-    pub passwords: PasswordPolicy,
-    /// Whether anyone may `POST /users`.
-    pub registration_open: bool,
     /// Whether to take the client IP from `X-Forwarded-For`.
     pub trust_proxy: bool,
 }
@@ -94,52 +83,20 @@ impl std::ops::Deref for AppState {
 pub struct Shared {
     /// HTTP-layer settings, read once at start.
     pub config: Arc<HttpConfig>,
-    /// The database, whichever backend.
-    pub store: Store,
-    /// argon2id on a bounded pool.
-    pub hashing: HashingPool,
-    /// A hash of a random password, verified against when the email is unknown so that
-    /// unknown and known emails cost the same time.
-    pub dummy_hash: Arc<str>,
-    /// Signing keys, token issue and verification, and the revocation set.
-    pub tokens: Arc<TokenService>,
+    /// The application: every service a handler calls.
+    pub core: Core,
     /// Counters and histograms for `GET /metrics`.
     pub metrics: Arc<Metrics>,
-    /// Recently read live sessions (trusted for at most a second).
-    pub sessions: Arc<SessionCache>,
-    /// Recently read live API keys (trusted for at most a second).
-    pub keys: Arc<KeyCache>,
-    /// (client, IP) pairs recently found without login failures (for at most a second).
-    pub clean_memo: Arc<CleanMemo>,
 }
 
 impl AppState {
-    /// Builds the state, computing the dummy hash on the hashing pool.
-    pub async fn new(
-        config: HttpConfig,
-        store: Store,
-        hashing: HashingPool,
-        tokens: Arc<TokenService>,
-    ) -> Result<Self, crate::ApiError> {
-        let dummy = sesame_domain::Password::for_login(base64_random())
-            .map_err(|e| crate::ApiError::internal(std::io::Error::other(e.to_string())))?;
-        let dummy_hash = hashing.hash(dummy).await?;
-        Ok(Self(Arc::new(Shared {
+    pub fn new(config: HttpConfig, core: Core) -> Self {
+        Self(Arc::new(Shared {
             config: Arc::new(config),
-            store,
-            hashing,
-            dummy_hash: dummy_hash.into(),
-            tokens,
+            core,
             metrics: Arc::new(Metrics::default()),
-            sessions: Arc::new(SessionCache::default()),
-            keys: Arc::new(KeyCache::default()),
-            clean_memo: Arc::new(CleanMemo::default()),
-        })))
+        }))
     }
-}
-
-fn base64_random() -> String {
-    sesame_domain::SessionHandle::generate().expose().to_owned()
 }
 
 impl FromRef<AppState> for Arc<HttpConfig> {

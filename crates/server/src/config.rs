@@ -34,7 +34,7 @@ pub enum LogFormat {
     Json,
 }
 
-pub use sesame_http::tokens::SigningAlg;
+pub use sesame_core::SigningAlg;
 
 /// Every setting sesame has. See the table in the README.
 #[derive(Debug, Clone)]

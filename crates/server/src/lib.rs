@@ -8,9 +8,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context as _;
+use sesame_core::{Core, HashingPool, Settings, SharedClock, SystemClock, TokenSettings};
 use sesame_domain::password::{HashParams, PasswordHasher};
-use sesame_http::hashing::HashingPool;
-use sesame_http::tokens::{TokenService, TokenSettings};
 use sesame_http::{AppState, CookieConfig, HttpConfig};
 use sesame_storage::{ConnectOptions, Store};
 use tokio::net::TcpListener;
@@ -41,12 +40,30 @@ pub fn http_config(config: &Config, issuer: &str) -> HttpConfig {
         issuer: issuer.to_owned(),
         allowed_origins: config.allowed_origins.clone(),
         cookie: CookieConfig::new(&config.cookie_name, secure, config.cookie_same_site),
+        trust_proxy: config.trust_proxy,
+    }
+}
+
+/// The application's rules under a resolved issuer.
+pub fn core_settings(config: &Config, issuer: &str) -> Settings {
+    Settings {
         sessions: config.sessions,
         throttle: config.throttle,
         passwords: config.passwords,
         registration_open: config.registration_open,
-        trust_proxy: config.trust_proxy,
+        tokens: token_settings(config, issuer),
     }
+}
+
+/// Opens the database and builds the application, as the server and the CLI both use
+/// it. The issuer is the configured one, or `fallback_issuer` when none is set.
+pub async fn open_core(config: &Config, fallback_issuer: &str, clock: SharedClock) -> anyhow::Result<Core> {
+    let issuer = config.issuer.clone().unwrap_or_else(|| fallback_issuer.to_owned());
+    let store = open_store(config).await?;
+    let hashing = HashingPool::for_this_machine(password_hasher()?);
+    Core::new(core_settings(config, &issuer), store, hashing, clock)
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot start the application: {e}"))
 }
 
 /// The token service's settings under a resolved issuer.
@@ -110,18 +127,21 @@ pub async fn start_with(
     listener: TcpListener,
     extra: axum::Router<AppState>,
 ) -> anyhow::Result<RunningServer> {
+    start_with_clock(config, listener, extra, Arc::new(SystemClock)).await
+}
+
+/// Like [`start_with`], with the application reading time from `clock` (tests move a
+/// manual clock instead of sleeping).
+pub async fn start_with_clock(
+    config: &Config,
+    listener: TcpListener,
+    extra: axum::Router<AppState>,
+    clock: SharedClock,
+) -> anyhow::Result<RunningServer> {
     let addr = listener.local_addr().context("listener has no address")?;
     let issuer = config.issuer.clone().unwrap_or_else(|| format!("http://{addr}"));
-    let store = open_store(config).await?;
-    let hashing = HashingPool::for_this_machine(password_hasher()?);
-    let tokens = Arc::new(
-        TokenService::load(token_settings(config, &issuer), store.clone())
-            .await
-            .context("cannot load the signing keys")?,
-    );
-    let state = AppState::new(http_config(config, &issuer), store.clone(), hashing, tokens.clone())
-        .await
-        .map_err(|e| anyhow::anyhow!("cannot prepare the password hasher: {e}"))?;
+    let core = open_core(config, &issuer, clock).await?;
+    let state = AppState::new(http_config(config, &issuer), core.clone());
     let app = sesame_http::router_with(state, extra);
 
     let (shutdown, mut stopped) = watch::channel(false);
@@ -133,11 +153,11 @@ pub async fn start_with(
             .await
     });
     let poller = {
-        let (tokens, store) = (tokens.clone(), store.clone());
-        tokio::spawn(async move { tokens.revocations().poll(store).await })
+        let core = core.clone();
+        tokio::spawn(async move { core.tokens().poll_revocations().await })
     };
-    let key_reloader = tokio::spawn(reload_keys(tokens));
-    let sweeper = tokio::spawn(sweep(store, config.clone()));
+    let key_reloader = tokio::spawn(reload_keys(core.clone()));
+    let sweeper = tokio::spawn(sweep(core));
     Ok(RunningServer {
         addr,
         issuer,
@@ -148,42 +168,22 @@ pub async fn start_with(
 }
 
 /// Picks up signing keys added by `sesame keys rotate` (here or on another machine).
-async fn reload_keys(tokens: Arc<TokenService>) {
+async fn reload_keys(core: Core) {
     let mut tick = tokio::time::interval(KEY_RELOAD_INTERVAL);
     tick.tick().await;
     loop {
         tick.tick().await;
-        if let Err(error) = tokens.reload_keys().await {
+        if let Err(error) = core.tokens().reload_keys().await {
             tracing::warn!(%error, "cannot reload signing keys");
         }
     }
 }
 
-/// Deletes ended sessions, login failures older than every throttle window, and
-/// revocations that no unexpired token can concern.
-async fn sweep(store: Store, config: Config) {
+/// Sweeps what has ended, every [`SWEEP_INTERVAL`].
+async fn sweep(core: Core) {
     let mut tick = tokio::time::interval(SWEEP_INTERVAL);
     loop {
         tick.tick().await;
-        let now = sesame_domain::now();
-        match store
-            .sessions
-            .delete_expired_sessions(now - config.sessions.idle, now - config.sessions.absolute)
-            .await
-        {
-            Ok(0) => {}
-            Ok(n) => tracing::debug!(sessions = n, "swept ended sessions"),
-            Err(error) => tracing::warn!(%error, "session sweep failed"),
-        }
-        if let Err(error) = store
-            .throttle
-            .prune_failures(now - config.throttle.longest_window())
-            .await
-        {
-            tracing::warn!(%error, "login failure sweep failed");
-        }
-        if let Err(error) = store.revocations.prune_revocations(now).await {
-            tracing::warn!(%error, "revocation sweep failed");
-        }
+        core.sweep().await;
     }
 }

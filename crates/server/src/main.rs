@@ -6,10 +6,10 @@ use std::process::ExitCode;
 
 use anyhow::{Context as _, bail};
 use clap::{Parser, Subcommand};
+use sesame_core::accounts::Registrar;
+use sesame_core::{Core, CoreError, SystemClock};
 use sesame_domain::password::{HashParams, Verification};
-use sesame_domain::{Email, User, UserId};
 use sesame_server::config::{Config, LogFormat};
-use sesame_storage::{StorageError, USERS_EMAIL_KEY};
 use tracing_subscriber::EnvFilter;
 
 /// Prints a line of a command's output. A reader that has gone away
@@ -156,7 +156,7 @@ fn main() -> ExitCode {
 
 fn print_openapi() -> ExitCode {
     // The same bytes as `GET /openapi.json` serves.
-    print!("{}", sesame_http::docs::render_openapi(&sesame_http::openapi()));
+    print!("{}", sesame_http::render_openapi(&sesame_http::openapi()));
     ExitCode::SUCCESS
 }
 
@@ -319,71 +319,86 @@ fn read_password(from_stdin: bool) -> anyhow::Result<String> {
     Ok(first)
 }
 
-async fn add_user(config: &Config, email: &str, password_stdin: bool) -> anyhow::Result<()> {
-    let email = Email::parse(email).map_err(|e| anyhow::anyhow!("email {e}"))?;
-    let password = config
-        .passwords
-        .parse_new(read_password(password_stdin)?)
-        .map_err(|e| anyhow::anyhow!("password {e}"))?;
-    let store = sesame_server::open_store(config).await?;
-    let hasher = sesame_server::password_hasher()?;
-    let hash = tokio::task::spawn_blocking(move || hasher.hash(&password)).await??;
-    let user = User {
-        id: UserId::new(),
-        email,
-        created_at: sesame_domain::now(),
-    };
-    match store.users.create_user(&user, &hash).await {
-        Ok(()) => {}
-        Err(StorageError::Conflict(USERS_EMAIL_KEY)) => bail!("a user with email {} already exists", user.email),
-        Err(other) => return Err(other.into()),
+/// The application, for a command: the same services the server runs, on the configured
+/// database.
+async fn open_core(config: &Config) -> anyhow::Result<Core> {
+    let fallback_issuer = format!("http://{}", config.listen);
+    sesame_server::open_core(config, &fallback_issuer, std::sync::Arc::new(SystemClock)).await
+}
+
+/// A command's failure in words for the operator.
+fn explain(error: CoreError) -> anyhow::Error {
+    match error {
+        CoreError::Validation(errors) => {
+            let messages: Vec<String> = errors.iter().map(|e| format!("{} {}", e.field, e.message)).collect();
+            anyhow::anyhow!(messages.join("; "))
+        }
+        other => anyhow::Error::new(other),
     }
-    store.database.close().await;
-    say!("created user {} ({})", user.email, user.id);
-    Ok(())
+}
+
+async fn add_user(config: &Config, email: &str, password_stdin: bool) -> anyhow::Result<()> {
+    // Checked before the password is asked for.
+    sesame_domain::Email::parse(email).map_err(|e| anyhow::anyhow!("email {e}"))?;
+    let password = read_password(password_stdin)?;
+    let core = open_core(config).await?;
+    let outcome = core.accounts().register(email, password, Registrar::Operator).await;
+    core.store().database.close().await;
+    match outcome {
+        Ok(user) => {
+            say!("created user {} ({})", user.email, user.id);
+            Ok(())
+        }
+        Err(CoreError::EmailTaken) => bail!("a user with email {} already exists", email.trim().to_lowercase()),
+        Err(other) => Err(explain(other)),
+    }
 }
 
 async fn disable_user(config: &Config, email: &str) -> anyhow::Result<()> {
-    let email = Email::parse(email).map_err(|e| anyhow::anyhow!("email {e}"))?;
-    let store = sesame_server::open_store(config).await?;
-    let outcome = store.users.disable_user(&email, sesame_domain::now()).await?;
-    store.database.close().await;
+    let core = open_core(config).await?;
+    let outcome = core.accounts().disable(email).await;
+    core.store().database.close().await;
     match outcome {
-        Some(id) => {
-            say!("disabled user {email} ({id}); all their sessions have ended");
+        Ok(id) => {
+            say!(
+                "disabled user {} ({id}); all their sessions have ended",
+                email.trim().to_lowercase()
+            );
             Ok(())
         }
-        None => bail!("no user with email {email}"),
+        Err(CoreError::NotFound) => bail!("no user with email {}", email.trim().to_lowercase()),
+        Err(other) => Err(explain(other)),
     }
 }
 
 async fn add_client(config: &Config, owner: &str, name: &str, scopes: &[String]) -> anyhow::Result<()> {
-    let owner = Email::parse(owner).map_err(|e| anyhow::anyhow!("owner email {e}"))?;
-    let (name, scopes) = sesame_http::routes::clients::check_client(name, scopes).map_err(|errors| {
-        let messages: Vec<String> = errors.iter().map(|e| format!("{} {}", e.field, e.message)).collect();
-        anyhow::anyhow!(messages.join("; "))
-    })?;
-    let store = sesame_server::open_store(config).await?;
-    let user = store
-        .users
-        .find_user_by_email(&owner)
-        .await?
-        .with_context(|| format!("no user with email {owner}"))?;
-    let created = sesame_http::routes::clients::register_client(&store, user.user.id, name, scopes)
-        .await
-        .map_err(|e| anyhow::anyhow!("{e}"))?;
-    store.database.close().await;
-    say!("client_id: {}", created.client_id);
-    say!("api_key:   {}", created.api_key.key);
+    sesame_core::clients::check_client(name, scopes).map_err(explain)?;
+    let core = open_core(config).await?;
+    let outcome = async {
+        let owner = match core.accounts().find(owner).await {
+            Err(CoreError::NotFound) => bail!("no user with email {}", owner.trim().to_lowercase()),
+            Err(CoreError::Validation(_)) => bail!("owner email is not valid"),
+            other => other.map_err(explain)?,
+        };
+        core.clients()
+            .register(owner.user.id, name, scopes)
+            .await
+            .map_err(explain)
+    }
+    .await;
+    core.store().database.close().await;
+    let created = outcome?;
+    say!("client_id: {}", created.client.id);
+    say!("api_key:   {}", created.key.key.expose());
     say!("(the key is shown only now; store it safely)");
     Ok(())
 }
 
 async fn rotate_keys(config: &Config) -> anyhow::Result<()> {
-    let store = sesame_server::open_store(config).await?;
-    let record = sesame_http::tokens::keys::generate(config.signing_alg, sesame_domain::now())?;
-    store.signing_keys.add_signing_key(&record).await?;
-    store.database.close().await;
+    let core = open_core(config).await?;
+    let outcome = core.tokens().rotate().await;
+    core.store().database.close().await;
+    let record = outcome.map_err(explain)?;
     say!("new signing key {} ({}) is active", record.kid, record.alg);
     Ok(())
 }

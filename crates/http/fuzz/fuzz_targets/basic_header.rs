@@ -3,7 +3,7 @@
 
 use axum::http::{HeaderMap, HeaderValue, header};
 use libfuzzer_sys::fuzz_target;
-use sesame_http::oauth::{basic_credentials, parse_form, presented_client};
+use sesame_http::fuzzing::{basic_credentials, parse_form, presented_client};
 
 fuzz_target!(|data: &[u8]| {
     let Ok(value) = HeaderValue::from_bytes(data) else {

@@ -3,7 +3,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use sesame_http::oauth::parse_form;
+use sesame_http::fuzzing::parse_form;
 
 fuzz_target!(|data: &[u8]| {
     match parse_form(data) {
@@ -20,7 +20,7 @@ fuzz_target!(|data: &[u8]| {
 });
 
 fn form_names(data: &[u8]) -> Vec<String> {
-    sesame_http::oauth::form_pairs(data)
+    sesame_http::fuzzing::form_pairs(data)
         .into_iter()
         .map(|(name, _)| name)
         .collect()

@@ -9,8 +9,8 @@ use std::time::Duration;
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use libfuzzer_sys::fuzz_target;
-use sesame_http::tokens::keys::{KeyRing, SigningAlg, generate};
-use sesame_http::tokens::service::{TokenSettings, verify_with};
+use sesame_core::tokens::keys::{KeyRing, SigningAlg, generate};
+use sesame_core::tokens::service::{TokenSettings, verify_with};
 
 fn ring() -> &'static (KeyRing, TokenSettings) {
     static RING: OnceLock<(KeyRing, TokenSettings)> = OnceLock::new();
@@ -33,8 +33,9 @@ fn ring() -> &'static (KeyRing, TokenSettings) {
 
 fuzz_target!(|data: &[u8]| {
     let (ring, settings) = ring();
+    let now = sesame_domain::now();
     if let Ok(text) = std::str::from_utf8(data) {
-        assert!(verify_with(ring, settings, text).is_err());
+        assert!(verify_with(ring, settings, text, now).is_err());
     }
     // Structure-aware: header, claims and signature separated by NUL, each base64url
     // encoded, so the JSON parsers and the header checks are reached.
@@ -49,5 +50,5 @@ fuzz_target!(|data: &[u8]| {
         URL_SAFE_NO_PAD.encode(claims),
         URL_SAFE_NO_PAD.encode(signature)
     );
-    assert!(verify_with(ring, settings, &token).is_err());
+    assert!(verify_with(ring, settings, &token, now).is_err());
 });

@@ -4,8 +4,8 @@
 
 use libfuzzer_sys::fuzz_target;
 use sesame_http::ApiError;
-use sesame_http::json::parse;
-use sesame_http::routes::login::{ApiKeyLogin, LoginRequest, PasswordLogin};
+use sesame_http::fuzzing::parse_json as parse;
+use sesame_http::fuzzing::{ApiKeyLogin, LoginRequest, PasswordLogin};
 
 fuzz_target!(|data: &[u8]| {
     for result in [

@@ -4,23 +4,16 @@ use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use serde::{Deserialize, Serialize};
-use sesame_domain::principal::UserSession;
-use sesame_domain::{ApiKey, ApiKeyId, ClientId, Scopes};
-use sesame_storage::{ApiKeyRecord, ClientRecord, ClientWithKeys, Revocation, RevocationKind};
+use sesame_core::clients::{NewClient, NewKey};
+use sesame_storage::ClientWithKeys;
 use time::OffsetDateTime;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
 use crate::auth::SessionUser;
-use crate::error::{ApiError, FieldError, Problem};
+use crate::error::{ApiError, Problem};
 use crate::json::ApiJson;
 use crate::state::AppState;
-use crate::tokens::service::{LEEWAY_SECONDS, MAX_TOKEN_TTL};
-
-/// The longest client name.
-const MAX_NAME: usize = 100;
-/// The most scopes one client may hold.
-const MAX_SCOPES: usize = 64;
 
 /// `POST /clients`.
 #[derive(Debug, Deserialize, ToSchema)]
@@ -106,102 +99,23 @@ impl From<ClientWithKeys> for ClientBody {
     }
 }
 
-fn new_key(client: &ClientId, now: OffsetDateTime) -> (ApiKey, ApiKeyRecord) {
-    let (key, id) = ApiKey::generate();
-    let record = ApiKeyRecord {
-        id,
-        client_id: client.clone(),
-        key_hash: key.hash(),
-        created_at: now,
-        last_used_at: None,
-        revoked_at: None,
-    };
-    (key, record)
-}
-
-fn shown(key: &ApiKey, record: &ApiKeyRecord) -> NewApiKey {
+fn shown(key: &NewKey) -> NewApiKey {
     NewApiKey {
-        id: record.id.0,
-        key: key.expose().to_owned(),
-        created_at: record.created_at,
+        id: key.record.id.0,
+        key: key.key.expose().to_owned(),
+        created_at: key.record.created_at,
     }
 }
 
-/// Registers a client: shared by `POST /clients` and the CLI.
-pub async fn register_client(
-    store: &sesame_storage::Store,
-    owner: sesame_domain::UserId,
-    name: String,
-    scopes: Scopes,
-) -> Result<CreatedClient, ApiError> {
-    let now = sesame_domain::now();
-    let client = ClientRecord {
-        id: ClientId::generate(),
-        owner_id: owner,
-        name,
-        scopes,
-        created_at: now,
-    };
-    let (key, record) = new_key(&client.id, now);
-    store.clients.create_client(&client, &record).await?;
-    tracing::info!(client_id = %client.id, owner_id = %owner, "client registered");
-    Ok(CreatedClient {
-        client_id: client.id.as_str().to_owned(),
-        name: client.name,
-        scopes: client.scopes.to_vec(),
-        created_at: client.created_at,
-        api_key: shown(&key, &record),
-    })
-}
-
-/// Checks a new client's name (trimmed) and scopes; shared with the CLI.
-pub fn check_client(name: &str, scopes: &[String]) -> Result<(String, Scopes), Vec<FieldError>> {
-    let mut errors = Vec::new();
-    let name = name.trim().to_owned();
-    if name.is_empty() || name.chars().count() > MAX_NAME || name.chars().any(char::is_control) {
-        errors.push(FieldError::new(
-            "name",
-            format!("must be 1 to {MAX_NAME} printable characters"),
-        ));
-    }
-    let scopes = match Scopes::from_list(scopes.iter().map(String::as_str)) {
-        Ok(_) if scopes.len() > MAX_SCOPES => {
-            errors.push(FieldError::new("scopes", format!("at most {MAX_SCOPES} scopes")));
-            None
+impl From<NewClient> for CreatedClient {
+    fn from(created: NewClient) -> Self {
+        Self {
+            client_id: created.client.id.as_str().to_owned(),
+            api_key: shown(&created.key),
+            name: created.client.name,
+            scopes: created.client.scopes.to_vec(),
+            created_at: created.client.created_at,
         }
-        Ok(parsed) => Some(parsed),
-        Err(e) => {
-            errors.push(FieldError::new("scopes", e.to_string()));
-            None
-        }
-    };
-    match scopes {
-        Some(scopes) if errors.is_empty() => Ok((name, scopes)),
-        _ => Err(errors),
-    }
-}
-
-/// The caller's own client, or 404 (also for someone else's: their existence is not
-/// revealed).
-async fn own_client(state: &AppState, session: &UserSession, id: &str) -> Result<ClientWithKeys, ApiError> {
-    let id = ClientId::parse(id).ok_or(ApiError::NotFound)?;
-    let found = state.store.clients.find_client(&id).await?.ok_or(ApiError::NotFound)?;
-    if found.client.owner_id != session.user.id {
-        return Err(ApiError::NotFound);
-    }
-    Ok(found)
-}
-
-/// How long a revocation must be remembered: past the end of any token it concerns.
-fn revocation(kind: RevocationKind, subject: String) -> Revocation {
-    let now = sesame_domain::now();
-    let keep = time::Duration::try_from(MAX_TOKEN_TTL).unwrap_or(time::Duration::HOUR)
-        + time::Duration::seconds(i64::try_from(LEEWAY_SECONDS).unwrap_or(60) + 60);
-    Revocation {
-        kind,
-        subject,
-        created_at: now,
-        expires_at: now + keep,
     }
 }
 
@@ -234,9 +148,12 @@ pub async fn create_client(
     SessionUser(session): SessionUser,
     ApiJson(body): ApiJson<CreateClientRequest>,
 ) -> Result<(StatusCode, Json<CreatedClient>), ApiError> {
-    let (name, scopes) = check_client(&body.name, &body.scopes).map_err(ApiError::Validation)?;
-    let created = register_client(&state.store, session.user.id, name, scopes).await?;
-    Ok((StatusCode::CREATED, Json(created)))
+    let created = state
+        .core
+        .clients()
+        .register(session.user.id, &body.name, &body.scopes)
+        .await?;
+    Ok((StatusCode::CREATED, Json(created.into())))
 }
 
 /// Lists the caller's clients and their keys (never the keys' secrets).
@@ -251,7 +168,7 @@ pub async fn list_clients(
     State(state): State<AppState>,
     SessionUser(session): SessionUser,
 ) -> Result<Json<Vec<ClientBody>>, ApiError> {
-    let clients = state.store.clients.list_clients(session.user.id).await?;
+    let clients = state.core.clients().list(session.user.id).await?;
     Ok(Json(clients.into_iter().map(ClientBody::from).collect()))
 }
 
@@ -270,7 +187,9 @@ pub async fn get_client(
     SessionUser(session): SessionUser,
     Path(client_id): Path<String>,
 ) -> Result<Json<ClientBody>, ApiError> {
-    Ok(Json(own_client(&state, &session, &client_id).await?.into()))
+    Ok(Json(
+        state.core.clients().get(session.user.id, &client_id).await?.into(),
+    ))
 }
 
 /// Deletes a client: all its keys and tokens stop working at once.
@@ -289,14 +208,7 @@ pub async fn delete_client(
     SessionUser(session): SessionUser,
     Path(client_id): Path<String>,
 ) -> Result<StatusCode, ApiError> {
-    let id = ClientId::parse(&client_id).ok_or(ApiError::NotFound)?;
-    let entry = revocation(RevocationKind::Client, id.as_str().to_owned());
-    if !state.store.clients.delete_client(session.user.id, &id, &entry).await? {
-        return Err(ApiError::NotFound);
-    }
-    state.tokens.revocations().apply([&entry]);
-    state.keys.remove_client(&id);
-    tracing::info!(client_id = %id, owner_id = %session.user.id, "client deleted");
+    state.core.clients().delete(session.user.id, &client_id).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -318,11 +230,8 @@ pub async fn create_key(
     SessionUser(session): SessionUser,
     Path(client_id): Path<String>,
 ) -> Result<(StatusCode, Json<NewApiKey>), ApiError> {
-    let found = own_client(&state, &session, &client_id).await?;
-    let (key, record) = new_key(&found.client.id, sesame_domain::now());
-    state.store.clients.add_key(&record).await?;
-    tracing::info!(client_id = %found.client.id, key_id = %record.id, "API key created");
-    Ok((StatusCode::CREATED, Json(shown(&key, &record))))
+    let key = state.core.clients().add_key(session.user.id, &client_id).await?;
+    Ok((StatusCode::CREATED, Json(shown(&key))))
 }
 
 /// Revokes an API key: it and every token exchanged with it stop working at once.
@@ -344,14 +253,10 @@ pub async fn revoke_key(
     SessionUser(session): SessionUser,
     Path((client_id, key_id)): Path<(String, String)>,
 ) -> Result<StatusCode, ApiError> {
-    let found = own_client(&state, &session, &client_id).await?;
-    let key_id = Uuid::parse_str(&key_id).map(ApiKeyId).map_err(|_| ApiError::NotFound)?;
-    let entry = revocation(RevocationKind::Key, key_id.0.to_string());
-    if !state.store.clients.revoke_key(&found.client.id, key_id, &entry).await? {
-        return Err(ApiError::NotFound);
-    }
-    state.tokens.revocations().apply([&entry]);
-    state.keys.remove(key_id);
-    tracing::info!(client_id = %found.client.id, key_id = %key_id, "API key revoked");
+    state
+        .core
+        .clients()
+        .revoke_key(session.user.id, &client_id, &key_id)
+        .await?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -35,7 +35,7 @@ pub async fn healthz() -> Json<Status> {
             headers(("Retry-After" = u32, description = "Seconds to wait before asking again"))),
     ))]
 pub async fn readyz(State(state): State<AppState>) -> Result<Json<Status>, ApiError> {
-    match tokio::time::timeout(READY_TIMEOUT, state.store.database.ping()).await {
+    match tokio::time::timeout(READY_TIMEOUT, state.core.store().database.ping()).await {
         Ok(Ok(())) => Ok(Json(Status { status: "ready" })),
         Ok(Err(error)) => Err(ApiError::Unavailable(Some(error))),
         Err(_) => Err(ApiError::Unavailable(None)),

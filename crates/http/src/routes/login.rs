@@ -1,14 +1,13 @@
 //! `POST /login` and `POST /logout`: the first-party session lifecycle.
 
 use axum::Json;
-use axum::extract::{FromRequest as _, Request, State};
+use axum::extract::{FromRequest, Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
-use sesame_domain::password::Verification;
-use sesame_domain::{CsrfToken, Email, Password, SessionHandle, SessionId};
-use sesame_storage::NewSession;
+use sesame_core::sessions::Origin;
+use sesame_core::tokens::PresentedClient;
 use tower_cookies::Cookies;
 use utoipa::ToSchema;
 
@@ -17,13 +16,9 @@ use crate::client_ip::ClientIp;
 use crate::error::{ApiError, Problem};
 use crate::json::{self, is_json};
 use crate::oauth::OAuthErrorBody;
-use crate::oauth::{self, OAuthError, PresentedClient};
+use crate::oauth::{self, OAuthError, Presented};
 use crate::routes::{SessionSummary, UserBody};
 use crate::state::AppState;
-use crate::throttle::Attempt;
-
-/// The longest `User-Agent` kept with a session.
-const MAX_USER_AGENT: usize = 512;
 
 /// First-party sign-in. No `Debug`: it holds a password.
 #[derive(Deserialize, ToSchema)]
@@ -58,6 +53,10 @@ pub struct ApiKeyLogin {
 /// The OAuth 2.0 client-credentials grant (RFC 6749 §4.4), as every OAuth client sends it.
 #[derive(Deserialize, ToSchema)]
 #[schema(example = json!({"grant_type": "client_credentials", "scope": "notes:read"}))]
+#[expect(
+    dead_code,
+    reason = "documents the form; the form is parsed strictly by `oauth::parse_form`"
+)]
 pub struct ClientCredentialsForm {
     /// Must be `client_credentials`.
     pub grant_type: String,
@@ -94,6 +93,7 @@ pub struct TokenResponse {
 /// Either kind of successful login.
 #[derive(Serialize, ToSchema)]
 #[serde(untagged)]
+#[expect(dead_code, reason = "documents the two answers; each is built as itself")]
 pub enum LoginSuccess {
     Session(LoginResponse),
     Token(TokenResponse),
@@ -161,99 +161,148 @@ pub async fn login(
     State(state): State<AppState>,
     ClientIp(ip): ClientIp,
     cookies: Cookies,
-    request: Request,
+    headers: HeaderMap,
+    body: Result<LoginBody, LoginRejection>,
 ) -> Response {
-    if let Err(error) = oauth::refuse_query_credentials(request.uri()) {
-        return error.into_response();
+    let metrics = &state.metrics;
+    match body {
+        Ok(LoginBody::Password(login)) => {
+            let response = login_with_password(&state, &ip, &cookies, &headers, login)
+                .await
+                .into_response();
+            metrics.record_login(response.status());
+            response
+        }
+        Ok(LoginBody::ClientCredentials { presented, scope }) => {
+            let response = exchange(&state, &ip, &presented, scope.as_deref())
+                .await
+                .into_response();
+            metrics.record_token_issue(response.status());
+            response
+        }
+        Err(LoginRejection::Password(error)) => {
+            let response = error.into_response();
+            metrics.record_login(response.status());
+            response
+        }
+        Err(LoginRejection::Token(error)) => {
+            let response = error.into_response();
+            metrics.record_token_issue(response.status());
+            response
+        }
+        Err(LoginRejection::Unsorted(response)) => response,
     }
-    let headers = request.headers().clone();
-    if oauth::is_form(&headers) {
-        let response = match read_body(request, &state).await {
-            Ok(body) => exchange_form(&state, &ip, &headers, &body).await.into_response(),
-            Err(error) => OAuthError::from(error).into_response(),
-        };
-        state.metrics.record_token_issue(response.status());
-        return response;
-    }
-    if !is_json(&headers) {
-        return ApiError::UnsupportedMediaType("application/json or application/x-www-form-urlencoded").into_response();
-    }
-    let body = match read_body(request, &state).await {
-        Ok(body) => body,
-        Err(error) => return error.into_response(),
-    };
-    // The body's shape chooses the path: an `api_key` member means a third party.
-    let is_key_exchange = serde_json::from_slice::<serde_json::Value>(&body)
-        .ok()
-        .is_some_and(|value| value.get("api_key").is_some());
-    if is_key_exchange {
-        let response = match json::parse::<ApiKeyLogin>(&body) {
-            Ok(login) => exchange_json(&state, &ip, login).await.into_response(),
-            Err(error) => OAuthError::from(error).into_response(),
-        };
-        state.metrics.record_token_issue(response.status());
-        return response;
-    }
-    let response = match json::parse::<PasswordLogin>(&body) {
-        Ok(login) => login_with_password(&state, &ip, &cookies, &headers, login)
-            .await
-            .into_response(),
-        Err(error) => error.into_response(),
-    };
-    state.metrics.record_login(response.status());
-    response
 }
 
-async fn read_body(request: Request, state: &AppState) -> Result<Bytes, ApiError> {
+/// `POST /login`'s body, parsed once: its media type and shape choose the path.
+pub enum LoginBody {
+    /// A JSON email and password.
+    Password(PasswordLogin),
+    /// The client-credentials form, or a JSON `api_key`.
+    ClientCredentials {
+        presented: Presented,
+        scope: Option<String>,
+    },
+}
+
+/// Why `POST /login`'s body was refused, in the shape of the path it was meant for.
+pub enum LoginRejection {
+    /// A password login's body: a problem.
+    Password(ApiError),
+    /// A token request's body: an RFC 6749 error.
+    Token(OAuthError),
+    /// Neither path could be told (wrong media type, unreadable body, credentials in the
+    /// query string).
+    Unsorted(Response),
+}
+
+impl IntoResponse for LoginRejection {
+    fn into_response(self) -> Response {
+        match self {
+            Self::Password(error) => error.into_response(),
+            Self::Token(error) => error.into_response(),
+            Self::Unsorted(response) => response,
+        }
+    }
+}
+
+impl<S> FromRequest<S> for LoginBody
+where
+    S: Send + Sync,
+{
+    type Rejection = LoginRejection;
+
+    async fn from_request(request: Request, state: &S) -> Result<Self, Self::Rejection> {
+        oauth::refuse_query_credentials(request.uri()).map_err(|e| LoginRejection::Unsorted(e.into_response()))?;
+        let headers = request.headers().clone();
+        if oauth::is_form(&headers) {
+            let body = read_body(request, state)
+                .await
+                .map_err(|e| LoginRejection::Token(e.into()))?;
+            return client_credentials_form(&headers, &body).map_err(LoginRejection::Token);
+        }
+        if !is_json(&headers) {
+            return Err(LoginRejection::Unsorted(
+                ApiError::UnsupportedMediaType("application/json or application/x-www-form-urlencoded").into_response(),
+            ));
+        }
+        let body = read_body(request, state)
+            .await
+            .map_err(|e| LoginRejection::Unsorted(e.into_response()))?;
+        // An `api_key` member means a third party.
+        let is_key_exchange = serde_json::from_slice::<serde_json::Value>(&body)
+            .ok()
+            .is_some_and(|value| value.get("api_key").is_some());
+        if is_key_exchange {
+            let login = json::parse::<ApiKeyLogin>(&body).map_err(|e| LoginRejection::Token(e.into()))?;
+            return Ok(Self::ClientCredentials {
+                presented: Presented {
+                    client: PresentedClient {
+                        client_id: None,
+                        secret: login.api_key,
+                    },
+                    via_basic: false,
+                },
+                scope: login.scope,
+            });
+        }
+        json::parse::<PasswordLogin>(&body)
+            .map(Self::Password)
+            .map_err(LoginRejection::Password)
+    }
+}
+
+async fn read_body<S: Send + Sync>(request: Request, state: &S) -> Result<Bytes, ApiError> {
     Bytes::from_request(request, state).await.map_err(json::body_error)
 }
 
 /// The client-credentials grant from a form.
-async fn exchange_form(state: &AppState, ip: &str, headers: &HeaderMap, body: &[u8]) -> Result<Response, OAuthError> {
-    let form = oauth::parse_form(body)?;
+fn client_credentials_form(headers: &HeaderMap, body: &[u8]) -> Result<LoginBody, OAuthError> {
+    let mut form = oauth::parse_form(body)?;
     match form.get("grant_type").map(String::as_str) {
         Some("client_credentials") => {}
         Some(_) => return Err(OAuthError::unsupported_grant_type()),
         None => return Err(OAuthError::invalid_request("grant_type is required.")),
     }
     let presented = oauth::presented_client(headers, &form)?;
-    issue_token(state, ip, &presented, form.get("scope").map(String::as_str)).await
+    Ok(LoginBody::ClientCredentials {
+        presented,
+        scope: form.remove("scope"),
+    })
 }
 
-/// The API-key exchange from JSON.
-async fn exchange_json(state: &AppState, ip: &str, login: ApiKeyLogin) -> Result<Response, OAuthError> {
-    let presented = PresentedClient {
-        client_id: None,
-        secret: login.api_key,
-        via_basic: false,
-    };
-    issue_token(state, ip, &presented, login.scope.as_deref()).await
-}
-
-async fn issue_token(
+async fn exchange(
     state: &AppState,
     ip: &str,
-    presented: &PresentedClient,
+    presented: &Presented,
     scope: Option<&str>,
 ) -> Result<Response, OAuthError> {
-    let authenticated = oauth::authenticate_client(state, presented, ip).await?;
-    let scopes = authenticated
-        .client
-        .scopes
-        .narrow(scope)
-        .map_err(|e| OAuthError::invalid_scope(e.to_string()))?;
     let issued = state
-        .tokens
-        .issue(&authenticated.client.id, authenticated.key.id, &scopes)
-        .map_err(|e| OAuthError::from(ApiError::internal(e)))?;
-    tracing::info!(
-        ip = %ip,
-        client_id = %authenticated.client.id,
-        key_id = %authenticated.key.id,
-        jti = %issued.claims.jti,
-        outcome = "success",
-        "token issued"
-    );
+        .core
+        .tokens()
+        .exchange(&presented.client, scope, ip)
+        .await
+        .map_err(|e| OAuthError::for_client(e, presented))?;
     let mut response = Json(TokenResponse {
         access_token: issued.token,
         token_type: "Bearer",
@@ -275,66 +324,28 @@ async fn login_with_password(
     headers: &HeaderMap,
     body: PasswordLogin,
 ) -> Result<Json<LoginResponse>, ApiError> {
-    let ip = ip.to_owned();
-    let email = Email::parse(&body.email).map_err(|e| ApiError::validation("email", e.to_string()))?;
-    let password = Password::for_login(body.password).map_err(|e| ApiError::validation("password", e.to_string()))?;
-    let attempt = Attempt::new(state, email.as_str(), &ip);
-    attempt.check().await?;
-
-    let record = state.store.users.find_user_by_email(&email).await?;
-    // Unknown emails are verified against a dummy hash, so every failure costs the same.
-    let stored = record
-        .as_ref()
-        .map_or_else(|| state.dummy_hash.to_string(), |r| r.password_hash.clone());
-    let verification = state.hashing.run(move |h| h.verify(&password, &stored)).await?;
-    let record = match (record, &verification) {
-        (Some(record), Verification::Match | Verification::MatchRehashed(_)) if !record.is_disabled() => {
-            if let Verification::MatchRehashed(new_hash) = verification
-                && let Err(error) = state.store.users.update_password_hash(record.user.id, &new_hash).await
-            {
-                tracing::warn!(%error, "could not upgrade a password hash");
-            }
-            record
-        }
-        _ => {
-            attempt.failed().await?;
-            tracing::info!(ip = %ip, outcome = "invalid_credentials", "login failed");
-            return Err(ApiError::InvalidCredentials);
-        }
-    };
-    attempt.succeeded().await;
-
-    // Session fixation defence: whatever session the browser arrived with ends here, and
-    // the new one gets a handle of our own making.
-    if let Some(Ok(previous)) = presented_handle(cookies, &state.config.cookie) {
-        state.store.sessions.delete_session_by_hash(&previous).await?;
-        state.sessions.remove(&previous);
-    }
-    let handle = SessionHandle::generate();
-    let now = sesame_domain::now();
-    let session = NewSession {
-        id: SessionId::new(),
-        user_id: record.user.id,
-        handle_hash: handle.hash(),
-        csrf_token: CsrfToken::generate(),
-        created_at: now,
+    let origin = Origin {
+        ip: ip.to_owned(),
         user_agent: headers
             .get(header::USER_AGENT)
             .and_then(|v| v.to_str().ok())
-            .map(|ua| ua.chars().take(MAX_USER_AGENT).collect()),
-        ip: Some(ip.clone()),
+            .map(str::to_owned),
     };
-    state.store.sessions.create_session(&session).await?;
-    cookies.add(session_cookie(&state.config.cookie, &handle));
-    tracing::info!(ip = %ip, user_id = %record.user.id, session_id = %session.id, outcome = "success", "login");
-
+    // Session fixation defence: whatever session the browser arrived with ends.
+    let previous = presented_handle(cookies, &state.config.cookie).and_then(Result::ok);
+    let started = state
+        .core
+        .sessions()
+        .login(&body.email, body.password, &origin, previous.as_ref())
+        .await?;
+    cookies.add(session_cookie(&state.config.cookie, &started.handle));
     Ok(Json(LoginResponse {
-        user: UserBody::from(&record.user),
+        user: UserBody::from(&started.user),
         session: SessionSummary {
-            id: session.id.0,
-            expires_at: state.config.sessions.expires_at(now, now),
+            id: started.session.session_id.0,
+            expires_at: started.session.expires_at,
         },
-        csrf_token: session.csrf_token.expose().to_owned(),
+        csrf_token: started.session.csrf_token.expose().to_owned(),
     }))
 }
 
@@ -357,13 +368,10 @@ pub async fn logout(
     MaybeSessionUser(session): MaybeSessionUser,
 ) -> Result<StatusCode, ApiError> {
     if let Some(session) = session {
-        state
-            .store
-            .sessions
-            .delete_user_session(session.user.id, session.session_id)
-            .await?;
-        state.sessions.remove_session(session.session_id);
-        tracing::info!(ip = %ip, user_id = %session.user.id, session_id = %session.session_id, "logout");
+        match state.core.sessions().logout(&session, &ip).await {
+            Ok(()) | Err(sesame_core::CoreError::NotFound) => {}
+            Err(other) => return Err(other.into()),
+        }
     }
     if cookies.get(&state.config.cookie.name).is_some() {
         cookies.add(clearing_cookie(&state.config.cookie));

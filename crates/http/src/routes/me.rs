@@ -1,7 +1,6 @@
 //! `GET /me`: who the caller is, by whichever credential they presented.
 
 use axum::Json;
-use axum::http::Uri;
 use serde::Serialize;
 use sesame_domain::Principal;
 use time::OffsetDateTime;
@@ -63,11 +62,4 @@ pub async fn get_me(Authenticated(caller): Authenticated) -> Result<Json<Me>, Ap
             expires_at: token.expires_at,
         },
     }))
-}
-
-/// Whether the query string carries an `access_token` (RFC 6750 §2.3), which sesame never
-/// accepts as a credential.
-pub fn query_has_token(uri: &Uri) -> bool {
-    uri.query()
-        .is_some_and(|q| form_urlencoded::parse(q.as_bytes()).any(|(name, _)| name == "access_token"))
 }

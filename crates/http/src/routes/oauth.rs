@@ -7,20 +7,23 @@ use axum::http::{HeaderMap, HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use serde::Serialize;
-use sesame_storage::{Revocation, RevocationKind};
+use sesame_core::tokens::AuthenticatedClient;
 use utoipa::ToSchema;
 
 use crate::client_ip::ClientIp;
 use crate::json;
-use crate::oauth::{self, AuthenticatedClient, OAuthError, OAuthErrorBody};
+use crate::oauth::{self, OAuthError, OAuthErrorBody};
 use crate::state::AppState;
-use crate::tokens::service::LEEWAY_SECONDS;
 
 /// How long discovery documents may be cached.
 const DISCOVERY_MAX_AGE: &str = "public, max-age=300";
 
 /// `token=<jwt>` with optional `token_type_hint`, and client credentials.
 #[derive(serde::Deserialize, ToSchema)]
+#[expect(
+    dead_code,
+    reason = "documents the form; the form is parsed strictly by `oauth::parse_form`"
+)]
 pub struct TokenForm {
     /// The access token.
     pub token: String,
@@ -73,7 +76,12 @@ async fn authenticated_token_form(
         .map_err(|e| OAuthError::from(json::body_error(e)))?;
     let form = oauth::parse_form(&body)?;
     let presented = oauth::presented_client(&headers, &form)?;
-    let client = oauth::authenticate_client(state, &presented, ip).await?;
+    let client = state
+        .core
+        .tokens()
+        .authenticate_client(&presented.client, ip)
+        .await
+        .map_err(|e| OAuthError::for_client(e, &presented))?;
     let token = form
         .get("token")
         .filter(|t| !t.is_empty())
@@ -106,20 +114,8 @@ pub async fn revoke_token(State(state): State<AppState>, ClientIp(ip): ClientIp,
     };
     // Only a token that verifies (signature, issuer, audience, unexpired) and belongs to
     // the caller is revoked; anything else is silently accepted.
-    if let Ok(claims) = state.tokens.verify_signature(&token).await
-        && claims.client_id == caller.client.id.as_str()
-    {
-        let entry = Revocation {
-            kind: RevocationKind::Token,
-            subject: claims.jti.clone(),
-            created_at: sesame_domain::now(),
-            expires_at: claims.expires_at() + time::Duration::seconds(i64::try_from(LEEWAY_SECONDS).unwrap_or(60)),
-        };
-        if let Err(error) = state.store.revocations.revoke(&entry).await {
-            return OAuthError::from(crate::ApiError::from(error)).into_response();
-        }
-        state.tokens.revocations().apply([&entry]);
-        tracing::info!(ip = %ip, client_id = %caller.client.id, jti = %claims.jti, "token revoked");
+    if let Err(error) = state.core.tokens().revoke(&caller, &token, &ip).await {
+        return OAuthError::from(error).into_response();
     }
     no_store(axum::http::StatusCode::OK.into_response())
 }
@@ -146,8 +142,8 @@ pub async fn introspect_token(State(state): State<AppState>, ClientIp(ip): Clien
         Ok(found) => found,
         Err(error) => return error.into_response(),
     };
-    let answer = match state.tokens.verify(&token).await {
-        Ok(claims) => Introspection {
+    let answer = match state.core.tokens().introspect(&token).await {
+        Some(claims) => Introspection {
             active: true,
             client_id: Some(claims.client_id),
             sub: Some(claims.sub),
@@ -159,7 +155,7 @@ pub async fn introspect_token(State(state): State<AppState>, ClientIp(ip): Clien
             jti: Some(claims.jti),
             token_type: Some("Bearer"),
         },
-        Err(_) => Introspection::default(),
+        None => Introspection::default(),
     };
     no_store(Json(answer).into_response())
 }
@@ -192,7 +188,7 @@ pub struct Jwks {
     responses((status = 200, description = "The signing keys' public parts", body = Jwks,
         headers(("Cache-Control" = String, description = "`public, max-age=300`")))))]
 pub async fn jwks(State(state): State<AppState>) -> Response {
-    cacheable(Json(state.tokens.jwks()).into_response())
+    cacheable(Json(state.core.tokens().jwks()).into_response())
 }
 
 /// RFC 8414 authorization server metadata.
@@ -222,9 +218,10 @@ pub struct ServerMetadata {
         (status = 503, description = "Database unavailable", body = crate::error::Problem, content_type = "application/problem+json"),
     ))]
 pub async fn server_metadata(State(state): State<AppState>) -> Result<Response, crate::ApiError> {
-    let issuer = state.tokens.settings().issuer.clone();
+    let tokens = state.core.tokens();
+    let issuer = tokens.settings().issuer.clone();
     let auth_methods = vec!["client_secret_basic", "client_secret_post"];
-    let scopes_supported = state.store.clients.registered_scopes().await?;
+    let scopes_supported = tokens.scopes_supported().await?;
     Ok(cacheable(
         Json(ServerMetadata {
             token_endpoint: format!("{issuer}/login"),

@@ -46,13 +46,7 @@ pub async fn list_sessions(
     State(state): State<AppState>,
     SessionUser(current): SessionUser,
 ) -> Result<Json<Vec<SessionInfo>>, ApiError> {
-    let policy = state.config.sessions;
-    let now = sesame_domain::now();
-    let sessions = state
-        .store
-        .sessions
-        .list_user_sessions(current.user.id, now - policy.idle, now - policy.absolute)
-        .await?;
+    let sessions = state.core.sessions().list(current.user.id).await?;
     Ok(Json(
         sessions
             .into_iter()
@@ -60,7 +54,7 @@ pub async fn list_sessions(
                 id: s.id.0,
                 created_at: s.created_at,
                 last_seen_at: s.last_seen_at,
-                expires_at: policy.expires_at(s.created_at, s.last_seen_at),
+                expires_at: s.expires_at,
                 user_agent: s.user_agent,
                 ip: s.ip,
                 current: s.id == current.session_id,
@@ -91,15 +85,10 @@ pub async fn delete_session(
     Path(id): Path<String>,
 ) -> Result<StatusCode, ApiError> {
     let id = Uuid::parse_str(&id).map(SessionId).map_err(|_| ApiError::NotFound)?;
-    let deleted = state.store.sessions.delete_user_session(current.user.id, id).await?;
-    state.sessions.remove_session(id);
-    if !deleted {
-        return Err(ApiError::NotFound);
-    }
+    state.core.sessions().revoke(&current, id).await?;
     if id == current.session_id {
         cookies.add(clearing_cookie(&state.config.cookie));
     }
-    tracing::info!(user_id = %current.user.id, session_id = %id, "session revoked");
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -119,12 +108,10 @@ pub async fn delete_other_sessions(
     State(state): State<AppState>,
     SessionUser(current): SessionUser,
 ) -> Result<StatusCode, ApiError> {
-    let ended = state
-        .store
-        .sessions
-        .delete_user_sessions(current.user.id, Some(current.session_id))
+    state
+        .core
+        .sessions()
+        .end_others(current.user.id, Some(current.session_id))
         .await?;
-    state.sessions.remove_user(current.user.id, Some(current.session_id));
-    tracing::info!(user_id = %current.user.id, ended, "other sessions revoked");
     Ok(StatusCode::NO_CONTENT)
 }

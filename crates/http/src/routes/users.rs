@@ -4,17 +4,15 @@ use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
 use serde::Deserialize;
-use sesame_domain::password::Verification;
-use sesame_domain::{Email, Password, User, UserId};
+use sesame_core::accounts::Registrar;
 use utoipa::ToSchema;
 
 use crate::auth::SessionUser;
 use crate::client_ip::ClientIp;
-use crate::error::{ApiError, FieldError, Problem};
+use crate::error::{ApiError, Problem};
 use crate::json::ApiJson;
 use crate::routes::UserBody;
 use crate::state::AppState;
-use crate::throttle::Attempt;
 
 /// `POST /users`. No `Debug`: it holds a password.
 #[derive(Deserialize, ToSchema)]
@@ -57,39 +55,12 @@ pub async fn create_user(
     State(state): State<AppState>,
     ApiJson(body): ApiJson<CreateUserRequest>,
 ) -> Result<(StatusCode, Json<UserBody>), ApiError> {
-    if !state.config.registration_open {
-        return Err(ApiError::RegistrationClosed);
-    }
-    let email = Email::parse(&body.email);
-    let password = state.config.passwords.parse_new(body.password);
-    let (email, password) = match (email, password) {
-        (Ok(email), Ok(password)) => (email, password),
-        (email, password) => {
-            let mut errors = Vec::new();
-            if let Err(e) = email {
-                errors.push(FieldError::new("email", e.to_string()));
-            }
-            if let Err(e) = password {
-                errors.push(FieldError::new("password", e.to_string()));
-            }
-            return Err(ApiError::Validation(errors));
-        }
-    };
-    let user = register(&state, email, password).await?;
-    tracing::info!(user_id = %user.id, "user registered");
+    let user = state
+        .core
+        .accounts()
+        .register(&body.email, body.password, Registrar::SelfService)
+        .await?;
     Ok((StatusCode::CREATED, Json(UserBody::from(&user))))
-}
-
-/// Hashes the password and stores a new user; shared with the CLI.
-pub async fn register(state: &AppState, email: Email, password: Password) -> Result<User, ApiError> {
-    let password_hash = state.hashing.hash(password).await?;
-    let user = User {
-        id: UserId::new(),
-        email,
-        created_at: sesame_domain::now(),
-    };
-    state.store.users.create_user(&user, &password_hash).await?;
-    Ok(user)
 }
 
 /// Changes the signed-in user's password and ends every other session of theirs.
@@ -116,35 +87,10 @@ pub async fn change_password(
     SessionUser(session): SessionUser,
     ApiJson(body): ApiJson<ChangePasswordRequest>,
 ) -> Result<StatusCode, ApiError> {
-    let new_password = state
-        .config
-        .passwords
-        .parse_new(body.new_password)
-        .map_err(|e| ApiError::validation("new_password", e.to_string()))?;
-    let current = Password::for_login(body.current_password).map_err(|_| ApiError::WrongCurrentPassword)?;
-    // Guessing the current password through a stolen session is throttled like a login.
-    let attempt = Attempt::new(&state, session.user.email.as_str(), &ip);
-    attempt.check().await?;
-    let record = state
-        .store
-        .users
-        .find_user_by_id(session.user.id)
-        .await?
-        .ok_or(ApiError::Unauthenticated)?;
-    let stored = record.password_hash;
-    let verification = state.hashing.run(move |h| h.verify(&current, &stored)).await?;
-    if verification == Verification::Mismatch {
-        attempt.failed().await?;
-        return Err(ApiError::WrongCurrentPassword);
-    }
-    attempt.succeeded().await;
-    let new_hash = state.hashing.hash(new_password).await?;
     state
-        .store
-        .users
-        .change_password(session.user.id, &new_hash, session.session_id)
+        .core
+        .accounts()
+        .change_password(&session, body.current_password, body.new_password, &ip)
         .await?;
-    state.sessions.remove_user(session.user.id, Some(session.session_id));
-    tracing::info!(user_id = %session.user.id, ip = %ip, "password changed; other sessions ended");
     Ok(StatusCode::NO_CONTENT)
 }

@@ -1,34 +1,44 @@
 //! Login throttling against the shared database: every instance reads and writes the
 //! same failure log, so the budgets hold across a fleet.
 
-use std::collections::HashMap;
-use std::sync::RwLock;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use sesame_domain::throttle::combine;
-use sesame_domain::{ThrottleKey, ThrottleVerdict};
+use sesame_domain::{ThrottleKey, ThrottlePolicy, ThrottleVerdict};
+use sesame_storage::Store;
 use time::OffsetDateTime;
 
-use crate::error::ApiError;
-use crate::state::AppState;
+use crate::cache::TtlCache;
+use crate::clock::SharedClock;
+use crate::error::CoreError;
 
-/// The throttle charges for one attempt on `account` from `ip`.
-pub struct Attempt<'a> {
-    state: &'a AppState,
-    account: String,
-    ip: String,
-    /// Whether `check` saw failures under the (account, IP) key, so that a success only
-    /// writes when there is something to forget.
-    had_failures: AtomicBool,
-    /// Whether `check` may trust the [`CleanMemo`].
-    remembered: bool,
+/// The throttle: budgets, the shared failure log, and the memo of clean checks.
+pub struct Throttle {
+    policy: ThrottlePolicy,
+    store: Store,
+    clock: SharedClock,
+    memo: CleanMemo,
 }
 
-impl<'a> Attempt<'a> {
-    pub fn new(state: &'a AppState, account: &str, ip: &str) -> Self {
+impl Throttle {
+    pub fn new(policy: ThrottlePolicy, store: Store, clock: SharedClock) -> Self {
         Self {
-            state,
+            policy,
+            store,
+            clock,
+            memo: CleanMemo::default(),
+        }
+    }
+
+    pub fn policy(&self) -> ThrottlePolicy {
+        self.policy
+    }
+
+    /// An attempt on `account` from `ip`.
+    pub fn attempt(&self, account: &str, ip: &str) -> Attempt<'_> {
+        Attempt {
+            throttle: self,
             account: account.to_owned(),
             ip: ip.to_owned(),
             had_failures: AtomicBool::new(true),
@@ -39,17 +49,37 @@ impl<'a> Attempt<'a> {
     /// The same, for a caller whose every success is cheap and frequent (an API-key
     /// exchange): a clean check is remembered for [`CLEAN_MEMO_TTL`], so a busy client
     /// does not read the failure log on every request. See [`CleanMemo`] for the bound.
-    pub fn remembered(state: &'a AppState, account: &str, ip: &str) -> Self {
-        Self {
+    pub fn remembered_attempt(&self, account: &str, ip: &str) -> Attempt<'_> {
+        Attempt {
             remembered: true,
-            ..Self::new(state, account, ip)
+            ..self.attempt(account, ip)
         }
     }
 
+    /// Deletes failures older than every window.
+    pub async fn prune(&self) -> Result<(), CoreError> {
+        let cutoff = self.clock.now() - self.policy.longest_window();
+        self.store.throttle.prune_failures(cutoff).await?;
+        Ok(())
+    }
+}
+
+/// The throttle charges for one attempt on `account` from `ip`.
+pub struct Attempt<'a> {
+    throttle: &'a Throttle,
+    account: String,
+    ip: String,
+    /// Whether `check` saw failures under the (account, IP) key, so that a success only
+    /// writes when there is something to forget.
+    had_failures: AtomicBool,
+    /// Whether `check` may trust the [`CleanMemo`].
+    remembered: bool,
+}
+
+impl Attempt<'_> {
     fn keys(&self) -> Vec<ThrottleKey> {
-        self.state
-            .config
-            .throttle
+        self.throttle
+            .policy
             .charges(&self.account, &self.ip)
             .into_iter()
             .map(|(key, _)| key)
@@ -61,20 +91,20 @@ impl<'a> Attempt<'a> {
     /// Concurrent attempts may all pass this check before any records a failure, so a
     /// budget can be overshot by the number of attempts in flight at once (bounded by the
     /// hashing pool's queue); the next attempt after them is refused.
-    pub async fn check(&self) -> Result<(), ApiError> {
+    pub async fn check(&self) -> Result<(), CoreError> {
         let pair = ThrottleKey::account_ip(&self.account, &self.ip);
-        let memo = &self.state.clean_memo;
-        if self.remembered && memo.is_clean(&pair) {
+        let memo = &self.throttle.memo;
+        let now = self.throttle.clock.now();
+        if self.remembered && memo.is_clean(&pair, now) {
             self.had_failures.store(false, Ordering::Relaxed);
             return Ok(());
         }
         let generation = memo.generation();
-        let policy = self.state.config.throttle;
-        let now = sesame_domain::now();
+        let policy = self.throttle.policy;
         let charges = policy.charges(&self.account, &self.ip);
         let keys: Vec<ThrottleKey> = charges.iter().map(|(key, _)| key.clone()).collect();
         let failures = self
-            .state
+            .throttle
             .store
             .throttle
             .recent_failures(&keys, now - policy.longest_window())
@@ -82,7 +112,7 @@ impl<'a> Attempt<'a> {
         self.had_failures
             .store(failures.iter().any(|(k, _)| k == pair.as_str()), Ordering::Relaxed);
         if self.remembered && failures.is_empty() {
-            memo.remember(pair, generation);
+            memo.remember(pair, generation, now);
         }
         let verdict = combine(charges.iter().map(|(key, budget)| {
             let times: Vec<OffsetDateTime> = failures
@@ -96,23 +126,24 @@ impl<'a> Attempt<'a> {
             ThrottleVerdict::Allowed => Ok(()),
             ThrottleVerdict::Throttled { retry_after } => {
                 tracing::info!(ip = %self.ip, outcome = "throttled", "login refused");
-                Err(ApiError::Throttled { retry_after })
+                Err(CoreError::Throttled { retry_after })
             }
         }
     }
 
     /// Charges a failure to every budget.
-    pub async fn failed(&self) -> Result<(), ApiError> {
+    pub async fn failed(&self) -> Result<(), CoreError> {
         // Forget clean pairs before and after the write, so that no check that read the log
         // before the failure was committed can remember its pair as clean.
-        self.state.clean_memo.forget_all();
+        let memo = &self.throttle.memo;
+        memo.forget_all();
         let recorded = self
-            .state
+            .throttle
             .store
             .throttle
-            .record_failure(&self.keys(), sesame_domain::now())
+            .record_failure(&self.keys(), self.throttle.clock.now())
             .await;
-        self.state.clean_memo.forget_all();
+        memo.forget_all();
         recorded?;
         Ok(())
     }
@@ -124,7 +155,7 @@ impl<'a> Attempt<'a> {
             return;
         }
         let key = ThrottleKey::account_ip(&self.account, &self.ip);
-        if let Err(error) = self.state.store.throttle.clear_failures(&key).await {
+        if let Err(error) = self.throttle.store.throttle.clear_failures(&key).await {
             tracing::warn!(%error, "could not reset login failures");
         }
     }
@@ -147,10 +178,19 @@ const CLEAN_MEMO_ENTRIES: usize = 16_384;
 ///   is the bound on how late a budget spent elsewhere starts refusing a client that has
 ///   been succeeding here;
 /// - only clean pairs are remembered, and at most [`CLEAN_MEMO_ENTRIES`] of them.
-#[derive(Default)]
 pub struct CleanMemo {
-    entries: RwLock<HashMap<ThrottleKey, (Instant, u64)>>,
+    /// Each clean pair, with the generation its check started in.
+    entries: TtlCache<ThrottleKey, u64>,
     generation: AtomicU64,
+}
+
+impl Default for CleanMemo {
+    fn default() -> Self {
+        Self {
+            entries: TtlCache::new(CLEAN_MEMO_TTL, CLEAN_MEMO_ENTRIES),
+            generation: AtomicU64::new(0),
+        }
+    }
 }
 
 impl CleanMemo {
@@ -158,28 +198,19 @@ impl CleanMemo {
         self.generation.load(Ordering::Acquire)
     }
 
-    fn is_clean(&self, pair: &ThrottleKey) -> bool {
-        let current = self.generation();
-        let entries = self.entries.read().unwrap_or_else(std::sync::PoisonError::into_inner);
-        entries
-            .get(pair)
-            .is_some_and(|(at, generation)| *generation == current && at.elapsed() < CLEAN_MEMO_TTL)
+    fn is_clean(&self, pair: &ThrottleKey, now: OffsetDateTime) -> bool {
+        self.entries
+            .get(pair, now)
+            .is_some_and(|generation| generation == self.generation())
     }
 
     /// Remembers a pair found clean by a check that started at `generation`.
-    fn remember(&self, pair: ThrottleKey, generation: u64) {
-        let mut entries = self.entries.write().unwrap_or_else(std::sync::PoisonError::into_inner);
-        if generation != self.generation() {
-            return;
+    fn remember(&self, pair: ThrottleKey, generation: u64, now: OffsetDateTime) {
+        // A failure recorded after this insert still wins: `is_clean` compares the
+        // entry's generation with the current one.
+        if generation == self.generation() {
+            self.entries.insert(pair, generation, now);
         }
-        if entries.len() >= CLEAN_MEMO_ENTRIES {
-            let current = self.generation();
-            entries.retain(|_, (at, g)| *g == current && at.elapsed() < CLEAN_MEMO_TTL);
-            if entries.len() >= CLEAN_MEMO_ENTRIES {
-                return;
-            }
-        }
-        entries.insert(pair, (Instant::now(), generation));
     }
 
     /// Forgets every remembered pair.
@@ -197,11 +228,12 @@ mod tests {
         let memo = CleanMemo::default();
         let ada = ThrottleKey::account_ip("cli_a", "10.0.0.1");
         let bob = ThrottleKey::account_ip("cli_b", "10.0.0.2");
-        memo.remember(ada.clone(), memo.generation());
-        memo.remember(bob.clone(), memo.generation());
-        assert!(memo.is_clean(&ada) && memo.is_clean(&bob));
+        let now = sesame_domain::now();
+        memo.remember(ada.clone(), memo.generation(), now);
+        memo.remember(bob.clone(), memo.generation(), now);
+        assert!(memo.is_clean(&ada, now) && memo.is_clean(&bob, now));
         memo.forget_all();
-        assert!(!memo.is_clean(&ada) && !memo.is_clean(&bob));
+        assert!(!memo.is_clean(&ada, now) && !memo.is_clean(&bob, now));
     }
 
     #[test]
@@ -210,7 +242,18 @@ mod tests {
         let ada = ThrottleKey::account_ip("cli_a", "10.0.0.1");
         let started = memo.generation();
         memo.forget_all();
-        memo.remember(ada.clone(), started);
-        assert!(!memo.is_clean(&ada));
+        let now = sesame_domain::now();
+        memo.remember(ada.clone(), started, now);
+        assert!(!memo.is_clean(&ada, now));
+    }
+
+    #[test]
+    fn a_clean_check_is_remembered_for_one_second_only() {
+        let memo = CleanMemo::default();
+        let ada = ThrottleKey::account_ip("cli_a", "10.0.0.1");
+        let now = sesame_domain::now();
+        memo.remember(ada.clone(), memo.generation(), now);
+        assert!(memo.is_clean(&ada, now + time::Duration::milliseconds(999)));
+        assert!(!memo.is_clean(&ada, now + time::Duration::seconds(1)));
     }
 }

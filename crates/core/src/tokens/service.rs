@@ -5,9 +5,8 @@
 //! `x5u`, `x5c` and embedded `jwk` headers are refused outright, `typ` must be `at+jwt`,
 //! and `iss`, `aud`, `exp`, `nbf` are checked with at most 60 s of leeway.
 
-use std::collections::HashMap;
 use std::sync::{Arc, Mutex, RwLock};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -15,12 +14,14 @@ use jsonwebtoken::jwk::JwkSet;
 use jsonwebtoken::{Header, Validation};
 use serde::{Deserialize, Serialize};
 use sesame_domain::{ApiKeyId, ClientId, Scopes};
-use sesame_storage::Store;
+use sesame_storage::{Revocation, RevocationKind, Store};
 use sha2::{Digest as _, Sha256};
 use time::OffsetDateTime;
 
 use super::keys::{self, KeyRing, SigningAlg};
 use super::revocation::RevocationSet;
+use crate::cache::TtlCache;
+use crate::clock::SharedClock;
 
 /// The most clock skew tolerated on `exp` and `nbf`, in seconds.
 pub const LEEWAY_SECONDS: u64 = 60;
@@ -102,43 +103,94 @@ pub enum TokenError {
     Signing,
 }
 
-/// Signs and verifies access tokens with the stored keys.
+/// Signs and verifies access tokens with the stored keys, and keeps the revocation set.
 pub struct TokenService {
     settings: TokenSettings,
     store: Store,
+    clock: SharedClock,
     ring: RwLock<Arc<KeyRing>>,
     /// When an unknown `kid` last made us re-read the keys; `None` until it first does, so
     /// a key added after this instance loaded its ring is picked up on first sight.
-    last_reload: Mutex<Option<Instant>>,
+    last_reload: Mutex<Option<time::OffsetDateTime>>,
     revocations: Arc<RevocationSet>,
     /// Tokens whose signature and claims already verified, by SHA-256 of the whole token,
     /// so a client reusing its token costs a hash, not a signature check. A different
-    /// token (forged or altered) has a different digest and is verified in full.
-    verified: RwLock<HashMap<[u8; 32], AccessClaims>>,
+    /// token (forged or altered) has a different digest and is verified in full. Their
+    /// `exp` and `nbf` are checked again on every use.
+    verified: TtlCache<[u8; 32], AccessClaims>,
 }
 
 impl TokenService {
     /// Loads the signing keys, making the first one if there is none, and the current
     /// revocation log.
-    pub async fn load(settings: TokenSettings, store: Store) -> Result<Self, LoadError> {
+    pub async fn load(settings: TokenSettings, store: Store, clock: SharedClock) -> Result<Self, LoadError> {
         let mut records = store.signing_keys.signing_keys().await?;
         if records.is_empty() {
-            let record = keys::generate(settings.alg, sesame_domain::now())?;
+            let record = keys::generate(settings.alg, clock.now())?;
             store.signing_keys.add_signing_key(&record).await?;
             tracing::info!(kid = %record.kid, alg = %record.alg, "created the first signing key");
             records = store.signing_keys.signing_keys().await?;
         }
-        let ring = KeyRing::build(&records, sesame_domain::now(), KEY_RETENTION)?;
+        let ring = KeyRing::build(&records, clock.now(), KEY_RETENTION)?;
         let revocations = Arc::new(RevocationSet::default());
-        revocations.refresh(&store).await?;
+        revocations.refresh(&store, clock.now()).await?;
         Ok(Self {
             settings,
             store,
             ring: RwLock::new(Arc::new(ring)),
             last_reload: Mutex::new(None),
             revocations,
-            verified: RwLock::new(HashMap::new()),
+            verified: TtlCache::new(MAX_TOKEN_TTL + Duration::from_secs(LEEWAY_SECONDS), MAX_VERIFIED),
+            clock,
         })
+    }
+
+    /// Makes a new signing key active (`sesame keys rotate`): it signs from now on here,
+    /// and on every other instance within their next key reload.
+    pub async fn rotate(&self) -> Result<sesame_storage::SigningKeyRecord, LoadError> {
+        let record = keys::generate(self.settings.alg, self.clock.now())?;
+        self.store.signing_keys.add_signing_key(&record).await?;
+        self.reload_keys().await?;
+        tracing::info!(kid = %record.kid, alg = %record.alg, "signing key rotated");
+        Ok(record)
+    }
+
+    /// Records a revocation: in the shared log first, then in this instance's set, so it
+    /// takes effect here at once and on every other instance within their next poll.
+    pub async fn revoke(&self, entry: &Revocation) -> Result<(), sesame_storage::StorageError> {
+        self.store.revocations.revoke(entry).await?;
+        self.revocations.apply([entry]);
+        Ok(())
+    }
+
+    /// A revocation of a key or client, kept past the end of any token it concerns.
+    pub fn revocation(&self, kind: RevocationKind, subject: String) -> Revocation {
+        let now = self.clock.now();
+        let keep = time::Duration::try_from(MAX_TOKEN_TTL).unwrap_or(time::Duration::HOUR)
+            + time::Duration::seconds(i64::try_from(LEEWAY_SECONDS).unwrap_or(60) + 60);
+        Revocation {
+            kind,
+            subject,
+            created_at: now,
+            expires_at: now + keep,
+        }
+    }
+
+    /// Polls the shared revocation log for as long as the task runs.
+    pub async fn poll_revocations(&self) {
+        let mut tick = tokio::time::interval(super::revocation::POLL_INTERVAL);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
+            if let Err(error) = self.revocations.refresh(&self.store, self.clock.now()).await {
+                tracing::warn!(%error, "cannot read the revocation log");
+            }
+        }
+    }
+
+    /// Deletes revocations that no unexpired token can concern.
+    pub async fn prune_revocations(&self) -> Result<u64, sesame_storage::StorageError> {
+        self.store.revocations.prune_revocations(self.clock.now()).await
     }
 
     pub fn settings(&self) -> &TokenSettings {
@@ -159,7 +211,7 @@ impl TokenService {
     /// Re-reads the signing keys (after a rotation by another process).
     pub async fn reload_keys(&self) -> Result<(), LoadError> {
         let records = self.store.signing_keys.signing_keys().await?;
-        let ring = KeyRing::build(&records, sesame_domain::now(), KEY_RETENTION)?;
+        let ring = KeyRing::build(&records, self.clock.now(), KEY_RETENTION)?;
         *self.ring.write().unwrap_or_else(std::sync::PoisonError::into_inner) = Arc::new(ring);
         Ok(())
     }
@@ -172,7 +224,7 @@ impl TokenService {
     /// Signs a token for a client, exchanged with the given key, with these scopes.
     pub fn issue(&self, client: &ClientId, key: ApiKeyId, scopes: &Scopes) -> Result<IssuedToken, TokenError> {
         let ring = self.ring();
-        let now = sesame_domain::now().unix_timestamp();
+        let now = self.clock.now().unix_timestamp();
         let ttl = i64::try_from(self.settings.ttl.as_secs()).unwrap_or(900);
         let mut jti = [0u8; 16];
         sesame_domain::random::fill(&mut jti);
@@ -209,31 +261,22 @@ impl TokenService {
             }
             ring = self.ring();
         }
-        verify_with(&ring, &self.settings, token)
+        verify_with(&ring, &self.settings, token, self.clock.now())
     }
 
     /// Verifies a token fully: signature, header, claims and revocation.
     pub async fn verify(&self, token: &str) -> Result<AccessClaims, TokenError> {
         let digest: [u8; 32] = Sha256::digest(token.as_bytes()).into();
-        let remembered = self
-            .verified
-            .read()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .get(&digest)
-            .cloned();
-        let claims = match remembered {
+        let now = self.clock.now();
+        let claims = match self.verified.get(&digest, now) {
+            // The signature holds for ever; time does not.
             Some(claims) => {
-                // The signature holds for ever; time does not.
-                let now = sesame_domain::now().unix_timestamp();
-                let leeway = i64::try_from(LEEWAY_SECONDS).unwrap_or(60);
-                if now > claims.exp + leeway || now + leeway < claims.nbf {
-                    return Err(TokenError::Invalid("ExpiredSignature".into()));
-                }
+                check_times(&claims, now)?;
                 claims
             }
             None => {
                 let claims = self.verify_signature(token).await?;
-                self.remember(digest, &claims);
+                self.verified.insert(digest, claims.clone(), now);
                 claims
             }
         };
@@ -246,26 +289,15 @@ impl TokenService {
         Ok(claims)
     }
 
-    fn remember(&self, digest: [u8; 32], claims: &AccessClaims) {
-        let mut verified = self.verified.write().unwrap_or_else(std::sync::PoisonError::into_inner);
-        if verified.len() >= MAX_VERIFIED {
-            let now = sesame_domain::now().unix_timestamp();
-            let leeway = i64::try_from(LEEWAY_SECONDS).unwrap_or(60);
-            verified.retain(|_, c| c.exp + leeway >= now);
-            if verified.len() >= MAX_VERIFIED {
-                return;
-            }
-        }
-        verified.insert(digest, claims.clone());
-    }
-
     fn may_reload(&self) -> bool {
         let mut last = self
             .last_reload
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        if last.is_none_or(|at| at.elapsed() >= RELOAD_BACKOFF) {
-            *last = Some(Instant::now());
+        let now = self.clock.now();
+        let backoff = time::Duration::try_from(RELOAD_BACKOFF).unwrap_or(time::Duration::SECOND);
+        if last.is_none_or(|at| now - at >= backoff || now < at) {
+            *last = Some(now);
             true
         } else {
             false
@@ -305,19 +337,39 @@ pub fn checked_kid(token: &str) -> Result<String, TokenError> {
 
 /// Verifies a token against a key ring: header, signature under the algorithm of the
 /// key its `kid` names, and claims. No I/O; revocation is the caller's business.
-pub fn verify_with(ring: &KeyRing, settings: &TokenSettings, token: &str) -> Result<AccessClaims, TokenError> {
+pub fn verify_with(
+    ring: &KeyRing,
+    settings: &TokenSettings,
+    token: &str,
+    now: time::OffsetDateTime,
+) -> Result<AccessClaims, TokenError> {
     let kid = checked_kid(token)?;
     let key = ring.verifying.get(&kid).ok_or(TokenError::UnknownKey)?;
     // The key decides the algorithm; a header naming any other is refused.
     let mut validation = Validation::new(key.alg.jwt());
-    validation.leeway = LEEWAY_SECONDS;
-    validation.validate_nbf = true;
+    // Times are checked against the service's clock below, not the library's.
+    validation.validate_exp = false;
+    validation.validate_nbf = false;
     validation.set_issuer(&[&settings.issuer]);
     validation.set_audience(&[&settings.audience]);
     validation.set_required_spec_claims(&["exp", "nbf", "iat", "iss", "aud", "sub"]);
     let data = jsonwebtoken::decode::<AccessClaims>(token, &key.decoding, &validation)
         .map_err(|e| TokenError::Invalid(format!("{:?}", e.kind())))?;
+    check_times(&data.claims, now)?;
     Ok(data.claims)
+}
+
+/// `exp` and `nbf` against `now`, with [`LEEWAY_SECONDS`] of skew either way.
+fn check_times(claims: &AccessClaims, now: time::OffsetDateTime) -> Result<(), TokenError> {
+    let now = now.unix_timestamp();
+    let leeway = i64::try_from(LEEWAY_SECONDS).unwrap_or(60);
+    if now > claims.exp.saturating_add(leeway) {
+        return Err(TokenError::Invalid("ExpiredSignature".into()));
+    }
+    if now.saturating_add(leeway) < claims.nbf {
+        return Err(TokenError::Invalid("ImmatureSignature".into()));
+    }
+    Ok(())
 }
 
 impl AccessClaims {

@@ -19,7 +19,7 @@ use sesame_domain::password::{HashError, PasswordHasher};
 use tokio::sync::Semaphore;
 use tracing::Span;
 
-use crate::error::ApiError;
+use crate::error::CoreError;
 
 /// The bounded hashing pool.
 #[derive(Clone)]
@@ -98,7 +98,7 @@ impl HashingPool {
     }
 
     /// Runs `job` on the pool, carrying the caller's tracing span across.
-    pub async fn run<T, F>(&self, job: F) -> Result<T, ApiError>
+    pub async fn run<T, F>(&self, job: F) -> Result<T, CoreError>
     where
         F: FnOnce(&PasswordHasher) -> T + Send + 'static,
         T: Send + 'static,
@@ -106,10 +106,15 @@ impl HashingPool {
         if self.queued.fetch_add(1, Ordering::AcqRel) >= self.max_queued {
             self.queued.fetch_sub(1, Ordering::AcqRel);
             tracing::warn!("hashing queue full; refusing request");
-            return Err(ApiError::Unavailable(None));
+            return Err(CoreError::Unavailable(None));
         }
         let slot = QueueSlot(self.queued.clone());
-        let permit = self.permits.clone().acquire_owned().await.map_err(ApiError::internal)?;
+        let permit = self
+            .permits
+            .clone()
+            .acquire_owned()
+            .await
+            .map_err(CoreError::internal)?;
         let hasher = self.hasher.clone();
         let span = Span::current();
         let (done, result) = tokio::sync::oneshot::channel();
@@ -123,13 +128,13 @@ impl HashingPool {
         });
         result
             .await
-            .map_err(|_| ApiError::internal(std::io::Error::other("a hashing job was dropped")))
+            .map_err(|_| CoreError::internal(std::io::Error::other("a hashing job was dropped")))
     }
 
     /// Hashes a new password on the pool.
-    pub async fn hash(&self, password: sesame_domain::Password) -> Result<String, ApiError> {
+    pub async fn hash(&self, password: sesame_domain::Password) -> Result<String, CoreError> {
         self.run(move |hasher| hasher.hash(&password))
             .await?
-            .map_err(|e: HashError| ApiError::internal(e))
+            .map_err(|e: HashError| CoreError::internal(e))
     }
 }

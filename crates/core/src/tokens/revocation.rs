@@ -67,8 +67,7 @@ impl RevocationSet {
     }
 
     /// Reads new entries from the shared log and forgets expired ones.
-    pub async fn refresh(&self, store: &Store) -> Result<(), sesame_storage::StorageError> {
-        let started = sesame_domain::now();
+    pub async fn refresh(&self, store: &Store, started: OffsetDateTime) -> Result<(), sesame_storage::StorageError> {
         let since = self
             .last_poll
             .read()
@@ -87,17 +86,5 @@ impl RevocationSet {
             .write()
             .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(started);
         Ok(())
-    }
-
-    /// Polls the log for as long as the task runs.
-    pub async fn poll(&self, store: Store) {
-        let mut tick = tokio::time::interval(POLL_INTERVAL);
-        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        loop {
-            tick.tick().await;
-            if let Err(error) = self.refresh(&store).await {
-                tracing::warn!(%error, "cannot read the revocation log");
-            }
-        }
     }
 }

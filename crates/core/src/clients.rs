@@ -1,0 +1,158 @@
+//! Third-party clients and their API keys: registration, keys added and revoked, and
+//! deletion. A revoked key or a deleted client stops its tokens at once here (the
+//! revocation set) and within a poll elsewhere.
+
+use sesame_domain::{ApiKey, ApiKeyId, ClientId, Scopes, UserId};
+use sesame_storage::{ApiKeyRecord, ClientRecord, ClientWithKeys, RevocationKind};
+
+use crate::Context;
+use crate::error::{CoreError, FieldError, Result};
+
+/// The longest client name.
+pub const MAX_NAME: usize = 100;
+/// The most scopes one client may hold.
+pub const MAX_SCOPES: usize = 64;
+
+/// A key just made: its secret, shown this once, and its stored record.
+pub struct NewKey {
+    pub key: ApiKey,
+    pub record: ApiKeyRecord,
+}
+
+impl std::fmt::Debug for NewKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("NewKey")
+            .field("id", &self.record.id)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A client just registered, with its first key.
+#[derive(Debug)]
+pub struct NewClient {
+    pub client: ClientRecord,
+    pub key: NewKey,
+}
+
+/// The client service.
+pub struct Clients<'a>(pub(crate) &'a Context);
+
+/// Checks a new client's name (trimmed) and scopes, naming each field's problem.
+pub fn check_client(name: &str, scopes: &[String]) -> Result<(String, Scopes)> {
+    let mut errors = Vec::new();
+    let name = name.trim().to_owned();
+    if name.is_empty() || name.chars().count() > MAX_NAME || name.chars().any(char::is_control) {
+        errors.push(FieldError::new(
+            "name",
+            format!("must be 1 to {MAX_NAME} printable characters"),
+        ));
+    }
+    let scopes = match Scopes::from_list(scopes.iter().map(String::as_str)) {
+        Ok(_) if scopes.len() > MAX_SCOPES => {
+            errors.push(FieldError::new("scopes", format!("at most {MAX_SCOPES} scopes")));
+            None
+        }
+        Ok(parsed) => Some(parsed),
+        Err(e) => {
+            errors.push(FieldError::new("scopes", e.to_string()));
+            None
+        }
+    };
+    match scopes {
+        Some(scopes) if errors.is_empty() => Ok((name, scopes)),
+        _ => Err(CoreError::Validation(errors)),
+    }
+}
+
+impl Clients<'_> {
+    fn new_key(&self, client: &ClientId) -> NewKey {
+        let (key, id) = ApiKey::generate();
+        let record = ApiKeyRecord {
+            id,
+            client_id: client.clone(),
+            key_hash: key.hash(),
+            created_at: self.0.clock.now(),
+            last_used_at: None,
+            revoked_at: None,
+        };
+        NewKey { key, record }
+    }
+
+    /// Registers a client for `owner` with a first key, after [`check_client`].
+    pub async fn register(&self, owner: UserId, name: &str, scopes: &[String]) -> Result<NewClient> {
+        let (name, scopes) = check_client(name, scopes)?;
+        let client = ClientRecord {
+            id: ClientId::generate(),
+            owner_id: owner,
+            name,
+            scopes,
+            created_at: self.0.clock.now(),
+        };
+        let key = self.new_key(&client.id);
+        self.0.store.clients.create_client(&client, &key.record).await?;
+        tracing::info!(client_id = %client.id, owner_id = %owner, "client registered");
+        Ok(NewClient { client, key })
+    }
+
+    /// The owner's clients with their keys (never the keys' secrets).
+    pub async fn list(&self, owner: UserId) -> Result<Vec<ClientWithKeys>> {
+        Ok(self.0.store.clients.list_clients(owner).await?)
+    }
+
+    /// One of the owner's clients; someone else's, or a malformed id, is
+    /// [`CoreError::NotFound`] (their existence is not revealed).
+    pub async fn get(&self, owner: UserId, id: &str) -> Result<ClientWithKeys> {
+        let id = ClientId::parse(id).ok_or(CoreError::NotFound)?;
+        let found = self
+            .0
+            .store
+            .clients
+            .find_client(&id)
+            .await?
+            .ok_or(CoreError::NotFound)?;
+        if found.client.owner_id != owner {
+            return Err(CoreError::NotFound);
+        }
+        Ok(found)
+    }
+
+    /// Adds a key to one of the owner's clients (several may be live at once).
+    pub async fn add_key(&self, owner: UserId, id: &str) -> Result<NewKey> {
+        let found = self.get(owner, id).await?;
+        let key = self.new_key(&found.client.id);
+        self.0.store.clients.add_key(&key.record).await?;
+        tracing::info!(client_id = %found.client.id, key_id = %key.record.id, "API key created");
+        Ok(key)
+    }
+
+    /// Revokes a key: it and every token exchanged with it stop working at once.
+    pub async fn revoke_key(&self, owner: UserId, id: &str, key_id: &str) -> Result<()> {
+        let cx = self.0;
+        let found = self.get(owner, id).await?;
+        let key_id = uuid::Uuid::parse_str(key_id)
+            .map(ApiKeyId)
+            .map_err(|_| CoreError::NotFound)?;
+        let entry = cx.tokens.revocation(RevocationKind::Key, key_id.0.to_string());
+        if !cx.store.clients.revoke_key(&found.client.id, key_id, &entry).await? {
+            return Err(CoreError::NotFound);
+        }
+        cx.tokens.revocations().apply([&entry]);
+        cx.keys.remove(key_id);
+        tracing::info!(client_id = %found.client.id, key_id = %key_id, "API key revoked");
+        Ok(())
+    }
+
+    /// Deletes a client: all its keys and tokens stop working at once.
+    pub async fn delete(&self, owner: UserId, id: &str) -> Result<()> {
+        let cx = self.0;
+        let id = ClientId::parse(id).ok_or(CoreError::NotFound)?;
+        let entry = cx.tokens.revocation(RevocationKind::Client, id.as_str().to_owned());
+        if !cx.store.clients.delete_client(owner, &id, &entry).await? {
+            return Err(CoreError::NotFound);
+        }
+        cx.tokens.revocations().apply([&entry]);
+        cx.keys.remove_client(&id);
+        tracing::info!(client_id = %id, owner_id = %owner, "client deleted");
+        Ok(())
+    }
+}

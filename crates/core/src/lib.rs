@@ -1,0 +1,151 @@
+//! sesame's application: every rule of the account, session, client and token
+//! lifecycles, owned end to end — the database write, the cache update, the revocation,
+//! the log line — by one service each. The HTTP layer and the CLI both call these
+//! services; nothing here knows about HTTP.
+//!
+//! - [`Accounts`]: register, change password, disable.
+//! - [`Sessions`]: password login, authenticate a handle, end one / the others / all.
+//! - [`Clients`]: register, add key, revoke key, delete, list.
+//! - [`Tokens`]: authenticate a client, issue, verify, revoke, introspect; signing keys
+//!   and their rotation; the revocation set.
+//!
+//! Every operation takes the time from the [`Clock`] the [`Core`] was built with.
+
+pub mod accounts;
+pub mod cache;
+pub mod clients;
+pub mod clock;
+pub mod error;
+pub mod hashing;
+pub mod sessions;
+pub mod throttle;
+pub mod tokens;
+
+use std::sync::Arc;
+
+use sesame_domain::{PasswordPolicy, SessionPolicy, ThrottlePolicy};
+use sesame_storage::Store;
+
+pub use accounts::Accounts;
+pub use clients::Clients;
+pub use clock::{Clock, ManualClock, SharedClock, SystemClock};
+pub use error::{CoreError, FieldError};
+pub use hashing::HashingPool;
+pub use sessions::Sessions;
+pub use tokens::Tokens;
+pub use tokens::{SigningAlg, TokenSettings};
+
+/// The rules the services apply, read once at start.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub sessions: SessionPolicy,
+    pub throttle: ThrottlePolicy,
+    pub passwords: PasswordPolicy,
+    /// Whether anyone may register themselves (operators always may).
+    pub registration_open: bool,
+    pub tokens: TokenSettings,
+}
+
+/// What every service shares.
+pub(crate) struct Context {
+    pub(crate) settings: Settings,
+    pub(crate) store: Store,
+    pub(crate) clock: SharedClock,
+    pub(crate) hashing: HashingPool,
+    /// A hash of a random password, verified against when the email is unknown so that
+    /// unknown and known emails cost the same time.
+    pub(crate) dummy_hash: Arc<str>,
+    pub(crate) throttle: throttle::Throttle,
+    pub(crate) sessions: sessions::SessionCache,
+    pub(crate) keys: tokens::KeyCache,
+    pub(crate) tokens: tokens::TokenService,
+}
+
+/// The application: cheap to clone, shared by every request.
+#[derive(Clone)]
+pub struct Core(Arc<Context>);
+
+impl Core {
+    /// Loads the signing keys and the revocation log, and computes the dummy hash.
+    pub async fn new(
+        settings: Settings,
+        store: Store,
+        hashing: HashingPool,
+        clock: SharedClock,
+    ) -> Result<Self, CoreError> {
+        let tokens = tokens::TokenService::load(settings.tokens.clone(), store.clone(), clock.clone())
+            .await
+            .map_err(tokens::load_error)?;
+        let dummy = sesame_domain::Password::for_login(sesame_domain::SessionHandle::generate().expose().to_owned())
+            .map_err(|e| CoreError::internal(std::io::Error::other(e.to_string())))?;
+        let dummy_hash = hashing.hash(dummy).await?;
+        Ok(Self(Arc::new(Context {
+            throttle: throttle::Throttle::new(settings.throttle, store.clone(), clock.clone()),
+            settings,
+            store,
+            clock,
+            hashing,
+            dummy_hash: dummy_hash.into(),
+            sessions: sessions::SessionCache::default(),
+            keys: tokens::KeyCache::default(),
+            tokens,
+        })))
+    }
+
+    pub fn accounts(&self) -> Accounts<'_> {
+        Accounts(&self.0)
+    }
+
+    pub fn sessions(&self) -> Sessions<'_> {
+        Sessions(&self.0)
+    }
+
+    pub fn clients(&self) -> Clients<'_> {
+        Clients(&self.0)
+    }
+
+    pub fn tokens(&self) -> Tokens<'_> {
+        Tokens(&self.0)
+    }
+
+    pub fn settings(&self) -> &Settings {
+        &self.0.settings
+    }
+
+    /// The database, for health checks.
+    pub fn store(&self) -> &Store {
+        &self.0.store
+    }
+
+    pub fn hashing(&self) -> &HashingPool {
+        &self.0.hashing
+    }
+
+    pub fn now(&self) -> time::OffsetDateTime {
+        self.0.clock.now()
+    }
+
+    /// Deletes ended sessions, login failures older than every throttle window, and
+    /// revocations that no unexpired token can concern.
+    pub async fn sweep(&self) {
+        let now = self.now();
+        let policy = self.0.settings.sessions;
+        match self
+            .0
+            .store
+            .sessions
+            .delete_expired_sessions(now - policy.idle, now - policy.absolute)
+            .await
+        {
+            Ok(0) => {}
+            Ok(n) => tracing::debug!(sessions = n, "swept ended sessions"),
+            Err(error) => tracing::warn!(%error, "session sweep failed"),
+        }
+        if let Err(error) = self.0.throttle.prune().await {
+            tracing::warn!(%error, "login failure sweep failed");
+        }
+        if let Err(error) = self.0.tokens.prune_revocations().await {
+            tracing::warn!(%error, "revocation sweep failed");
+        }
+    }
+}

@@ -1,0 +1,287 @@
+//! The first-party session lifecycle: a password login starts a session, a handle
+//! authenticates it, and a user ends one, the others, or all of them.
+//!
+//! A short-lived cache of live sessions makes a busy session cost one database read a
+//! second rather than one per request. Its rules:
+//! - an entry is trusted for at most [`SESSION_CACHE_TTL`]; after that the database is
+//!   asked again. That is the bound on how long a session ended by another process (a
+//!   second instance, `sesame user disable`) can still be used here;
+//! - every session this instance ends is removed from its cache at once, so logout,
+//!   revocation and password changes made through an instance take effect on it
+//!   immediately;
+//! - the cache only ever says "live": a cached session that looks ended is re-read from
+//!   the database before anything is decided (another instance may have extended it).
+
+use std::time::Duration;
+
+use sesame_domain::password::Verification;
+use sesame_domain::principal::UserSession;
+use sesame_domain::{CsrfToken, Email, Password, SessionHandle, SessionHandleHash, SessionId, User, UserId};
+use sesame_storage::{NewSession, SessionRecord};
+use time::OffsetDateTime;
+
+use crate::Context;
+use crate::cache::TtlCache;
+use crate::error::{CoreError, Result};
+
+/// The longest a cached session is trusted without asking the database.
+pub const SESSION_CACHE_TTL: Duration = Duration::from_secs(1);
+
+/// The most sessions held at once (a few MiB).
+const MAX_CACHED: usize = 16_384;
+
+/// The longest `User-Agent` kept with a session.
+pub const MAX_USER_AGENT: usize = 512;
+
+/// A live session and its user, as last read.
+#[derive(Debug, Clone)]
+pub(crate) struct CachedSession {
+    session: SessionRecord,
+    user: User,
+}
+
+pub(crate) struct SessionCache(TtlCache<SessionHandleHash, CachedSession>);
+
+impl Default for SessionCache {
+    fn default() -> Self {
+        Self(TtlCache::new(SESSION_CACHE_TTL, MAX_CACHED))
+    }
+}
+
+impl SessionCache {
+    /// Forgets every session of a user, except `keep`.
+    pub(crate) fn remove_user(&self, user: UserId, keep: Option<SessionId>) {
+        self.0
+            .remove_where(|entry| entry.user.id == user && Some(entry.session.id) != keep);
+    }
+
+    fn remove_session(&self, id: SessionId) {
+        self.0.remove_where(|entry| entry.session.id == id);
+    }
+}
+
+/// Where a login comes from, as the log and the session list show it.
+#[derive(Debug, Clone, Default)]
+pub struct Origin {
+    pub ip: String,
+    pub user_agent: Option<String>,
+}
+
+/// A session just started. The handle goes to the client (in a cookie) and nowhere else.
+#[derive(Debug)]
+pub struct StartedSession {
+    pub handle: SessionHandle,
+    pub user: User,
+    pub session: UserSession,
+}
+
+/// One of a user's live sessions, as listed.
+#[derive(Debug, Clone)]
+pub struct SessionView {
+    pub id: SessionId,
+    pub created_at: OffsetDateTime,
+    pub last_seen_at: OffsetDateTime,
+    pub expires_at: OffsetDateTime,
+    pub user_agent: Option<String>,
+    pub ip: Option<String>,
+}
+
+/// The session service.
+pub struct Sessions<'a>(pub(crate) &'a Context);
+
+impl Sessions<'_> {
+    /// Email and password to a new session. Every failure (unknown email, wrong password,
+    /// disabled account) is the same [`CoreError::InvalidCredentials`] after the same
+    /// work; throttled attempts are refused before any hashing, whatever the password.
+    ///
+    /// `previous` is the session the client arrived with, if any: it ends here, and the
+    /// new session gets a handle of our own making (no session fixation).
+    pub async fn login(
+        &self,
+        email: &str,
+        password: String,
+        origin: &Origin,
+        previous: Option<&SessionHandleHash>,
+    ) -> Result<StartedSession> {
+        let cx = self.0;
+        let email = Email::parse(email).map_err(|e| CoreError::validation("email", e.to_string()))?;
+        let password = Password::for_login(password).map_err(|e| CoreError::validation("password", e.to_string()))?;
+        let attempt = cx.throttle.attempt(email.as_str(), &origin.ip);
+        attempt.check().await?;
+
+        let record = cx.store.users.find_user_by_email(&email).await?;
+        // Unknown emails are verified against a dummy hash, so every failure costs the same.
+        let stored = record
+            .as_ref()
+            .map_or_else(|| cx.dummy_hash.to_string(), |r| r.password_hash.clone());
+        let verification = cx.hashing.run(move |h| h.verify(&password, &stored)).await?;
+        let record = match (record, &verification) {
+            (Some(record), Verification::Match | Verification::MatchRehashed(_)) if !record.is_disabled() => {
+                if let Verification::MatchRehashed(new_hash) = verification
+                    && let Err(error) = cx.store.users.update_password_hash(record.user.id, &new_hash).await
+                {
+                    tracing::warn!(%error, "could not upgrade a password hash");
+                }
+                record
+            }
+            _ => {
+                attempt.failed().await?;
+                tracing::info!(ip = %origin.ip, outcome = "invalid_credentials", "login failed");
+                return Err(CoreError::InvalidCredentials);
+            }
+        };
+        attempt.succeeded().await;
+
+        if let Some(previous) = previous {
+            cx.store.sessions.delete_session_by_hash(previous).await?;
+            cx.sessions.0.remove(previous);
+        }
+        let handle = SessionHandle::generate();
+        let now = cx.clock.now();
+        let session = NewSession {
+            id: SessionId::new(),
+            user_id: record.user.id,
+            handle_hash: handle.hash(),
+            csrf_token: CsrfToken::generate(),
+            created_at: now,
+            user_agent: origin
+                .user_agent
+                .as_ref()
+                .map(|ua| ua.chars().take(MAX_USER_AGENT).collect()),
+            ip: Some(origin.ip.clone()),
+        };
+        cx.store.sessions.create_session(&session).await?;
+        tracing::info!(ip = %origin.ip, user_id = %record.user.id, session_id = %session.id, outcome = "success", "login");
+        Ok(StartedSession {
+            handle,
+            session: UserSession {
+                user: record.user.clone(),
+                session_id: session.id,
+                expires_at: cx.settings.sessions.expires_at(now, now),
+                csrf_token: session.csrf_token,
+            },
+            user: record.user,
+        })
+    }
+
+    /// The live session behind a handle, its last-seen time refreshed when the
+    /// coalescing interval has passed. Unknown, expired or a disabled user's →
+    /// [`CoreError::SessionEnded`] (and an ended session is deleted at once).
+    pub async fn authenticate(&self, hash: &SessionHandleHash) -> Result<UserSession> {
+        let cx = self.0;
+        let policy = cx.settings.sessions;
+        let now = cx.clock.now();
+        let cached = cx
+            .sessions
+            .0
+            .get(hash, now)
+            .filter(|c| policy.is_live(c.session.created_at, c.session.last_seen_at, now));
+        let (session, user) = match cached {
+            Some(cached) => (cached.session, cached.user),
+            None => {
+                let Some((session, user)) = cx.store.sessions.find_session(hash).await? else {
+                    return Err(CoreError::SessionEnded);
+                };
+                if user.is_disabled() || !policy.is_live(session.created_at, session.last_seen_at, now) {
+                    // Ended sessions are removed eagerly; the periodic sweep catches the rest.
+                    cx.sessions.0.remove(hash);
+                    if let Err(error) = cx.store.sessions.delete_session_by_hash(hash).await {
+                        tracing::warn!(%error, "could not delete an ended session");
+                    }
+                    return Err(CoreError::SessionEnded);
+                }
+                cx.sessions.0.insert(
+                    *hash,
+                    CachedSession {
+                        session: session.clone(),
+                        user: user.user.clone(),
+                    },
+                    now,
+                );
+                (session, user.user)
+            }
+        };
+        let mut last_seen = session.last_seen_at;
+        if policy.needs_touch(last_seen, now) {
+            match cx.store.sessions.touch_session(session.id, now).await {
+                Ok(()) => {
+                    last_seen = now;
+                    cx.sessions.0.update(hash, |entry| {
+                        entry.session.last_seen_at = entry.session.last_seen_at.max(now);
+                    });
+                }
+                Err(error) => tracing::warn!(%error, "could not record session use"),
+            }
+        }
+        Ok(UserSession {
+            user,
+            session_id: session.id,
+            expires_at: policy.expires_at(session.created_at, last_seen),
+            csrf_token: session.csrf_token,
+        })
+    }
+
+    /// Ends the caller's own session (logout).
+    pub async fn logout(&self, session: &UserSession, ip: &str) -> Result<()> {
+        self.end(session.user.id, session.session_id).await?;
+        tracing::info!(ip = %ip, user_id = %session.user.id, session_id = %session.session_id, "logout");
+        Ok(())
+    }
+
+    /// Ends one of a user's sessions; another user's session is [`CoreError::NotFound`].
+    pub async fn end(&self, user: UserId, id: SessionId) -> Result<()> {
+        let cx = self.0;
+        let deleted = cx.store.sessions.delete_user_session(user, id).await?;
+        cx.sessions.remove_session(id);
+        if !deleted {
+            return Err(CoreError::NotFound);
+        }
+        Ok(())
+    }
+
+    /// Ends one of the caller's sessions by id (`DELETE /sessions/{id}`).
+    pub async fn revoke(&self, caller: &UserSession, id: SessionId) -> Result<()> {
+        self.end(caller.user.id, id).await?;
+        tracing::info!(user_id = %caller.user.id, session_id = %id, "session revoked");
+        Ok(())
+    }
+
+    /// Ends every session of a user except `keep` (all of them without one).
+    pub async fn end_others(&self, user: UserId, keep: Option<SessionId>) -> Result<u64> {
+        let cx = self.0;
+        let ended = cx.store.sessions.delete_user_sessions(user, keep).await?;
+        cx.sessions.remove_user(user, keep);
+        tracing::info!(user_id = %user, ended, "other sessions revoked");
+        Ok(ended)
+    }
+
+    /// A user's live sessions, newest first.
+    pub async fn list(&self, user: UserId) -> Result<Vec<SessionView>> {
+        let cx = self.0;
+        let policy = cx.settings.sessions;
+        let now = cx.clock.now();
+        let sessions = cx
+            .store
+            .sessions
+            .list_user_sessions(user, now - policy.idle, now - policy.absolute)
+            .await?;
+        Ok(sessions
+            .into_iter()
+            .map(|s| SessionView {
+                id: s.id,
+                created_at: s.created_at,
+                last_seen_at: s.last_seen_at,
+                expires_at: policy.expires_at(s.created_at, s.last_seen_at),
+                user_agent: s.user_agent,
+                ip: s.ip,
+            })
+            .collect())
+    }
+
+    /// Ends the session behind a handle, if there is one (a stale cookie at login).
+    pub async fn end_by_handle(&self, hash: &SessionHandleHash) -> Result<()> {
+        self.0.store.sessions.delete_session_by_hash(hash).await?;
+        self.0.sessions.0.remove(hash);
+        Ok(())
+    }
+}

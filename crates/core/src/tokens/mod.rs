@@ -1,0 +1,274 @@
+//! Access tokens (RFC 9068 JWTs): client authentication with an API key, issuing,
+//! verifying, revoking and introspecting; signing keys and their rotation; and the
+//! in-memory revocation set that keeps every instance's bearer checks free of database
+//! reads.
+
+pub mod keys;
+pub mod revocation;
+pub mod service;
+
+use std::time::Duration;
+
+use jsonwebtoken::jwk::JwkSet;
+use sesame_domain::principal::ClientToken;
+use sesame_domain::{ApiKey, ApiKeyId, ClientId, Scopes};
+use sesame_storage::{ApiKeyRecord, ClientRecord, Revocation, RevocationKind};
+
+pub use keys::SigningAlg;
+pub use revocation::RevocationSet;
+pub use service::{AccessClaims, IssuedToken, LoadError, TokenError, TokenService, TokenSettings};
+
+use crate::Context;
+use crate::cache::TtlCache;
+use crate::error::{CoreError, Result};
+
+/// `last_used_at` is written at most this often per key.
+const KEY_TOUCH_INTERVAL: time::Duration = time::Duration::minutes(1);
+
+/// The longest a cached key record is trusted without asking the database.
+pub const KEY_CACHE_TTL: Duration = Duration::from_secs(1);
+
+/// The most keys held at once.
+const MAX_CACHED_KEYS: usize = 4_096;
+
+/// Live API-key records and their clients, so that a client exchanging its key many
+/// times a second costs one database read a second. Rules:
+/// - an entry is trusted for at most [`KEY_CACHE_TTL`]. Together with the revocation set
+///   (polled every second, and applied at once for this instance's own revocations, which
+///   every exchange consults), that bounds how long a key revoked or a client deleted
+///   elsewhere can still be exchanged here: 1 second;
+/// - only live keys are cached: a record read as revoked, or a key id that matches
+///   nothing, is never remembered, so random key ids cannot fill the cache;
+/// - it holds the key's hash, never the key.
+pub(crate) struct KeyCache(TtlCache<ApiKeyId, (ApiKeyRecord, ClientRecord)>);
+
+impl Default for KeyCache {
+    fn default() -> Self {
+        Self(TtlCache::new(KEY_CACHE_TTL, MAX_CACHED_KEYS))
+    }
+}
+
+impl KeyCache {
+    pub(crate) fn remove(&self, id: ApiKeyId) {
+        self.0.remove(&id);
+    }
+
+    pub(crate) fn remove_client(&self, client: &ClientId) {
+        self.0.remove_where(|(_, c)| &c.id == client);
+    }
+}
+
+/// Client credentials as presented, before checking.
+pub struct PresentedClient {
+    /// The client id the request names, if it names one.
+    pub client_id: Option<String>,
+    /// The API key (`client_secret`).
+    pub secret: String,
+}
+
+impl std::fmt::Debug for PresentedClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PresentedClient")
+            .field("client_id", &self.client_id)
+            .field("secret", &"[redacted]")
+            .finish()
+    }
+}
+
+/// A client that proved itself with one of its live API keys.
+#[derive(Debug, Clone)]
+pub struct AuthenticatedClient {
+    pub client: ClientRecord,
+    pub key: ApiKeyRecord,
+}
+
+/// What introspection (RFC 7662) says of a live token.
+#[derive(Debug, Clone)]
+pub struct Introspected(pub AccessClaims);
+
+/// The token service.
+pub struct Tokens<'a>(pub(crate) &'a Context);
+
+impl Tokens<'_> {
+    /// Checks an API key (and the client id, when named), throttled like password logins
+    /// and keyed by client id and IP. Unknown, malformed, revoked and mismatched keys all
+    /// fail the same way: [`CoreError::InvalidClient`].
+    pub async fn authenticate_client(&self, presented: &PresentedClient, ip: &str) -> Result<AuthenticatedClient> {
+        let cx = self.0;
+        let named = presented.client_id.as_deref().filter(|id| !id.is_empty());
+        if named.is_some_and(|id| ClientId::parse(id).is_none()) {
+            return Err(CoreError::InvalidClient);
+        }
+        let key = ApiKey::parse(&presented.secret);
+        let found = match &key {
+            Some(key) => self.find_key(key.id()).await?,
+            None => None,
+        };
+        // Throttle under the client the request names, else the key's client, else the
+        // key id: a stable account name for every attempt.
+        let account = named
+            .map(str::to_owned)
+            .or_else(|| found.as_ref().map(|(_, client)| client.id.as_str().to_owned()))
+            .or_else(|| key.as_ref().map(|k| format!("key:{}", k.id())))
+            .unwrap_or_else(|| "key:malformed".to_owned());
+        let attempt = cx.throttle.remembered_attempt(&account, ip);
+        attempt.check().await?;
+
+        let authenticated = match (key, found) {
+            (Some(key), Some((record, client)))
+                if record.key_hash.matches(&key.hash())
+                    && record.revoked_at.is_none()
+                    && !cx
+                        .tokens
+                        .revocations()
+                        .is_key_revoked(&record.id.to_string(), client.id.as_str())
+                    && named.is_none_or(|id| id == client.id.as_str()) =>
+            {
+                Some(AuthenticatedClient { client, key: record })
+            }
+            _ => None,
+        };
+        let Some(authenticated) = authenticated else {
+            attempt.failed().await?;
+            tracing::info!(ip = %ip, outcome = "invalid_client", "client authentication failed");
+            return Err(CoreError::InvalidClient);
+        };
+        attempt.succeeded().await;
+        let now = cx.clock.now();
+        let stale = authenticated
+            .key
+            .last_used_at
+            .is_none_or(|at| now - at >= KEY_TOUCH_INTERVAL);
+        if stale {
+            match cx.store.clients.touch_key(authenticated.key.id, now).await {
+                Ok(()) => cx.keys.0.update(&authenticated.key.id, |(key, _)| {
+                    key.last_used_at = Some(key.last_used_at.map_or(now, |seen| seen.max(now)));
+                }),
+                Err(error) => tracing::warn!(%error, "could not record API key use"),
+            }
+        }
+        Ok(authenticated)
+    }
+
+    /// A key's record and its client: from the key cache if fresh, else from the database
+    /// (and then cached if live).
+    async fn find_key(&self, id: ApiKeyId) -> Result<Option<(ApiKeyRecord, ClientRecord)>> {
+        let cx = self.0;
+        let now = cx.clock.now();
+        if let Some(found) = cx.keys.0.get(&id, now) {
+            return Ok(Some(found));
+        }
+        let found = cx.store.clients.find_key(id).await?;
+        if let Some((key, client)) = &found
+            && key.revoked_at.is_none()
+        {
+            cx.keys.0.insert(id, (key.clone(), client.clone()), now);
+        }
+        Ok(found)
+    }
+
+    /// The client-credentials grant: authenticates the client and signs a token with
+    /// the requested scopes (all of the client's when `scope` is absent).
+    pub async fn exchange(&self, presented: &PresentedClient, scope: Option<&str>, ip: &str) -> Result<IssuedToken> {
+        let authenticated = self.authenticate_client(presented, ip).await?;
+        let scopes = authenticated
+            .client
+            .scopes
+            .narrow(scope)
+            .map_err(|e| CoreError::InvalidScope(e.to_string()))?;
+        let issued = self.issue(&authenticated.client.id, authenticated.key.id, &scopes)?;
+        tracing::info!(
+            ip = %ip,
+            client_id = %authenticated.client.id,
+            key_id = %authenticated.key.id,
+            jti = %issued.claims.jti,
+            outcome = "success",
+            "token issued"
+        );
+        Ok(issued)
+    }
+
+    /// Signs a token for a client, exchanged with the given key, with these scopes.
+    pub fn issue(&self, client: &ClientId, key: ApiKeyId, scopes: &Scopes) -> Result<IssuedToken> {
+        self.0.tokens.issue(client, key, scopes).map_err(CoreError::internal)
+    }
+
+    /// Verifies a bearer token fully (signature, header, claims, revocation) into the
+    /// client it speaks for. Every failure is [`CoreError::InvalidToken`].
+    pub async fn verify(&self, token: &str) -> Result<ClientToken> {
+        let claims = self.0.tokens.verify(token).await.map_err(|error| {
+            tracing::debug!(%error, "bearer token refused");
+            CoreError::InvalidToken(error)
+        })?;
+        let malformed = || CoreError::InvalidToken(TokenError::Malformed);
+        let client_id = ClientId::parse(&claims.client_id).ok_or_else(malformed)?;
+        let scopes = Scopes::parse_space_separated(&claims.scope).map_err(|_| malformed())?;
+        Ok(ClientToken {
+            client_id,
+            scopes,
+            expires_at: claims.expires_at(),
+            token_id: claims.jti,
+        })
+    }
+
+    /// RFC 7009: revokes `token` if it verifies and belongs to `caller`; anything else is
+    /// silently left alone (the caller learns nothing about other clients' tokens).
+    pub async fn revoke(&self, caller: &AuthenticatedClient, token: &str, ip: &str) -> Result<()> {
+        let cx = self.0;
+        if let Ok(claims) = cx.tokens.verify_signature(token).await
+            && claims.client_id == caller.client.id.as_str()
+        {
+            let entry = Revocation {
+                kind: RevocationKind::Token,
+                subject: claims.jti.clone(),
+                created_at: cx.clock.now(),
+                expires_at: claims.expires_at()
+                    + time::Duration::seconds(i64::try_from(service::LEEWAY_SECONDS).unwrap_or(60)),
+            };
+            cx.tokens.revoke(&entry).await?;
+            tracing::info!(ip = %ip, client_id = %caller.client.id, jti = %claims.jti, "token revoked");
+        }
+        Ok(())
+    }
+
+    /// RFC 7662: the claims of a live token, `None` for anything else.
+    pub async fn introspect(&self, token: &str) -> Option<AccessClaims> {
+        self.0.tokens.verify(token).await.ok()
+    }
+
+    /// The published keys.
+    pub fn jwks(&self) -> JwkSet {
+        self.0.tokens.jwks()
+    }
+
+    pub fn settings(&self) -> &TokenSettings {
+        self.0.tokens.settings()
+    }
+
+    /// The scopes any client holds, for the server metadata.
+    pub async fn scopes_supported(&self) -> Result<Vec<String>> {
+        Ok(self.0.store.clients.registered_scopes().await?)
+    }
+
+    /// Makes a new signing key active.
+    pub async fn rotate(&self) -> Result<sesame_storage::SigningKeyRecord> {
+        self.0.tokens.rotate().await.map_err(load_error)
+    }
+
+    /// Re-reads the signing keys (after a rotation by another process).
+    pub async fn reload_keys(&self) -> Result<()> {
+        self.0.tokens.reload_keys().await.map_err(load_error)
+    }
+
+    /// Polls the shared revocation log for as long as the task runs.
+    pub async fn poll_revocations(&self) {
+        self.0.tokens.poll_revocations().await;
+    }
+}
+
+pub(crate) fn load_error(error: LoadError) -> CoreError {
+    match error {
+        LoadError::Storage(storage) => CoreError::from(storage),
+        LoadError::Key(key) => CoreError::internal(key),
+    }
+}
