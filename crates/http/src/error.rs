@@ -7,7 +7,7 @@ use std::time::Duration;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
-use sesame_storage::{StorageError, USERS_EMAIL_KEY};
+use sesame_storage::StorageError;
 use utoipa::ToSchema;
 
 /// The media type of every error body outside the OAuth token path.
@@ -266,7 +266,7 @@ impl From<StorageError> for ApiError {
     fn from(error: StorageError) -> Self {
         match error {
             StorageError::Unavailable(_) => Self::Unavailable(Some(error)),
-            StorageError::Conflict(USERS_EMAIL_KEY) => Self::EmailTaken,
+            StorageError::EmailTaken => Self::EmailTaken,
             other => Self::internal(other),
         }
     }

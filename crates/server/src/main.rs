@@ -9,7 +9,7 @@ use clap::{Parser, Subcommand};
 use sesame_domain::password::{HashParams, Verification};
 use sesame_domain::{Email, User, UserId};
 use sesame_server::config::{Config, LogFormat};
-use sesame_storage::{StorageError, USERS_EMAIL_KEY};
+use sesame_storage::StorageError;
 use tracing_subscriber::EnvFilter;
 
 /// Prints a line of a command's output. A reader that has gone away
@@ -335,7 +335,7 @@ async fn add_user(config: &Config, email: &str, password_stdin: bool) -> anyhow:
     };
     match store.users.create_user(&user, &hash).await {
         Ok(()) => {}
-        Err(StorageError::Conflict(USERS_EMAIL_KEY)) => bail!("a user with email {} already exists", user.email),
+        Err(StorageError::EmailTaken) => bail!("a user with email {} already exists", user.email),
         Err(other) => return Err(other.into()),
     }
     store.database.close().await;

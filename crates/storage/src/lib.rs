@@ -28,9 +28,9 @@ pub enum StorageError {
     /// and try again later; nothing about the request was wrong.
     #[error("the database is unavailable")]
     Unavailable(#[source] sqlx::Error),
-    /// A uniqueness rule was broken; the name says which one.
-    #[error("conflict on {0}")]
-    Conflict(&'static str),
+    /// A user with this email already exists.
+    #[error("the email is taken")]
+    EmailTaken,
     /// Anything else: a bug or a corrupt row.
     #[error("database error")]
     Other(#[source] sqlx::Error),
@@ -42,19 +42,21 @@ pub enum StorageError {
 
 pub type Result<T, E = StorageError> = std::result::Result<T, E>;
 
-/// Maps a driver error, translating named unique constraints into [`StorageError::Conflict`].
-pub(crate) fn classify(error: sqlx::Error, constraints: &[&'static str]) -> StorageError {
+/// Maps a driver error, translating broken uniqueness rules callers answer for into their
+/// own variants.
+pub(crate) fn classify(error: sqlx::Error) -> StorageError {
     use sqlx::Error as E;
     match &error {
         E::Database(db) if db.is_unique_violation() => {
-            let name = db
+            // Postgres names the constraint; SQLite only says "UNIQUE constraint failed:
+            // users.email", naming the columns.
+            let rule = db
                 .constraint()
-                .map(str::to_owned)
-                .unwrap_or_else(|| db.message().to_owned());
-            constraints
-                .iter()
-                .find(|c| name.contains(*c))
-                .map_or(StorageError::Other(error), |c| StorageError::Conflict(c))
+                .or_else(|| db.message().strip_prefix("UNIQUE constraint failed: "));
+            match rule {
+                Some("users_email_key" | "users.email") => StorageError::EmailTaken,
+                _ => StorageError::Other(error),
+            }
         }
         E::Io(_) | E::Tls(_) | E::PoolTimedOut | E::PoolClosed | E::WorkerCrashed => StorageError::Unavailable(error),
         E::Database(db) if is_unavailable_code(db.code().as_deref()) => StorageError::Unavailable(error),
@@ -77,9 +79,6 @@ fn is_unavailable_code(code: Option<&str>) -> bool {
         .is_ok_and(|extended| matches!(extended & 0xff, 5 | 6 | 8 | 10 | 13 | 14))
 }
 
-/// The unique constraint on users' emails; a conflict on it means "email taken".
-pub const USERS_EMAIL_KEY: &str = "users_email_key";
-
 /// A user with what only the server may see.
 #[derive(Debug, Clone)]
 pub struct UserRecord {
@@ -97,7 +96,7 @@ impl UserRecord {
 
 #[async_trait]
 pub trait UserStore: Send + Sync {
-    /// Creates a user; a taken email is `Conflict(USERS_EMAIL_KEY)`.
+    /// Creates a user; a taken email is [`StorageError::EmailTaken`].
     async fn create_user(&self, user: &User, password_hash: &str) -> Result<()>;
     async fn find_user_by_email(&self, email: &Email) -> Result<Option<UserRecord>>;
     async fn find_user_by_id(&self, id: UserId) -> Result<Option<UserRecord>>;

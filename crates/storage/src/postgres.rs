@@ -12,7 +12,7 @@ use uuid::Uuid;
 use crate::{
     ApiKeyRecord, ClientRecord, ClientStore, ClientWithKeys, ConnectOptions, Database, Result, Revocation,
     RevocationKind, RevocationStore, SessionRecord, SessionStore, SigningKeyRecord, SigningKeyStore, StorageError,
-    ThrottleStore, USERS_EMAIL_KEY, UserRecord, UserStore, classify, corrupt,
+    ThrottleStore, UserRecord, UserStore, classify, corrupt,
 };
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../../migrations/postgres");
@@ -31,7 +31,7 @@ fn err(e: sqlx::Error) -> StorageError {
     {
         return StorageError::Unavailable(e);
     }
-    classify(e, &[USERS_EMAIL_KEY])
+    classify(e)
 }
 
 // Column lists as macros so that every query stays a `&'static str` (sqlx's guard against

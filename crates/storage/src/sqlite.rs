@@ -17,7 +17,7 @@ use uuid::Uuid;
 use crate::{
     ApiKeyRecord, ClientRecord, ClientStore, ClientWithKeys, ConnectOptions, Database, NewSession, Result, Revocation,
     RevocationKind, RevocationStore, SessionRecord, SessionStore, SigningKeyRecord, SigningKeyStore, StorageError,
-    ThrottleStore, USERS_EMAIL_KEY, UserRecord, UserStore, classify, corrupt,
+    ThrottleStore, UserRecord, UserStore, classify, corrupt,
 };
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../../migrations/sqlite");
@@ -28,19 +28,8 @@ pub struct SqliteStore {
     pool: SqlitePool,
 }
 
-/// SQLite reports a broken unique rule by its columns ("UNIQUE constraint failed:
-/// users.email"), never by the constraint's name; these are the names for those columns.
-const UNIQUE_COLUMNS: &[(&str, &str)] = &[("users.email", USERS_EMAIL_KEY)];
-
 fn err(e: sqlx::Error) -> StorageError {
-    if let sqlx::Error::Database(db) = &e
-        && db.is_unique_violation()
-        && let Some(columns) = db.message().strip_prefix("UNIQUE constraint failed: ")
-        && let Some((_, name)) = UNIQUE_COLUMNS.iter().find(|(c, _)| *c == columns)
-    {
-        return StorageError::Conflict(name);
-    }
-    classify(e, &[USERS_EMAIL_KEY])
+    classify(e)
 }
 
 /// Timestamps are stored as integer microseconds since the Unix epoch.
