@@ -1,12 +1,16 @@
-//! sesame's persistence. One trait per aggregate (users, sessions, login failures), each
-//! implemented for Postgres and for SQLite; [`Store`] bundles them behind `Arc<dyn …>` so
-//! the HTTP layer never knows which database it runs on.
+//! sesame's persistence. One trait per aggregate (users, sessions, login failures,
+//! clients, signing keys, revocations), each implemented once by [`SqlStore`] for both
+//! Postgres and SQLite: the statements the dialects agree on are written once (`sql`), and
+//! each backend's module keeps only what differs. [`Store`] bundles them behind
+//! `Arc<dyn …>` so the HTTP layer never knows which database it runs on.
 //!
 //! Stores keep facts (when a session was created and last seen, when a login failed);
 //! the policies in `sesame-domain` decide what those facts mean, so a changed setting
 //! takes effect on existing rows at once.
 
 mod postgres;
+mod shared;
+mod sql;
 mod sqlite;
 
 use std::sync::Arc;
@@ -19,6 +23,7 @@ use sesame_domain::{
 use time::OffsetDateTime;
 
 pub use postgres::PostgresStore;
+pub use shared::SqlStore;
 pub use sqlite::SqliteStore;
 
 /// What went wrong in the database, in the terms callers act on.
