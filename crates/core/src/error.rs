@@ -77,7 +77,7 @@ impl From<StorageError> for CoreError {
     fn from(error: StorageError) -> Self {
         match error {
             StorageError::Unavailable(_) => Self::Unavailable(Some(error)),
-            StorageError::Conflict(sesame_storage::USERS_EMAIL_KEY) => Self::EmailTaken,
+            StorageError::EmailTaken => Self::EmailTaken,
             other => Self::internal(other),
         }
     }

@@ -1,12 +1,16 @@
-//! sesame's persistence. One trait per aggregate (users, sessions, login failures), each
-//! implemented for Postgres and for SQLite; [`Store`] bundles them behind `Arc<dyn …>` so
-//! the HTTP layer never knows which database it runs on.
+//! sesame's persistence. One trait per aggregate (users, sessions, login failures,
+//! clients, signing keys, revocations), each implemented once by [`SqlStore`] for both
+//! Postgres and SQLite: the statements the dialects agree on are written once (`sql`), and
+//! each backend's module keeps only what differs. [`Store`] bundles them behind
+//! `Arc<dyn …>` so the HTTP layer never knows which database it runs on.
 //!
 //! Stores keep facts (when a session was created and last seen, when a login failed);
 //! the policies in `sesame-domain` decide what those facts mean, so a changed setting
 //! takes effect on existing rows at once.
 
 mod postgres;
+mod shared;
+mod sql;
 mod sqlite;
 
 use std::sync::Arc;
@@ -19,6 +23,7 @@ use sesame_domain::{
 use time::OffsetDateTime;
 
 pub use postgres::PostgresStore;
+pub use shared::SqlStore;
 pub use sqlite::SqliteStore;
 
 /// What went wrong in the database, in the terms callers act on.
@@ -28,9 +33,9 @@ pub enum StorageError {
     /// and try again later; nothing about the request was wrong.
     #[error("the database is unavailable")]
     Unavailable(#[source] sqlx::Error),
-    /// A uniqueness rule was broken; the name says which one.
-    #[error("conflict on {0}")]
-    Conflict(&'static str),
+    /// A user with this email already exists.
+    #[error("the email is taken")]
+    EmailTaken,
     /// Anything else: a bug or a corrupt row.
     #[error("database error")]
     Other(#[source] sqlx::Error),
@@ -42,19 +47,21 @@ pub enum StorageError {
 
 pub type Result<T, E = StorageError> = std::result::Result<T, E>;
 
-/// Maps a driver error, translating named unique constraints into [`StorageError::Conflict`].
-pub(crate) fn classify(error: sqlx::Error, constraints: &[&'static str]) -> StorageError {
+/// Maps a driver error, translating broken uniqueness rules callers answer for into their
+/// own variants.
+pub(crate) fn classify(error: sqlx::Error) -> StorageError {
     use sqlx::Error as E;
     match &error {
         E::Database(db) if db.is_unique_violation() => {
-            let name = db
+            // Postgres names the constraint; SQLite only says "UNIQUE constraint failed:
+            // users.email", naming the columns.
+            let rule = db
                 .constraint()
-                .map(str::to_owned)
-                .unwrap_or_else(|| db.message().to_owned());
-            constraints
-                .iter()
-                .find(|c| name.contains(*c))
-                .map_or(StorageError::Other(error), |c| StorageError::Conflict(c))
+                .or_else(|| db.message().strip_prefix("UNIQUE constraint failed: "));
+            match rule {
+                Some("users_email_key" | "users.email") => StorageError::EmailTaken,
+                _ => StorageError::Other(error),
+            }
         }
         E::Io(_) | E::Tls(_) | E::PoolTimedOut | E::PoolClosed | E::WorkerCrashed => StorageError::Unavailable(error),
         E::Database(db) if is_unavailable_code(db.code().as_deref()) => StorageError::Unavailable(error),
@@ -77,9 +84,6 @@ fn is_unavailable_code(code: Option<&str>) -> bool {
         .is_ok_and(|extended| matches!(extended & 0xff, 5 | 6 | 8 | 10 | 13 | 14))
 }
 
-/// The unique constraint on users' emails; a conflict on it means "email taken".
-pub const USERS_EMAIL_KEY: &str = "users_email_key";
-
 /// A user with what only the server may see.
 #[derive(Debug, Clone)]
 pub struct UserRecord {
@@ -97,7 +101,7 @@ impl UserRecord {
 
 #[async_trait]
 pub trait UserStore: Send + Sync {
-    /// Creates a user; a taken email is `Conflict(USERS_EMAIL_KEY)`.
+    /// Creates a user; a taken email is [`StorageError::EmailTaken`].
     async fn create_user(&self, user: &User, password_hash: &str) -> Result<()>;
     async fn find_user_by_email(&self, email: &Email) -> Result<Option<UserRecord>>;
     async fn find_user_by_id(&self, id: UserId) -> Result<Option<UserRecord>>;

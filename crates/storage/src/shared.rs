@@ -1,0 +1,541 @@
+//! The store both backends are: every trait whose statements the dialects agree on is
+//! implemented here once, over a [`Dialect`] that says how its database binds and reads
+//! ids and times and how it does what the dialects disagree on.
+
+use std::future::Future;
+
+use async_trait::async_trait;
+use sesame_domain::{
+    ApiKeyHash, ApiKeyId, ClientId, CsrfToken, Email, Scopes, SessionHandleHash, SessionId, ThrottleKey, User, UserId,
+};
+use sqlx::migrate::MigrateError;
+use sqlx::pool::PoolConnection;
+use sqlx::{Pool, Transaction};
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+use crate::{
+    ApiKeyRecord, ClientRecord, ClientStore, ClientWithKeys, Database, NewSession, Result, Revocation, RevocationKind,
+    RevocationStore, SessionRecord, SessionStore, SigningKeyRecord, SigningKeyStore, StorageError, ThrottleStore,
+    UserRecord, UserStore, corrupt, sql,
+};
+
+/// A statement parameter. Each backend binds ids and times in its own column types
+/// (`uuid`/`timestamptz` on Postgres, text/integer microseconds on SQLite).
+#[derive(Debug, Clone, Copy)]
+pub enum Arg<'a> {
+    Id(Uuid),
+    Time(OffsetDateTime),
+    Text(&'a str),
+    OptionalText(Option<&'a str>),
+    Bytes(&'a [u8]),
+}
+
+/// What a backend supplies for the shared statements to run on it. Implemented by
+/// `sqlx::Postgres` and `sqlx::Sqlite`; `pub` only because the trait impls of the public
+/// [`SqlStore`] are bounded by it (it cannot be named outside this crate).
+pub trait Dialect: sqlx::Database {
+    /// A write for readiness checks, so that a database that can only be read is not
+    /// "ready". It stamps the database's own clock, which each dialect reads its own way.
+    const PING: &'static str;
+
+    /// Translates a driver error into the terms callers act on.
+    fn error(error: sqlx::Error) -> StorageError;
+
+    /// Applies this backend's migrations (`migrations/postgres` or `migrations/sqlite`).
+    fn run_migrations(pool: &Pool<Self>) -> impl Future<Output = Result<(), MigrateError>> + Send;
+
+    /// Runs a statement; returns how many rows it changed.
+    fn execute(
+        conn: &mut Self::Connection,
+        sql: &'static str,
+        args: &[Arg<'_>],
+    ) -> impl Future<Output = Result<u64>> + Send;
+    fn fetch_optional(
+        conn: &mut Self::Connection,
+        sql: &'static str,
+        args: &[Arg<'_>],
+    ) -> impl Future<Output = Result<Option<Self::Row>>> + Send;
+    fn fetch_all(
+        conn: &mut Self::Connection,
+        sql: &'static str,
+        args: &[Arg<'_>],
+    ) -> impl Future<Output = Result<Vec<Self::Row>>> + Send;
+
+    /// Reads an id; `stored_as` names the column in a [`StorageError::Corrupt`].
+    fn uuid(row: &Self::Row, column: &str, stored_as: &'static str) -> Result<Uuid>;
+    fn time(row: &Self::Row, column: &str, stored_as: &'static str) -> Result<OffsetDateTime>;
+    fn optional_time(row: &Self::Row, column: &str, stored_as: &'static str) -> Result<Option<OffsetDateTime>>;
+    fn text(row: &Self::Row, column: &str) -> Result<String>;
+    fn optional_text(row: &Self::Row, column: &str) -> Result<Option<String>>;
+    fn bytes(row: &Self::Row, column: &str) -> Result<Vec<u8>>;
+
+    /// [`ThrottleStore::recent_failures`]: Postgres asks for all keys at once with an array.
+    fn recent_failures(
+        pool: &Pool<Self>,
+        keys: &[ThrottleKey],
+        since: OffsetDateTime,
+    ) -> impl Future<Output = Result<Vec<(String, OffsetDateTime)>>> + Send;
+    /// [`ThrottleStore::record_failure`]: Postgres inserts all keys at once with `unnest`.
+    fn record_failure(
+        pool: &Pool<Self>,
+        keys: &[ThrottleKey],
+        at: OffsetDateTime,
+    ) -> impl Future<Output = Result<()>> + Send;
+}
+
+/// Users, sessions, login failures, clients, signing keys and revocations in one
+/// database; see [`crate::PostgresStore`] and [`crate::SqliteStore`].
+pub struct SqlStore<DB: sqlx::Database> {
+    pub(crate) pool: Pool<DB>,
+}
+
+impl<DB: sqlx::Database> Clone for SqlStore<DB> {
+    fn clone(&self) -> Self {
+        Self {
+            pool: self.pool.clone(),
+        }
+    }
+}
+
+impl<DB: sqlx::Database> std::fmt::Debug for SqlStore<DB> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SqlStore").field("pool", &self.pool).finish()
+    }
+}
+
+impl<DB: Dialect> SqlStore<DB> {
+    pub fn pool(&self) -> &Pool<DB> {
+        &self.pool
+    }
+
+    async fn conn(&self) -> Result<PoolConnection<DB>> {
+        self.pool.acquire().await.map_err(DB::error)
+    }
+
+    async fn begin(&self) -> Result<Transaction<'static, DB>> {
+        self.pool.begin().await.map_err(DB::error)
+    }
+
+    async fn execute(&self, sql: &'static str, args: &[Arg<'_>]) -> Result<u64> {
+        DB::execute(&mut *self.conn().await?, sql, args).await
+    }
+
+    async fn fetch_optional(&self, sql: &'static str, args: &[Arg<'_>]) -> Result<Option<DB::Row>> {
+        DB::fetch_optional(&mut *self.conn().await?, sql, args).await
+    }
+
+    async fn fetch_all(&self, sql: &'static str, args: &[Arg<'_>]) -> Result<Vec<DB::Row>> {
+        DB::fetch_all(&mut *self.conn().await?, sql, args).await
+    }
+
+    async fn delete_sessions_of(conn: &mut DB::Connection, id: UserId, keep: Option<SessionId>) -> Result<u64> {
+        match keep {
+            Some(keep) => DB::execute(conn, sql::DELETE_USER_SESSIONS_BUT, &[Arg::Id(id.0), Arg::Id(keep.0)]).await,
+            None => DB::execute(conn, sql::DELETE_USER_SESSIONS, &[Arg::Id(id.0)]).await,
+        }
+    }
+
+    async fn insert_key(conn: &mut DB::Connection, key: &ApiKeyRecord) -> Result<()> {
+        let args = [
+            Arg::Id(key.id.0),
+            Arg::Text(key.client_id.as_str()),
+            Arg::Bytes(key.key_hash.as_bytes()),
+            Arg::Time(key.created_at),
+        ];
+        DB::execute(conn, sql::INSERT_KEY, &args).await?;
+        Ok(())
+    }
+
+    async fn insert_revocation(conn: &mut DB::Connection, revocation: &Revocation) -> Result<()> {
+        let args = [
+            Arg::Text(revocation.kind.as_str()),
+            Arg::Text(&revocation.subject),
+            Arg::Time(revocation.created_at),
+            Arg::Time(revocation.expires_at),
+        ];
+        DB::execute(conn, sql::INSERT_REVOCATION, &args).await?;
+        Ok(())
+    }
+
+    /// Pairs clients with their keys (given oldest first), keeping the clients' order.
+    fn with_keys(clients: Vec<ClientRecord>, key_rows: &[DB::Row]) -> Result<Vec<ClientWithKeys>> {
+        let keys = key_rows.iter().map(key_from_row::<DB>).collect::<Result<Vec<_>>>()?;
+        Ok(clients
+            .into_iter()
+            .map(|client| {
+                let keys = keys.iter().filter(|k| k.client_id == client.id).cloned().collect();
+                ClientWithKeys { client, keys }
+            })
+            .collect())
+    }
+}
+
+fn user_from_row<DB: Dialect>(row: &DB::Row) -> Result<UserRecord> {
+    let email = DB::text(row, "email")?;
+    Ok(UserRecord {
+        user: User {
+            id: UserId(DB::uuid(row, "id", "users.id")?),
+            email: Email::parse(&email).map_err(corrupt("users.email"))?,
+            created_at: DB::time(row, "created_at", "users.created_at")?,
+        },
+        password_hash: DB::text(row, "password_hash")?,
+        disabled_at: DB::optional_time(row, "disabled_at", "users.disabled_at")?,
+    })
+}
+
+fn session_from_row<DB: Dialect>(row: &DB::Row) -> Result<SessionRecord> {
+    Ok(SessionRecord {
+        id: SessionId(DB::uuid(row, "s_id", "sessions.id")?),
+        user_id: UserId(DB::uuid(row, "user_id", "sessions.user_id")?),
+        csrf_token: CsrfToken::from_stored(DB::text(row, "csrf_token")?),
+        created_at: DB::time(row, "s_created_at", "sessions.created_at")?,
+        last_seen_at: DB::time(row, "last_seen_at", "sessions.last_seen_at")?,
+        user_agent: DB::optional_text(row, "user_agent")?,
+        ip: DB::optional_text(row, "ip")?,
+    })
+}
+
+fn client_from_row<DB: Dialect>(row: &DB::Row) -> Result<ClientRecord> {
+    let id = DB::text(row, "c_id")?;
+    let scopes = DB::text(row, "scopes")?;
+    Ok(ClientRecord {
+        id: ClientId::parse(&id).ok_or(StorageError::Corrupt("clients.id"))?,
+        owner_id: UserId(DB::uuid(row, "owner_id", "clients.owner_id")?),
+        name: DB::text(row, "name")?,
+        scopes: Scopes::parse_space_separated(&scopes).map_err(|_| StorageError::Corrupt("clients.scopes"))?,
+        created_at: DB::time(row, "c_created_at", "clients.created_at")?,
+    })
+}
+
+fn key_from_row<DB: Dialect>(row: &DB::Row) -> Result<ApiKeyRecord> {
+    let client_id = DB::text(row, "client_id")?;
+    let hash = DB::bytes(row, "key_hash")?;
+    Ok(ApiKeyRecord {
+        id: ApiKeyId(DB::uuid(row, "k_id", "api_keys.id")?),
+        client_id: ClientId::parse(&client_id).ok_or(StorageError::Corrupt("api_keys.client_id"))?,
+        key_hash: ApiKeyHash::from_bytes(
+            hash.try_into()
+                .map_err(|_| StorageError::Corrupt("api_keys.key_hash"))?,
+        ),
+        created_at: DB::time(row, "k_created_at", "api_keys.created_at")?,
+        last_used_at: DB::optional_time(row, "last_used_at", "api_keys.last_used_at")?,
+        revoked_at: DB::optional_time(row, "revoked_at", "api_keys.revoked_at")?,
+    })
+}
+
+#[async_trait]
+impl<DB: Dialect> Database for SqlStore<DB> {
+    async fn migrate(&self) -> Result<()> {
+        DB::run_migrations(&self.pool).await.map_err(|e| match e {
+            MigrateError::Execute(inner) => DB::error(inner),
+            other => StorageError::Migration(other),
+        })
+    }
+
+    async fn ping(&self) -> Result<()> {
+        self.execute(DB::PING, &[]).await?;
+        Ok(())
+    }
+
+    async fn close(&self) {
+        self.pool.close().await;
+    }
+}
+
+#[async_trait]
+impl<DB: Dialect> UserStore for SqlStore<DB> {
+    async fn create_user(&self, user: &User, password_hash: &str) -> Result<()> {
+        let args = [
+            Arg::Id(user.id.0),
+            Arg::Text(user.email.as_str()),
+            Arg::Text(password_hash),
+            Arg::Time(user.created_at),
+        ];
+        self.execute(sql::INSERT_USER, &args).await?;
+        Ok(())
+    }
+
+    async fn find_user_by_email(&self, email: &Email) -> Result<Option<UserRecord>> {
+        let row = self
+            .fetch_optional(sql::USER_BY_EMAIL, &[Arg::Text(email.as_str())])
+            .await?;
+        row.as_ref().map(user_from_row::<DB>).transpose()
+    }
+
+    async fn find_user_by_id(&self, id: UserId) -> Result<Option<UserRecord>> {
+        let row = self.fetch_optional(sql::USER_BY_ID, &[Arg::Id(id.0)]).await?;
+        row.as_ref().map(user_from_row::<DB>).transpose()
+    }
+
+    async fn update_password_hash(&self, id: UserId, password_hash: &str) -> Result<()> {
+        self.execute(sql::UPDATE_PASSWORD_HASH, &[Arg::Id(id.0), Arg::Text(password_hash)])
+            .await?;
+        Ok(())
+    }
+
+    async fn change_password(&self, id: UserId, password_hash: &str, keep: SessionId) -> Result<()> {
+        let mut tx = self.begin().await?;
+        DB::execute(
+            &mut tx,
+            sql::UPDATE_PASSWORD_HASH,
+            &[Arg::Id(id.0), Arg::Text(password_hash)],
+        )
+        .await?;
+        Self::delete_sessions_of(&mut tx, id, Some(keep)).await?;
+        tx.commit().await.map_err(DB::error)
+    }
+
+    async fn disable_user(&self, email: &Email, at: OffsetDateTime) -> Result<Option<UserId>> {
+        let mut tx = self.begin().await?;
+        let row = DB::fetch_optional(&mut tx, sql::DISABLE_USER, &[Arg::Text(email.as_str()), Arg::Time(at)]).await?;
+        let Some(row) = row else {
+            return Ok(None);
+        };
+        let id = UserId(DB::uuid(&row, "id", "users.id")?);
+        Self::delete_sessions_of(&mut tx, id, None).await?;
+        tx.commit().await.map_err(DB::error)?;
+        Ok(Some(id))
+    }
+}
+
+#[async_trait]
+impl<DB: Dialect> SessionStore for SqlStore<DB> {
+    async fn create_session(&self, session: &NewSession) -> Result<()> {
+        let args = [
+            Arg::Id(session.id.0),
+            Arg::Id(session.user_id.0),
+            Arg::Bytes(session.handle_hash.as_bytes()),
+            Arg::Text(session.csrf_token.expose()),
+            Arg::Time(session.created_at),
+            Arg::OptionalText(session.user_agent.as_deref()),
+            Arg::OptionalText(session.ip.as_deref()),
+        ];
+        self.execute(sql::INSERT_SESSION, &args).await?;
+        Ok(())
+    }
+
+    async fn find_session(&self, handle_hash: &SessionHandleHash) -> Result<Option<(SessionRecord, UserRecord)>> {
+        let row = self
+            .fetch_optional(sql::SESSION_BY_HASH, &[Arg::Bytes(handle_hash.as_bytes())])
+            .await?;
+        row.map(|row| Ok((session_from_row::<DB>(&row)?, user_from_row::<DB>(&row)?)))
+            .transpose()
+    }
+
+    async fn touch_session(&self, id: SessionId, at: OffsetDateTime) -> Result<()> {
+        self.execute(sql::TOUCH_SESSION, &[Arg::Id(id.0), Arg::Time(at)])
+            .await?;
+        Ok(())
+    }
+
+    async fn delete_session_by_hash(&self, handle_hash: &SessionHandleHash) -> Result<bool> {
+        let deleted = self
+            .execute(sql::DELETE_SESSION_BY_HASH, &[Arg::Bytes(handle_hash.as_bytes())])
+            .await?;
+        Ok(deleted > 0)
+    }
+
+    async fn delete_user_session(&self, user_id: UserId, id: SessionId) -> Result<bool> {
+        let deleted = self
+            .execute(sql::DELETE_USER_SESSION, &[Arg::Id(user_id.0), Arg::Id(id.0)])
+            .await?;
+        Ok(deleted > 0)
+    }
+
+    async fn delete_user_sessions(&self, user_id: UserId, keep: Option<SessionId>) -> Result<u64> {
+        Self::delete_sessions_of(&mut *self.conn().await?, user_id, keep).await
+    }
+
+    async fn list_user_sessions(
+        &self,
+        user_id: UserId,
+        seen_after: OffsetDateTime,
+        created_after: OffsetDateTime,
+    ) -> Result<Vec<SessionRecord>> {
+        let args = [Arg::Id(user_id.0), Arg::Time(seen_after), Arg::Time(created_after)];
+        let rows = self.fetch_all(sql::LIST_USER_SESSIONS, &args).await?;
+        rows.iter().map(session_from_row::<DB>).collect()
+    }
+
+    async fn delete_expired_sessions(
+        &self,
+        seen_before: OffsetDateTime,
+        created_before: OffsetDateTime,
+    ) -> Result<u64> {
+        self.execute(
+            sql::DELETE_EXPIRED_SESSIONS,
+            &[Arg::Time(seen_before), Arg::Time(created_before)],
+        )
+        .await
+    }
+}
+
+#[async_trait]
+impl<DB: Dialect> ThrottleStore for SqlStore<DB> {
+    async fn recent_failures(
+        &self,
+        keys: &[ThrottleKey],
+        since: OffsetDateTime,
+    ) -> Result<Vec<(String, OffsetDateTime)>> {
+        DB::recent_failures(&self.pool, keys, since).await
+    }
+
+    async fn record_failure(&self, keys: &[ThrottleKey], at: OffsetDateTime) -> Result<()> {
+        DB::record_failure(&self.pool, keys, at).await
+    }
+
+    async fn clear_failures(&self, key: &ThrottleKey) -> Result<()> {
+        self.execute(sql::CLEAR_FAILURES, &[Arg::Text(key.as_str())]).await?;
+        Ok(())
+    }
+
+    async fn prune_failures(&self, before: OffsetDateTime) -> Result<u64> {
+        self.execute(sql::PRUNE_FAILURES, &[Arg::Time(before)]).await
+    }
+}
+
+#[async_trait]
+impl<DB: Dialect> ClientStore for SqlStore<DB> {
+    async fn create_client(&self, client: &ClientRecord, first_key: &ApiKeyRecord) -> Result<()> {
+        let scopes = client.scopes.to_text();
+        let args = [
+            Arg::Text(client.id.as_str()),
+            Arg::Id(client.owner_id.0),
+            Arg::Text(&client.name),
+            Arg::Text(&scopes),
+            Arg::Time(client.created_at),
+        ];
+        let mut tx = self.begin().await?;
+        DB::execute(&mut tx, sql::INSERT_CLIENT, &args).await?;
+        Self::insert_key(&mut tx, first_key).await?;
+        tx.commit().await.map_err(DB::error)
+    }
+
+    async fn list_clients(&self, owner: UserId) -> Result<Vec<ClientWithKeys>> {
+        let rows = self.fetch_all(sql::LIST_CLIENTS, &[Arg::Id(owner.0)]).await?;
+        let clients = rows.iter().map(client_from_row::<DB>).collect::<Result<Vec<_>>>()?;
+        if clients.is_empty() {
+            return Ok(Vec::new());
+        }
+        let key_rows = self.fetch_all(sql::KEYS_OF_OWNER, &[Arg::Id(owner.0)]).await?;
+        Self::with_keys(clients, &key_rows)
+    }
+
+    async fn find_client(&self, id: &ClientId) -> Result<Option<ClientWithKeys>> {
+        let row = self
+            .fetch_optional(sql::CLIENT_BY_ID, &[Arg::Text(id.as_str())])
+            .await?;
+        let Some(client) = row.as_ref().map(client_from_row::<DB>).transpose()? else {
+            return Ok(None);
+        };
+        let key_rows = self.fetch_all(sql::KEYS_OF_CLIENT, &[Arg::Text(id.as_str())]).await?;
+        Ok(Self::with_keys(vec![client], &key_rows)?.pop())
+    }
+
+    async fn delete_client(&self, owner: UserId, id: &ClientId, revocation: &Revocation) -> Result<bool> {
+        let mut tx = self.begin().await?;
+        let deleted = DB::execute(&mut tx, sql::DELETE_CLIENT, &[Arg::Text(id.as_str()), Arg::Id(owner.0)]).await?;
+        if deleted == 0 {
+            return Ok(false);
+        }
+        Self::insert_revocation(&mut tx, revocation).await?;
+        tx.commit().await.map_err(DB::error)?;
+        Ok(true)
+    }
+
+    async fn add_key(&self, key: &ApiKeyRecord) -> Result<()> {
+        Self::insert_key(&mut *self.conn().await?, key).await
+    }
+
+    async fn revoke_key(&self, client: &ClientId, key: ApiKeyId, revocation: &Revocation) -> Result<bool> {
+        let args = [
+            Arg::Id(key.0),
+            Arg::Text(client.as_str()),
+            Arg::Time(revocation.created_at),
+        ];
+        let mut tx = self.begin().await?;
+        if DB::execute(&mut tx, sql::REVOKE_KEY, &args).await? == 0 {
+            return Ok(false);
+        }
+        Self::insert_revocation(&mut tx, revocation).await?;
+        tx.commit().await.map_err(DB::error)?;
+        Ok(true)
+    }
+
+    async fn find_key(&self, id: ApiKeyId) -> Result<Option<(ApiKeyRecord, ClientRecord)>> {
+        let row = self.fetch_optional(sql::KEY_BY_ID, &[Arg::Id(id.0)]).await?;
+        row.map(|row| Ok((key_from_row::<DB>(&row)?, client_from_row::<DB>(&row)?)))
+            .transpose()
+    }
+
+    async fn touch_key(&self, id: ApiKeyId, at: OffsetDateTime) -> Result<()> {
+        self.execute(sql::TOUCH_KEY, &[Arg::Id(id.0), Arg::Time(at)]).await?;
+        Ok(())
+    }
+
+    async fn registered_scopes(&self) -> Result<Vec<String>> {
+        let rows = self.fetch_all(sql::CLIENT_SCOPES, &[]).await?;
+        let lists = rows
+            .iter()
+            .map(|row| DB::text(row, "scopes"))
+            .collect::<Result<Vec<_>>>()?;
+        Ok(crate::merge_scopes(lists))
+    }
+}
+
+#[async_trait]
+impl<DB: Dialect> SigningKeyStore for SqlStore<DB> {
+    async fn signing_keys(&self) -> Result<Vec<SigningKeyRecord>> {
+        let rows = self.fetch_all(sql::SIGNING_KEYS, &[]).await?;
+        rows.iter()
+            .map(|row| {
+                Ok(SigningKeyRecord {
+                    kid: DB::text(row, "kid")?,
+                    alg: DB::text(row, "alg")?,
+                    private_der: DB::bytes(row, "private_der")?,
+                    created_at: DB::time(row, "created_at", "signing_keys.created_at")?,
+                })
+            })
+            .collect()
+    }
+
+    async fn add_signing_key(&self, key: &SigningKeyRecord) -> Result<()> {
+        let args = [
+            Arg::Text(&key.kid),
+            Arg::Text(&key.alg),
+            Arg::Bytes(&key.private_der),
+            Arg::Time(key.created_at),
+        ];
+        self.execute(sql::INSERT_SIGNING_KEY, &args).await?;
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl<DB: Dialect> RevocationStore for SqlStore<DB> {
+    async fn revoke(&self, revocation: &Revocation) -> Result<()> {
+        Self::insert_revocation(&mut *self.conn().await?, revocation).await
+    }
+
+    async fn revocations_since(&self, since: OffsetDateTime, now: OffsetDateTime) -> Result<Vec<Revocation>> {
+        let rows = self
+            .fetch_all(sql::REVOCATIONS_SINCE, &[Arg::Time(since), Arg::Time(now)])
+            .await?;
+        rows.iter()
+            .map(|row| {
+                let kind = DB::text(row, "kind")?;
+                Ok(Revocation {
+                    kind: RevocationKind::parse(&kind).ok_or(StorageError::Corrupt("revocations.kind"))?,
+                    subject: DB::text(row, "subject")?,
+                    created_at: DB::time(row, "created_at", "revocations.created_at")?,
+                    expires_at: DB::time(row, "expires_at", "revocations.expires_at")?,
+                })
+            })
+            .collect()
+    }
+
+    async fn prune_revocations(&self, now: OffsetDateTime) -> Result<u64> {
+        self.execute(sql::PRUNE_REVOCATIONS, &[Arg::Time(now)]).await
+    }
+}

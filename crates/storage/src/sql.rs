@@ -1,0 +1,125 @@
+//! The statements both backends run as they are. sqlx binds `$N` placeholders on SQLite
+//! too, and the two schemas name every table and column alike, so only what the dialects
+//! really disagree on (array parameters, the database's own clock) stays in a backend's
+//! module.
+//!
+//! Column lists are macros so that every statement stays a `&'static str` (sqlx's guard
+//! against SQL built from runtime strings). Selected columns are aliased where a join
+//! would repeat a name; `shared.rs` reads them by these names.
+
+macro_rules! user_columns {
+    () => {
+        "u.id, u.email, u.password_hash, u.created_at, u.disabled_at"
+    };
+}
+macro_rules! session_columns {
+    () => {
+        "s.id AS s_id, s.user_id, s.csrf_token, s.created_at AS s_created_at, s.last_seen_at, s.user_agent, s.ip"
+    };
+}
+macro_rules! client_columns {
+    () => {
+        "c.id AS c_id, c.owner_id, c.name, c.scopes, c.created_at AS c_created_at"
+    };
+}
+macro_rules! key_columns {
+    () => {
+        "k.id AS k_id, k.client_id, k.key_hash, k.created_at AS k_created_at, k.last_used_at, k.revoked_at"
+    };
+}
+
+// Users.
+
+pub(crate) const INSERT_USER: &str = "INSERT INTO users (id, email, password_hash, created_at) VALUES ($1, $2, $3, $4)";
+pub(crate) const USER_BY_EMAIL: &str = concat!("SELECT ", user_columns!(), " FROM users u WHERE u.email = $1");
+pub(crate) const USER_BY_ID: &str = concat!("SELECT ", user_columns!(), " FROM users u WHERE u.id = $1");
+pub(crate) const UPDATE_PASSWORD_HASH: &str = "UPDATE users SET password_hash = $2 WHERE id = $1";
+/// Keeps the first time a user was disabled.
+pub(crate) const DISABLE_USER: &str =
+    "UPDATE users SET disabled_at = COALESCE(disabled_at, $2) WHERE email = $1 RETURNING id";
+
+// Sessions.
+
+pub(crate) const INSERT_SESSION: &str = "INSERT INTO sessions \
+     (id, user_id, handle_hash, csrf_token, created_at, last_seen_at, user_agent, ip) \
+     VALUES ($1, $2, $3, $4, $5, $5, $6, $7)";
+pub(crate) const SESSION_BY_HASH: &str = concat!(
+    "SELECT ",
+    session_columns!(),
+    ", ",
+    user_columns!(),
+    " FROM sessions s JOIN users u ON u.id = s.user_id WHERE s.handle_hash = $1"
+);
+/// Only ever moves `last_seen_at` forward, whatever order concurrent touches land in.
+pub(crate) const TOUCH_SESSION: &str = "UPDATE sessions SET last_seen_at = $2 WHERE id = $1 AND last_seen_at < $2";
+pub(crate) const DELETE_SESSION_BY_HASH: &str = "DELETE FROM sessions WHERE handle_hash = $1";
+pub(crate) const DELETE_USER_SESSION: &str = "DELETE FROM sessions WHERE user_id = $1 AND id = $2";
+pub(crate) const DELETE_USER_SESSIONS: &str = "DELETE FROM sessions WHERE user_id = $1";
+pub(crate) const DELETE_USER_SESSIONS_BUT: &str = "DELETE FROM sessions WHERE user_id = $1 AND id <> $2";
+pub(crate) const LIST_USER_SESSIONS: &str = concat!(
+    "SELECT ",
+    session_columns!(),
+    " FROM sessions s WHERE s.user_id = $1 AND s.last_seen_at > $2 AND s.created_at > $3 \
+     ORDER BY s.created_at DESC, s.id DESC"
+);
+pub(crate) const DELETE_EXPIRED_SESSIONS: &str = "DELETE FROM sessions WHERE last_seen_at <= $1 OR created_at <= $2";
+
+// Login failures.
+
+pub(crate) const CLEAR_FAILURES: &str = "DELETE FROM login_failures WHERE key = $1";
+pub(crate) const PRUNE_FAILURES: &str = "DELETE FROM login_failures WHERE failed_at <= $1";
+
+// Clients and their keys.
+
+pub(crate) const INSERT_CLIENT: &str =
+    "INSERT INTO clients (id, owner_id, name, scopes, created_at) VALUES ($1, $2, $3, $4, $5)";
+pub(crate) const INSERT_KEY: &str =
+    "INSERT INTO api_keys (id, client_id, key_hash, created_at) VALUES ($1, $2, $3, $4)";
+pub(crate) const LIST_CLIENTS: &str = concat!(
+    "SELECT ",
+    client_columns!(),
+    " FROM clients c WHERE c.owner_id = $1 ORDER BY c.created_at, c.id"
+);
+/// The keys of every client of an owner, in one query for the whole list.
+pub(crate) const KEYS_OF_OWNER: &str = concat!(
+    "SELECT ",
+    key_columns!(),
+    " FROM api_keys k JOIN clients c ON c.id = k.client_id WHERE c.owner_id = $1 ORDER BY k.created_at, k.id"
+);
+pub(crate) const KEYS_OF_CLIENT: &str = concat!(
+    "SELECT ",
+    key_columns!(),
+    " FROM api_keys k WHERE k.client_id = $1 ORDER BY k.created_at, k.id"
+);
+pub(crate) const CLIENT_BY_ID: &str = concat!("SELECT ", client_columns!(), " FROM clients c WHERE c.id = $1");
+/// Its keys go with it (`ON DELETE CASCADE`).
+pub(crate) const DELETE_CLIENT: &str = "DELETE FROM clients WHERE id = $1 AND owner_id = $2";
+/// Keeps the first revocation time of a key revoked twice.
+pub(crate) const REVOKE_KEY: &str =
+    "UPDATE api_keys SET revoked_at = COALESCE(revoked_at, $3) WHERE id = $1 AND client_id = $2";
+pub(crate) const KEY_BY_ID: &str = concat!(
+    "SELECT ",
+    key_columns!(),
+    ", ",
+    client_columns!(),
+    " FROM api_keys k JOIN clients c ON c.id = k.client_id WHERE k.id = $1"
+);
+/// Only ever moves `last_used_at` forward, whatever order concurrent touches land in.
+pub(crate) const TOUCH_KEY: &str =
+    "UPDATE api_keys SET last_used_at = $2 WHERE id = $1 AND (last_used_at IS NULL OR last_used_at < $2)";
+pub(crate) const CLIENT_SCOPES: &str = "SELECT DISTINCT scopes FROM clients";
+
+// Signing keys.
+
+pub(crate) const SIGNING_KEYS: &str =
+    "SELECT kid, alg, private_der, created_at FROM signing_keys ORDER BY created_at, kid";
+pub(crate) const INSERT_SIGNING_KEY: &str =
+    "INSERT INTO signing_keys (kid, alg, private_der, created_at) VALUES ($1, $2, $3, $4)";
+
+// Revocations.
+
+pub(crate) const INSERT_REVOCATION: &str =
+    "INSERT INTO revocations (kind, subject, created_at, expires_at) VALUES ($1, $2, $3, $4)";
+pub(crate) const REVOCATIONS_SINCE: &str =
+    "SELECT kind, subject, created_at, expires_at FROM revocations WHERE created_at > $1 AND expires_at > $2";
+pub(crate) const PRUNE_REVOCATIONS: &str = "DELETE FROM revocations WHERE expires_at <= $1";

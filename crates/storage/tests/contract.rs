@@ -1,0 +1,1004 @@
+//! The storage contract: every method of every store trait, with its edge cases, run on
+//! SQLite and on Postgres from one test body each (`on_both_backends!`), so the two
+//! backends cannot drift apart.
+//!
+//! SQLite gets a file in a temporary directory. Postgres gets a fresh database per test
+//! on `SESAME_TEST_DATABASE_URL` (an admin connection that may create databases), dropped
+//! afterwards; without that variable the Postgres half says so and passes.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use sesame_domain::{
+    ApiKey, ApiKeyId, ClientId, CsrfToken, Email, Scopes, SessionHandle, SessionHandleHash, SessionId, ThrottleKey,
+    User, UserId,
+};
+use sesame_storage::{
+    ApiKeyRecord, Backend, ClientRecord, ConnectOptions, NewSession, Revocation, RevocationKind, SigningKeyRecord,
+    StorageError, Store,
+};
+use sqlx::Connection as _;
+use time::macros::datetime;
+use time::{Duration, OffsetDateTime};
+
+/// A database that exists for one test and is removed when dropped (also on panic).
+struct TestDb {
+    store: Store,
+    cleanup: Cleanup,
+}
+
+enum Cleanup {
+    Sqlite(#[allow(dead_code)] tempfile::TempDir),
+    Postgres { admin_url: String, name: String },
+}
+
+impl TestDb {
+    async fn sqlite() -> Self {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let url = format!("sqlite://{}", dir.path().join("sesame.db").display());
+        let store = open(&url, Backend::Sqlite).await;
+        Self {
+            store,
+            cleanup: Cleanup::Sqlite(dir),
+        }
+    }
+
+    /// `None`, after saying so, when no Postgres is configured.
+    async fn postgres() -> Option<Self> {
+        let Some(admin_url) = std::env::var("SESAME_TEST_DATABASE_URL").ok().filter(|u| !u.is_empty()) else {
+            eprintln!(
+                "SESAME_TEST_DATABASE_URL is not set: skipping the Postgres half (tests/with-postgres.sh sets it)"
+            );
+            return None;
+        };
+        let name = format!("sesame_storage_{}", uuid::Uuid::now_v7().simple());
+        let mut admin = sqlx::PgConnection::connect(&admin_url)
+            .await
+            .unwrap_or_else(|e| panic!("cannot reach Postgres at {admin_url}: {e}"));
+        sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE \"{name}\"")))
+            .execute(&mut admin)
+            .await
+            .expect("create test database");
+        admin.close().await.ok();
+        let store = open(&with_database(&admin_url, &name), Backend::Postgres).await;
+        Some(Self {
+            store,
+            cleanup: Cleanup::Postgres { admin_url, name },
+        })
+    }
+}
+
+async fn open(url: &str, backend: Backend) -> Store {
+    let store = Store::connect(url, &ConnectOptions::default()).await.expect("connect");
+    assert_eq!(store.backend, backend);
+    store.database.migrate().await.expect("migrate");
+    store
+}
+
+/// Replaces the database name in a Postgres URL.
+fn with_database(admin_url: &str, database: &str) -> String {
+    let (base, query) = admin_url
+        .split_once('?')
+        .map_or((admin_url, None), |(b, q)| (b, Some(q)));
+    let after_scheme = base.find("://").map_or(0, |i| i + 3);
+    let root = match base[after_scheme..].find('/') {
+        Some(slash) => &base[..after_scheme + slash],
+        None => base,
+    };
+    match query {
+        Some(q) => format!("{root}/{database}?{q}"),
+        None => format!("{root}/{database}"),
+    }
+}
+
+impl Drop for TestDb {
+    fn drop(&mut self) {
+        if let Cleanup::Postgres { admin_url, name } = &self.cleanup {
+            let (admin_url, name) = (admin_url.clone(), name.clone());
+            // Drop runs inside the test's runtime; do the async work on a thread of its own.
+            let _ = std::thread::spawn(move || {
+                let runtime = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .ok()?;
+                runtime.block_on(async {
+                    let mut admin = sqlx::PgConnection::connect(&admin_url).await.ok()?;
+                    sqlx::query(sqlx::AssertSqlSafe(format!(
+                        "DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"
+                    )))
+                    .execute(&mut admin)
+                    .await
+                    .ok()?;
+                    admin.close().await.ok()
+                })
+            })
+            .join();
+        }
+    }
+}
+
+/// Runs each named test body (an `async fn(&Store)`) once on SQLite and once on Postgres.
+macro_rules! on_both_backends {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test]
+                async fn $name() {
+                    let db = super::TestDb::sqlite().await;
+                    super::$name(&db.store).await;
+                    db.store.database.close().await;
+                }
+            )*
+        }
+        mod postgres {
+            $(
+                #[tokio::test]
+                async fn $name() {
+                    let Some(db) = super::TestDb::postgres().await else {
+                        return;
+                    };
+                    super::$name(&db.store).await;
+                    db.store.database.close().await;
+                }
+            )*
+        }
+    };
+}
+
+on_both_backends!(
+    migrating_again_changes_nothing_and_the_database_answers_pings,
+    a_created_user_is_found_by_email_and_by_id,
+    a_missing_user_is_not_found,
+    a_second_user_with_a_taken_email_is_email_taken,
+    updating_a_password_hash_keeps_the_sessions,
+    changing_the_password_ends_every_other_session_of_that_user,
+    disabling_a_user_ends_their_sessions_and_keeps_the_first_time,
+    disabling_an_unknown_email_finds_no_one,
+    a_session_is_found_by_its_handle_hash_with_its_user,
+    a_reused_session_handle_hash_is_refused_but_is_no_email_conflict,
+    touching_a_session_only_moves_last_seen_forward,
+    deleting_a_session_by_hash_says_whether_there_was_one,
+    deleting_another_users_session_returns_false,
+    deleting_a_users_sessions_spares_the_kept_one_and_other_users,
+    listing_sessions_leaves_out_expired_ones_newest_first,
+    expired_sessions_are_deleted_on_either_deadline,
+    recent_failures_are_those_of_the_asked_keys_inside_the_window,
+    clearing_failures_forgets_one_key_only,
+    pruning_failures_deletes_up_to_the_cutoff,
+    a_created_client_is_found_with_its_first_key,
+    listing_clients_gives_each_its_own_keys_oldest_first,
+    missing_clients_and_keys_are_not_found,
+    deleting_a_client_takes_its_keys_and_records_the_revocation,
+    only_the_owner_can_delete_a_client,
+    revoking_a_key_keeps_the_first_revocation_time,
+    revoking_a_key_of_another_client_or_an_unknown_key_returns_false,
+    touching_a_key_only_moves_last_used_forward,
+    a_key_with_a_taken_id_is_refused,
+    registered_scopes_are_merged_sorted_and_distinct,
+    signing_keys_come_back_whole_oldest_first,
+    a_signing_key_with_a_taken_kid_is_refused,
+    revocations_since_are_bounded_by_creation_and_expiry,
+    pruning_revocations_deletes_what_has_expired_by_now,
+);
+
+// Fixtures.
+
+/// A fixed instant plus `seconds`: whole microseconds, as both databases keep them.
+fn at(seconds: i64) -> OffsetDateTime {
+    datetime!(2030-01-01 00:00 UTC) + Duration::seconds(seconds)
+}
+
+fn email(text: &str) -> Email {
+    Email::parse(text).expect("email")
+}
+
+async fn add_user(store: &Store, address: &str) -> User {
+    let user = User {
+        id: UserId::new(),
+        email: email(address),
+        created_at: at(0),
+    };
+    store
+        .users
+        .create_user(&user, "$argon2id$hash")
+        .await
+        .expect("create user");
+    user
+}
+
+fn new_session(user: &User, created_at: OffsetDateTime) -> NewSession {
+    NewSession {
+        id: SessionId::new(),
+        user_id: user.id,
+        handle_hash: SessionHandle::generate().hash(),
+        csrf_token: CsrfToken::generate(),
+        created_at,
+        user_agent: Some("curl/8".to_owned()),
+        ip: None,
+    }
+}
+
+async fn add_session(store: &Store, user: &User, created_at: OffsetDateTime) -> NewSession {
+    let session = new_session(user, created_at);
+    store.sessions.create_session(&session).await.expect("create session");
+    session
+}
+
+async fn session_exists(store: &Store, hash: &SessionHandleHash) -> bool {
+    store.sessions.find_session(hash).await.expect("find session").is_some()
+}
+
+fn client_of(owner: &User, name: &str, scopes: &str, created_at: OffsetDateTime) -> ClientRecord {
+    ClientRecord {
+        id: ClientId::generate(),
+        owner_id: owner.id,
+        name: name.to_owned(),
+        scopes: Scopes::parse_space_separated(scopes).expect("scopes"),
+        created_at,
+    }
+}
+
+fn key_of(client: &ClientRecord, created_at: OffsetDateTime) -> ApiKeyRecord {
+    let (key, id) = ApiKey::generate();
+    ApiKeyRecord {
+        id,
+        client_id: client.id.clone(),
+        key_hash: key.hash(),
+        created_at,
+        last_used_at: None,
+        revoked_at: None,
+    }
+}
+
+/// A client with one key, stored.
+async fn add_client(
+    store: &Store,
+    owner: &User,
+    scopes: &str,
+    created_at: OffsetDateTime,
+) -> (ClientRecord, ApiKeyRecord) {
+    let client = client_of(owner, "reporting", scopes, created_at);
+    let key = key_of(&client, created_at);
+    store.clients.create_client(&client, &key).await.expect("create client");
+    (client, key)
+}
+
+fn revocation(
+    kind: RevocationKind,
+    subject: &str,
+    created_at: OffsetDateTime,
+    expires_at: OffsetDateTime,
+) -> Revocation {
+    Revocation {
+        kind,
+        subject: subject.to_owned(),
+        created_at,
+        expires_at,
+    }
+}
+
+async fn revocations_of(store: &Store, subject: &str) -> Vec<Revocation> {
+    let all = store
+        .revocations
+        .revocations_since(at(-1_000_000), at(-1_000_000))
+        .await
+        .expect("revocations");
+    all.into_iter().filter(|r| r.subject == subject).collect()
+}
+
+fn key_ids(keys: &[ApiKeyRecord]) -> Vec<ApiKeyId> {
+    keys.iter().map(|k| k.id).collect()
+}
+
+// Database.
+
+async fn migrating_again_changes_nothing_and_the_database_answers_pings(store: &Store) {
+    let user = add_user(store, "ada@example.com").await;
+    store.database.migrate().await.expect("second migration");
+    store.database.ping().await.expect("ping");
+    assert!(store.users.find_user_by_id(user.id).await.unwrap().is_some());
+}
+
+// Users.
+
+async fn a_created_user_is_found_by_email_and_by_id(store: &Store) {
+    let user = add_user(store, "ada@example.com").await;
+    for found in [
+        store.users.find_user_by_email(&user.email).await.unwrap(),
+        store.users.find_user_by_id(user.id).await.unwrap(),
+    ] {
+        let found = found.expect("user found");
+        assert_eq!(found.user, user);
+        assert_eq!(found.password_hash, "$argon2id$hash");
+        assert_eq!(found.disabled_at, None);
+        assert!(!found.is_disabled());
+    }
+}
+
+async fn a_missing_user_is_not_found(store: &Store) {
+    add_user(store, "ada@example.com").await;
+    assert!(
+        store
+            .users
+            .find_user_by_email(&email("bob@example.com"))
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert!(store.users.find_user_by_id(UserId::new()).await.unwrap().is_none());
+}
+
+async fn a_second_user_with_a_taken_email_is_email_taken(store: &Store) {
+    let first = add_user(store, "ada@example.com").await;
+    let second = User {
+        id: UserId::new(),
+        email: email("ada@example.com"),
+        created_at: at(5),
+    };
+    let outcome = store.users.create_user(&second, "$argon2id$other").await;
+    assert!(matches!(outcome, Err(StorageError::EmailTaken)), "{outcome:?}");
+    let found = store.users.find_user_by_email(&first.email).await.unwrap().unwrap();
+    assert_eq!(found.user.id, first.id);
+    assert!(store.users.find_user_by_id(second.id).await.unwrap().is_none());
+}
+
+async fn updating_a_password_hash_keeps_the_sessions(store: &Store) {
+    let user = add_user(store, "ada@example.com").await;
+    let session = add_session(store, &user, at(10)).await;
+    store
+        .users
+        .update_password_hash(user.id, "$argon2id$rehashed")
+        .await
+        .unwrap();
+    let found = store.users.find_user_by_id(user.id).await.unwrap().unwrap();
+    assert_eq!(found.password_hash, "$argon2id$rehashed");
+    assert!(session_exists(store, &session.handle_hash).await);
+}
+
+async fn changing_the_password_ends_every_other_session_of_that_user(store: &Store) {
+    let user = add_user(store, "ada@example.com").await;
+    let other = add_user(store, "bob@example.com").await;
+    let kept = add_session(store, &user, at(10)).await;
+    let ended = [
+        add_session(store, &user, at(11)).await,
+        add_session(store, &user, at(12)).await,
+    ];
+    let bystander = add_session(store, &other, at(13)).await;
+
+    store
+        .users
+        .change_password(user.id, "$argon2id$new", kept.id)
+        .await
+        .unwrap();
+
+    let found = store.users.find_user_by_id(user.id).await.unwrap().unwrap();
+    assert_eq!(found.password_hash, "$argon2id$new");
+    assert!(session_exists(store, &kept.handle_hash).await);
+    for session in &ended {
+        assert!(!session_exists(store, &session.handle_hash).await);
+    }
+    assert!(session_exists(store, &bystander.handle_hash).await);
+    let other_found = store.users.find_user_by_id(other.id).await.unwrap().unwrap();
+    assert_eq!(other_found.password_hash, "$argon2id$hash");
+}
+
+async fn disabling_a_user_ends_their_sessions_and_keeps_the_first_time(store: &Store) {
+    let user = add_user(store, "ada@example.com").await;
+    let other = add_user(store, "bob@example.com").await;
+    let session = add_session(store, &user, at(10)).await;
+    let bystander = add_session(store, &other, at(10)).await;
+
+    assert_eq!(
+        store.users.disable_user(&user.email, at(20)).await.unwrap(),
+        Some(user.id)
+    );
+    let found = store.users.find_user_by_id(user.id).await.unwrap().unwrap();
+    assert_eq!(found.disabled_at, Some(at(20)));
+    assert!(found.is_disabled());
+    assert!(!session_exists(store, &session.handle_hash).await);
+    assert!(session_exists(store, &bystander.handle_hash).await);
+
+    assert_eq!(
+        store.users.disable_user(&user.email, at(30)).await.unwrap(),
+        Some(user.id)
+    );
+    let found = store.users.find_user_by_id(user.id).await.unwrap().unwrap();
+    assert_eq!(found.disabled_at, Some(at(20)));
+    let other_found = store.users.find_user_by_id(other.id).await.unwrap().unwrap();
+    assert_eq!(other_found.disabled_at, None);
+}
+
+async fn disabling_an_unknown_email_finds_no_one(store: &Store) {
+    let user = add_user(store, "ada@example.com").await;
+    assert_eq!(
+        store
+            .users
+            .disable_user(&email("bob@example.com"), at(20))
+            .await
+            .unwrap(),
+        None
+    );
+    assert_eq!(
+        store.users.find_user_by_id(user.id).await.unwrap().unwrap().disabled_at,
+        None
+    );
+}
+
+// Sessions.
+
+async fn a_session_is_found_by_its_handle_hash_with_its_user(store: &Store) {
+    let user = add_user(store, "ada@example.com").await;
+    let with_agent = add_session(store, &user, at(10)).await;
+    let bare = NewSession {
+        user_agent: None,
+        ip: Some("192.0.2.7".to_owned()),
+        ..new_session(&user, at(11))
+    };
+    store.sessions.create_session(&bare).await.unwrap();
+
+    for session in [&with_agent, &bare] {
+        let (found, owner) = store
+            .sessions
+            .find_session(&session.handle_hash)
+            .await
+            .unwrap()
+            .expect("session found");
+        assert_eq!(found.id, session.id);
+        assert_eq!(found.user_id, user.id);
+        assert_eq!(found.csrf_token.expose(), session.csrf_token.expose());
+        assert_eq!(found.created_at, session.created_at);
+        assert_eq!(found.last_seen_at, session.created_at);
+        assert_eq!(found.user_agent, session.user_agent);
+        assert_eq!(found.ip, session.ip);
+        assert_eq!(owner.user, user);
+    }
+    assert!(!session_exists(store, &SessionHandle::generate().hash()).await);
+}
+
+async fn a_reused_session_handle_hash_is_refused_but_is_no_email_conflict(store: &Store) {
+    let user = add_user(store, "ada@example.com").await;
+    let first = add_session(store, &user, at(10)).await;
+    let again = NewSession {
+        id: SessionId::new(),
+        ..first.clone()
+    };
+    let outcome = store.sessions.create_session(&again).await;
+    assert!(matches!(outcome, Err(StorageError::Other(_))), "{outcome:?}");
+    let (found, _) = store.sessions.find_session(&first.handle_hash).await.unwrap().unwrap();
+    assert_eq!(found.id, first.id);
+}
+
+async fn touching_a_session_only_moves_last_seen_forward(store: &Store) {
+    let user = add_user(store, "ada@example.com").await;
+    let session = add_session(store, &user, at(10)).await;
+    let last_seen = async || {
+        let (found, _) = store
+            .sessions
+            .find_session(&session.handle_hash)
+            .await
+            .unwrap()
+            .unwrap();
+        found.last_seen_at
+    };
+
+    store.sessions.touch_session(session.id, at(70)).await.unwrap();
+    assert_eq!(last_seen().await, at(70));
+    store.sessions.touch_session(session.id, at(40)).await.unwrap();
+    assert_eq!(last_seen().await, at(70));
+    store.sessions.touch_session(session.id, at(130)).await.unwrap();
+    assert_eq!(last_seen().await, at(130));
+    // An unknown session is no error: it may have ended in the meantime.
+    store.sessions.touch_session(SessionId::new(), at(140)).await.unwrap();
+}
+
+async fn deleting_a_session_by_hash_says_whether_there_was_one(store: &Store) {
+    let user = add_user(store, "ada@example.com").await;
+    let session = add_session(store, &user, at(10)).await;
+    let other = add_session(store, &user, at(11)).await;
+    assert!(
+        store
+            .sessions
+            .delete_session_by_hash(&session.handle_hash)
+            .await
+            .unwrap()
+    );
+    assert!(!session_exists(store, &session.handle_hash).await);
+    assert!(
+        !store
+            .sessions
+            .delete_session_by_hash(&session.handle_hash)
+            .await
+            .unwrap()
+    );
+    assert!(session_exists(store, &other.handle_hash).await);
+}
+
+async fn deleting_another_users_session_returns_false(store: &Store) {
+    let ada = add_user(store, "ada@example.com").await;
+    let bob = add_user(store, "bob@example.com").await;
+    let session = add_session(store, &ada, at(10)).await;
+
+    assert!(!store.sessions.delete_user_session(bob.id, session.id).await.unwrap());
+    assert!(session_exists(store, &session.handle_hash).await);
+    assert!(
+        !store
+            .sessions
+            .delete_user_session(ada.id, SessionId::new())
+            .await
+            .unwrap()
+    );
+    assert!(store.sessions.delete_user_session(ada.id, session.id).await.unwrap());
+    assert!(!session_exists(store, &session.handle_hash).await);
+    assert!(!store.sessions.delete_user_session(ada.id, session.id).await.unwrap());
+}
+
+async fn deleting_a_users_sessions_spares_the_kept_one_and_other_users(store: &Store) {
+    let ada = add_user(store, "ada@example.com").await;
+    let bob = add_user(store, "bob@example.com").await;
+    let kept = add_session(store, &ada, at(10)).await;
+    let ended = [
+        add_session(store, &ada, at(11)).await,
+        add_session(store, &ada, at(12)).await,
+    ];
+    let bystander = add_session(store, &bob, at(13)).await;
+
+    assert_eq!(
+        store
+            .sessions
+            .delete_user_sessions(ada.id, Some(kept.id))
+            .await
+            .unwrap(),
+        2
+    );
+    assert!(session_exists(store, &kept.handle_hash).await);
+    for session in &ended {
+        assert!(!session_exists(store, &session.handle_hash).await);
+    }
+    assert_eq!(store.sessions.delete_user_sessions(ada.id, None).await.unwrap(), 1);
+    assert!(!session_exists(store, &kept.handle_hash).await);
+    assert_eq!(store.sessions.delete_user_sessions(ada.id, None).await.unwrap(), 0);
+    assert!(session_exists(store, &bystander.handle_hash).await);
+}
+
+async fn listing_sessions_leaves_out_expired_ones_newest_first(store: &Store) {
+    let ada = add_user(store, "ada@example.com").await;
+    let bob = add_user(store, "bob@example.com").await;
+    let created_too_early = add_session(store, &ada, at(100)).await; // created_at == cutoff: out
+    let oldest_live = add_session(store, &ada, at(101)).await;
+    let idle = add_session(store, &ada, at(102)).await; // last seen == cutoff: out
+    let newest_live = add_session(store, &ada, at(103)).await;
+    add_session(store, &bob, at(104)).await;
+    for session in [&created_too_early, &oldest_live, &newest_live] {
+        store.sessions.touch_session(session.id, at(300)).await.unwrap();
+    }
+    store.sessions.touch_session(idle.id, at(200)).await.unwrap();
+
+    let listed = store
+        .sessions
+        .list_user_sessions(ada.id, at(200), at(100))
+        .await
+        .unwrap();
+    let ids: Vec<SessionId> = listed.iter().map(|s| s.id).collect();
+    assert_eq!(ids, [newest_live.id, oldest_live.id]);
+    assert_eq!(listed[0].last_seen_at, at(300));
+    assert_eq!(listed[0].created_at, at(103));
+    assert!(listed.iter().all(|s| s.user_id == ada.id));
+
+    let everything = store.sessions.list_user_sessions(ada.id, at(0), at(0)).await.unwrap();
+    assert_eq!(everything.len(), 4);
+    assert!(
+        store
+            .sessions
+            .list_user_sessions(UserId::new(), at(0), at(0))
+            .await
+            .unwrap()
+            .is_empty()
+    );
+}
+
+async fn expired_sessions_are_deleted_on_either_deadline(store: &Store) {
+    let user = add_user(store, "ada@example.com").await;
+    let too_old = add_session(store, &user, at(100)).await; // created_at == deadline: deleted
+    let idle = add_session(store, &user, at(150)).await; // last seen == deadline: deleted
+    let live = add_session(store, &user, at(150)).await;
+    store.sessions.touch_session(too_old.id, at(500)).await.unwrap();
+    store.sessions.touch_session(idle.id, at(200)).await.unwrap();
+    store.sessions.touch_session(live.id, at(201)).await.unwrap();
+
+    assert_eq!(
+        store.sessions.delete_expired_sessions(at(200), at(100)).await.unwrap(),
+        2
+    );
+    assert!(!session_exists(store, &too_old.handle_hash).await);
+    assert!(!session_exists(store, &idle.handle_hash).await);
+    assert!(session_exists(store, &live.handle_hash).await);
+    assert_eq!(
+        store.sessions.delete_expired_sessions(at(200), at(100)).await.unwrap(),
+        0
+    );
+}
+
+// Login failures.
+
+async fn recent_failures_are_those_of_the_asked_keys_inside_the_window(store: &Store) {
+    let account = ThrottleKey::account("ada@example.com");
+    let ip = ThrottleKey::ip("192.0.2.7");
+    let pair = ThrottleKey::account_ip("ada@example.com", "192.0.2.7");
+    let elsewhere = ThrottleKey::ip("198.51.100.1");
+    store
+        .throttle
+        .record_failure(&[account.clone(), ip.clone()], at(10))
+        .await
+        .unwrap();
+    store
+        .throttle
+        .record_failure(std::slice::from_ref(&account), at(20))
+        .await
+        .unwrap();
+    store
+        .throttle
+        .record_failure(std::slice::from_ref(&elsewhere), at(20))
+        .await
+        .unwrap();
+
+    let mut all = store
+        .throttle
+        .recent_failures(&[account.clone(), ip.clone(), pair.clone()], at(0))
+        .await
+        .unwrap();
+    all.sort();
+    let expected = [
+        (account.as_str().to_owned(), at(10)),
+        (account.as_str().to_owned(), at(20)),
+        (ip.as_str().to_owned(), at(10)),
+    ];
+    assert_eq!(all, expected);
+
+    // The window is open at its start: a failure exactly at `since` no longer counts.
+    let recent = store
+        .throttle
+        .recent_failures(&[account.clone(), ip], at(10))
+        .await
+        .unwrap();
+    assert_eq!(recent, [(account.as_str().to_owned(), at(20))]);
+    assert!(store.throttle.recent_failures(&[pair], at(0)).await.unwrap().is_empty());
+    assert!(store.throttle.recent_failures(&[], at(0)).await.unwrap().is_empty());
+}
+
+async fn clearing_failures_forgets_one_key_only(store: &Store) {
+    let pair = ThrottleKey::account_ip("ada@example.com", "192.0.2.7");
+    let account = ThrottleKey::account("ada@example.com");
+    store
+        .throttle
+        .record_failure(&[pair.clone(), account.clone()], at(10))
+        .await
+        .unwrap();
+    store
+        .throttle
+        .record_failure(std::slice::from_ref(&pair), at(11))
+        .await
+        .unwrap();
+
+    store.throttle.clear_failures(&pair).await.unwrap();
+    let left = store
+        .throttle
+        .recent_failures(&[pair.clone(), account.clone()], at(0))
+        .await
+        .unwrap();
+    assert_eq!(left, [(account.as_str().to_owned(), at(10))]);
+    store.throttle.clear_failures(&pair).await.unwrap();
+}
+
+async fn pruning_failures_deletes_up_to_the_cutoff(store: &Store) {
+    let key = ThrottleKey::ip("192.0.2.7");
+    for second in [10, 20, 30] {
+        store
+            .throttle
+            .record_failure(std::slice::from_ref(&key), at(second))
+            .await
+            .unwrap();
+    }
+    assert_eq!(store.throttle.prune_failures(at(20)).await.unwrap(), 2);
+    let left = store
+        .throttle
+        .recent_failures(std::slice::from_ref(&key), at(0))
+        .await
+        .unwrap();
+    assert_eq!(left, [(key.as_str().to_owned(), at(30))]);
+    assert_eq!(store.throttle.prune_failures(at(20)).await.unwrap(), 0);
+}
+
+// Clients and their keys.
+
+async fn a_created_client_is_found_with_its_first_key(store: &Store) {
+    let owner = add_user(store, "ada@example.com").await;
+    let (client, key) = add_client(store, &owner, "read:reports write:reports", at(10)).await;
+
+    let found = store
+        .clients
+        .find_client(&client.id)
+        .await
+        .unwrap()
+        .expect("client found");
+    assert_eq!(found.client.id, client.id);
+    assert_eq!(found.client.owner_id, owner.id);
+    assert_eq!(found.client.name, "reporting");
+    assert_eq!(found.client.scopes, client.scopes);
+    assert_eq!(found.client.created_at, at(10));
+    assert_eq!(key_ids(&found.keys), [key.id]);
+    assert_eq!(found.keys[0].key_hash, key.key_hash);
+    assert_eq!(found.keys[0].client_id, client.id);
+    assert_eq!(found.keys[0].created_at, at(10));
+    assert_eq!(found.keys[0].last_used_at, None);
+    assert_eq!(found.keys[0].revoked_at, None);
+
+    let (found_key, its_client) = store.clients.find_key(key.id).await.unwrap().expect("key found");
+    assert_eq!(found_key.id, key.id);
+    assert_eq!(found_key.key_hash, key.key_hash);
+    assert_eq!(its_client.id, client.id);
+    assert_eq!(its_client.scopes, client.scopes);
+}
+
+async fn listing_clients_gives_each_its_own_keys_oldest_first(store: &Store) {
+    let ada = add_user(store, "ada@example.com").await;
+    let bob = add_user(store, "bob@example.com").await;
+    let (newer, newer_key) = add_client(store, &ada, "read:reports", at(20)).await;
+    let (older, older_first_key) = add_client(store, &ada, "write:reports", at(10)).await;
+    let (_, bobs_key) = add_client(store, &bob, "read:reports", at(5)).await;
+    let older_second_key = key_of(&older, at(30));
+    let older_earlier_key = key_of(&older, at(15));
+    store.clients.add_key(&older_second_key).await.unwrap();
+    store.clients.add_key(&older_earlier_key).await.unwrap();
+
+    let listed = store.clients.list_clients(ada.id).await.unwrap();
+    let ids: Vec<&ClientId> = listed.iter().map(|c| &c.client.id).collect();
+    assert_eq!(ids, [&older.id, &newer.id]);
+    assert_eq!(
+        key_ids(&listed[0].keys),
+        [older_first_key.id, older_earlier_key.id, older_second_key.id]
+    );
+    assert_eq!(key_ids(&listed[1].keys), [newer_key.id]);
+    assert!(listed.iter().flat_map(|c| &c.keys).all(|k| k.id != bobs_key.id));
+
+    assert_eq!(store.clients.list_clients(bob.id).await.unwrap().len(), 1);
+    assert!(store.clients.list_clients(UserId::new()).await.unwrap().is_empty());
+}
+
+async fn missing_clients_and_keys_are_not_found(store: &Store) {
+    let owner = add_user(store, "ada@example.com").await;
+    add_client(store, &owner, "read:reports", at(10)).await;
+    assert!(
+        store
+            .clients
+            .find_client(&ClientId::generate())
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert!(store.clients.find_key(ApiKeyId::new()).await.unwrap().is_none());
+}
+
+async fn deleting_a_client_takes_its_keys_and_records_the_revocation(store: &Store) {
+    let owner = add_user(store, "ada@example.com").await;
+    let (client, key) = add_client(store, &owner, "read:reports", at(10)).await;
+    let (kept, kept_key) = add_client(store, &owner, "read:reports", at(11)).await;
+    let entry = revocation(RevocationKind::Client, client.id.as_str(), at(20), at(3600));
+
+    assert!(store.clients.delete_client(owner.id, &client.id, &entry).await.unwrap());
+    assert!(store.clients.find_client(&client.id).await.unwrap().is_none());
+    assert!(store.clients.find_key(key.id).await.unwrap().is_none());
+    assert_eq!(
+        revocations_of(store, client.id.as_str()).await,
+        std::slice::from_ref(&entry)
+    );
+    assert!(store.clients.find_client(&kept.id).await.unwrap().is_some());
+    assert!(store.clients.find_key(kept_key.id).await.unwrap().is_some());
+
+    assert!(!store.clients.delete_client(owner.id, &client.id, &entry).await.unwrap());
+    assert_eq!(revocations_of(store, client.id.as_str()).await.len(), 1);
+}
+
+async fn only_the_owner_can_delete_a_client(store: &Store) {
+    let ada = add_user(store, "ada@example.com").await;
+    let bob = add_user(store, "bob@example.com").await;
+    let (client, _) = add_client(store, &ada, "read:reports", at(10)).await;
+    let entry = revocation(RevocationKind::Client, client.id.as_str(), at(20), at(3600));
+
+    assert!(!store.clients.delete_client(bob.id, &client.id, &entry).await.unwrap());
+    assert!(store.clients.find_client(&client.id).await.unwrap().is_some());
+    assert!(revocations_of(store, client.id.as_str()).await.is_empty());
+}
+
+async fn revoking_a_key_keeps_the_first_revocation_time(store: &Store) {
+    let owner = add_user(store, "ada@example.com").await;
+    let (client, key) = add_client(store, &owner, "read:reports", at(10)).await;
+    let other_key = key_of(&client, at(11));
+    store.clients.add_key(&other_key).await.unwrap();
+    let subject = key.id.to_string();
+    let first = revocation(RevocationKind::Key, &subject, at(20), at(3600));
+
+    assert!(store.clients.revoke_key(&client.id, key.id, &first).await.unwrap());
+    let (found, _) = store.clients.find_key(key.id).await.unwrap().unwrap();
+    assert_eq!(found.revoked_at, Some(at(20)));
+    assert!(revocations_of(store, &subject).await.contains(&first));
+    let (untouched, _) = store.clients.find_key(other_key.id).await.unwrap().unwrap();
+    assert_eq!(untouched.revoked_at, None);
+
+    let again = revocation(RevocationKind::Key, &subject, at(40), at(3600));
+    assert!(store.clients.revoke_key(&client.id, key.id, &again).await.unwrap());
+    let (found, _) = store.clients.find_key(key.id).await.unwrap().unwrap();
+    assert_eq!(found.revoked_at, Some(at(20)));
+
+    let listed = store.clients.find_client(&client.id).await.unwrap().unwrap();
+    assert_eq!(listed.keys[0].revoked_at, Some(at(20)));
+    assert_eq!(listed.keys[1].revoked_at, None);
+}
+
+async fn revoking_a_key_of_another_client_or_an_unknown_key_returns_false(store: &Store) {
+    let owner = add_user(store, "ada@example.com").await;
+    let (client, key) = add_client(store, &owner, "read:reports", at(10)).await;
+    let (other_client, _) = add_client(store, &owner, "read:reports", at(11)).await;
+    let entry = revocation(RevocationKind::Key, &key.id.to_string(), at(20), at(3600));
+
+    assert!(
+        !store
+            .clients
+            .revoke_key(&other_client.id, key.id, &entry)
+            .await
+            .unwrap()
+    );
+    assert!(
+        !store
+            .clients
+            .revoke_key(&client.id, ApiKeyId::new(), &entry)
+            .await
+            .unwrap()
+    );
+    let (found, _) = store.clients.find_key(key.id).await.unwrap().unwrap();
+    assert_eq!(found.revoked_at, None);
+    assert!(revocations_of(store, &key.id.to_string()).await.is_empty());
+}
+
+async fn touching_a_key_only_moves_last_used_forward(store: &Store) {
+    let owner = add_user(store, "ada@example.com").await;
+    let (_, key) = add_client(store, &owner, "read:reports", at(10)).await;
+    let last_used = async || store.clients.find_key(key.id).await.unwrap().unwrap().0.last_used_at;
+
+    store.clients.touch_key(key.id, at(70)).await.unwrap();
+    assert_eq!(last_used().await, Some(at(70)));
+    store.clients.touch_key(key.id, at(40)).await.unwrap();
+    assert_eq!(last_used().await, Some(at(70)));
+    store.clients.touch_key(key.id, at(130)).await.unwrap();
+    assert_eq!(last_used().await, Some(at(130)));
+    store.clients.touch_key(ApiKeyId::new(), at(140)).await.unwrap();
+}
+
+async fn a_key_with_a_taken_id_is_refused(store: &Store) {
+    let owner = add_user(store, "ada@example.com").await;
+    let (client, key) = add_client(store, &owner, "read:reports", at(10)).await;
+    let duplicate = ApiKeyRecord {
+        id: key.id,
+        ..key_of(&client, at(20))
+    };
+    let outcome = store.clients.add_key(&duplicate).await;
+    assert!(matches!(outcome, Err(StorageError::Other(_))), "{outcome:?}");
+    let found = store.clients.find_client(&client.id).await.unwrap().unwrap();
+    assert_eq!(found.keys.len(), 1);
+    assert_eq!(found.keys[0].key_hash, key.key_hash);
+
+    // A client whose first key cannot be stored is not stored either.
+    let orphan = client_of(&owner, "orphan", "read:reports", at(30));
+    let orphan_key = ApiKeyRecord {
+        id: key.id,
+        ..key_of(&orphan, at(30))
+    };
+    assert!(store.clients.create_client(&orphan, &orphan_key).await.is_err());
+    assert!(store.clients.find_client(&orphan.id).await.unwrap().is_none());
+}
+
+async fn registered_scopes_are_merged_sorted_and_distinct(store: &Store) {
+    assert!(store.clients.registered_scopes().await.unwrap().is_empty());
+    let ada = add_user(store, "ada@example.com").await;
+    let bob = add_user(store, "bob@example.com").await;
+    add_client(store, &ada, "write:reports read:reports", at(10)).await;
+    add_client(store, &ada, "read:reports", at(11)).await;
+    add_client(store, &bob, "admin read:reports", at(12)).await;
+    assert_eq!(
+        store.clients.registered_scopes().await.unwrap(),
+        ["admin", "read:reports", "write:reports"]
+    );
+}
+
+// Signing keys.
+
+fn signing_key(kid: &str, created_at: OffsetDateTime) -> SigningKeyRecord {
+    SigningKeyRecord {
+        kid: kid.to_owned(),
+        alg: "EdDSA".to_owned(),
+        private_der: kid.bytes().chain([0, 255, 7]).collect(),
+        created_at,
+    }
+}
+
+async fn signing_keys_come_back_whole_oldest_first(store: &Store) {
+    assert!(store.signing_keys.signing_keys().await.unwrap().is_empty());
+    let newest = SigningKeyRecord {
+        alg: "ES256".to_owned(),
+        ..signing_key("k-newest", at(30))
+    };
+    for key in [
+        &newest,
+        &signing_key("k-b", at(10)),
+        &signing_key("k-a", at(10)),
+        &signing_key("k-old", at(5)),
+    ] {
+        store.signing_keys.add_signing_key(key).await.unwrap();
+    }
+    let keys = store.signing_keys.signing_keys().await.unwrap();
+    let kids: Vec<&str> = keys.iter().map(|k| k.kid.as_str()).collect();
+    assert_eq!(kids, ["k-old", "k-a", "k-b", "k-newest"]);
+    let last = &keys[3];
+    assert_eq!(last.alg, "ES256");
+    assert_eq!(last.private_der, newest.private_der);
+    assert_eq!(last.created_at, at(30));
+}
+
+async fn a_signing_key_with_a_taken_kid_is_refused(store: &Store) {
+    store
+        .signing_keys
+        .add_signing_key(&signing_key("k-1", at(10)))
+        .await
+        .unwrap();
+    let outcome = store.signing_keys.add_signing_key(&signing_key("k-1", at(20))).await;
+    assert!(matches!(outcome, Err(StorageError::Other(_))), "{outcome:?}");
+    let keys = store.signing_keys.signing_keys().await.unwrap();
+    assert_eq!(keys.len(), 1);
+    assert_eq!(keys[0].created_at, at(10));
+}
+
+// Revocations.
+
+async fn revocations_since_are_bounded_by_creation_and_expiry(store: &Store) {
+    let at_since = revocation(RevocationKind::Token, "jti-at-since", at(100), at(1000)); // created == since: out
+    let after = revocation(RevocationKind::Token, "jti-after", at(101), at(1000));
+    let expired_now = revocation(RevocationKind::Key, "key-expired", at(150), at(500)); // expires == now: out
+    let live_key = revocation(RevocationKind::Key, "key-live", at(150), at(501));
+    let live_client = revocation(RevocationKind::Client, "cli-live", at(200), at(900));
+    for entry in [&at_since, &after, &expired_now, &live_key, &live_client] {
+        store.revocations.revoke(entry).await.unwrap();
+    }
+
+    let mut found = store.revocations.revocations_since(at(100), at(500)).await.unwrap();
+    found.sort_by(|a, b| a.subject.cmp(&b.subject));
+    assert_eq!(found, [live_client.clone(), after, live_key]);
+    assert_eq!(
+        store.revocations.revocations_since(at(150), at(500)).await.unwrap(),
+        [live_client]
+    );
+    assert!(
+        store
+            .revocations
+            .revocations_since(at(200), at(0))
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert_eq!(
+        store.revocations.revocations_since(at(0), at(0)).await.unwrap().len(),
+        5
+    );
+}
+
+async fn pruning_revocations_deletes_what_has_expired_by_now(store: &Store) {
+    for (subject, expires) in [("a", 100), ("b", 200), ("c", 201)] {
+        store
+            .revocations
+            .revoke(&revocation(RevocationKind::Token, subject, at(10), at(expires)))
+            .await
+            .unwrap();
+    }
+    assert_eq!(store.revocations.prune_revocations(at(200)).await.unwrap(), 2);
+    let left = store.revocations.revocations_since(at(0), at(0)).await.unwrap();
+    let subjects: Vec<&str> = left.iter().map(|r| r.subject.as_str()).collect();
+    assert_eq!(subjects, ["c"]);
+    assert_eq!(store.revocations.prune_revocations(at(200)).await.unwrap(), 0);
+}
