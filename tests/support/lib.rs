@@ -180,11 +180,36 @@ impl TestApp {
         Self::spawn_with(db, settings, axum::Router::new()).await
     }
 
+    /// Starts sesame on a fresh database, reading time from `clock`: the test moves it
+    /// instead of sleeping past deadlines.
+    pub async fn spawn_with_clock(
+        backend: Backend,
+        settings: &[(&str, &str)],
+        clock: sesame_core::ManualClock,
+    ) -> Self {
+        Self::spawn_inner(
+            TestDb::create(backend).await,
+            settings,
+            axum::Router::new(),
+            Arc::new(clock),
+        )
+        .await
+    }
+
     /// Starts sesame with routes of the test's own merged in (an embedding service).
     pub async fn spawn_with(
         db: Arc<TestDb>,
         settings: &[(&str, &str)],
         extra: axum::Router<sesame_http::AppState>,
+    ) -> Self {
+        Self::spawn_inner(db, settings, extra, Arc::new(sesame_core::SystemClock)).await
+    }
+
+    async fn spawn_inner(
+        db: Arc<TestDb>,
+        settings: &[(&str, &str)],
+        extra: axum::Router<sesame_http::AppState>,
+        clock: sesame_core::SharedClock,
     ) -> Self {
         let mut env: HashMap<String, String> = settings
             .iter()
@@ -195,7 +220,7 @@ impl TestApp {
             .or_insert_with(|| "127.0.0.1:0".into());
         let config = Config::from_sources(None, |name| env.get(name).cloned()).expect("valid test configuration");
         let listener = tokio::net::TcpListener::bind(config.listen).await.expect("bind");
-        let server = sesame_server::start_with(&config, listener, extra)
+        let server = sesame_server::start_with_clock(&config, listener, extra, clock)
             .await
             .expect("server starts");
         let base = format!("http://{}", server.addr);
