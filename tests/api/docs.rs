@@ -80,6 +80,9 @@ async fn the_api_explorer_and_everything_it_loads_come_from_the_server_itself() 
         .await
         .unwrap();
     assert!(script.contains("\"openapi.json\""), "{script}");
-    assert!(script.contains("withCredentials: true") && script.contains("persistAuthorization: true"));
+    // The session cookie goes along; nothing entered under Authorize is kept in the
+    // browser's storage.
+    assert!(script.contains("withCredentials: true") && script.contains("persistAuthorization: false"));
+    assert!(!script.contains("localStorage") && !script.contains("sessionStorage"));
     app.stop().await;
 }

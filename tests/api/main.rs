@@ -17,6 +17,7 @@ mod expiry;
 mod faults;
 mod fixation;
 mod forged;
+mod hardening;
 mod health;
 mod instances;
 mod jwt;

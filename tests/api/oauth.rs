@@ -162,7 +162,9 @@ async fn introspecting_a_live_token_describes_it(backend: Backend) {
     assert_eq!(body["sub"], client.client_id.as_str());
     assert_eq!(body["scope"], "notes:write");
     assert_eq!(body["token_type"], "Bearer");
-    for claim in ["exp", "iat", "iss", "aud", "jti"] {
+    // The owner: the user who registered the client, in the token and in the answer.
+    assert_eq!(body["owner"], session.body["user"]["id"]);
+    for claim in ["exp", "iat", "iss", "aud", "jti", "owner"] {
         assert_eq!(body[claim], claims[claim], "{claim}");
     }
     assert_eq!(body["iss"], app.base.as_str());
@@ -179,6 +181,7 @@ async fn introspecting_a_live_token_describes_it(backend: Backend) {
         "aud",
         "jti",
         "token_type",
+        "owner",
     ];
     expected.sort_unstable();
     assert_eq!(members, expected, "{body}");

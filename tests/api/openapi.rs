@@ -101,6 +101,14 @@ async fn the_document_is_openapi_3_1_and_declares_how_each_operation_authenticat
                 if !(status.starts_with('4') || status.starts_with('5')) {
                     continue;
                 }
+                let response = resolve(&document, response);
+                // §2: every 429 and 503 carries `Retry-After`, and the document says so.
+                if status == "429" || status == "503" {
+                    assert!(
+                        response["headers"]["Retry-After"].is_object(),
+                        "{method} {path} {status} does not declare Retry-After"
+                    );
+                }
                 let content = response["content"].as_object();
                 let types: Vec<&String> = content.map(|c| c.keys().collect()).unwrap_or_default();
                 assert!(!types.is_empty(), "{method} {path} {status} has no body described");
@@ -113,5 +121,20 @@ async fn the_document_is_openapi_3_1_and_declares_how_each_operation_authenticat
                 }
             }
         }
+    }
+}
+
+/// A response as written, or the reusable one (`#/components/responses/…`) it refers to.
+fn resolve<'a>(document: &'a Value, response: &'a Value) -> &'a Value {
+    match response["$ref"].as_str() {
+        Some(reference) => {
+            let name = reference
+                .strip_prefix("#/components/responses/")
+                .unwrap_or_else(|| panic!("unexpected reference {reference}"));
+            let target = &document["components"]["responses"][name];
+            assert!(target.is_object(), "{reference} is not in components/responses");
+            target
+        }
+        None => response,
     }
 }

@@ -218,6 +218,10 @@ impl TestApp {
         env.insert("SESAME_DATABASE_URL".into(), db.url.clone());
         env.entry("SESAME_LISTEN".into())
             .or_insert_with(|| "127.0.0.1:0".into());
+        // Every test registers its users from 127.0.0.1; the registration budget is
+        // tested where a test sets it.
+        env.entry("SESAME_THROTTLE_REGISTRATION".into())
+            .or_insert_with(|| "100000/1h".into());
         let config = Config::from_sources(None, |name| env.get(name).cloned()).expect("valid test configuration");
         let listener = tokio::net::TcpListener::bind(config.listen).await.expect("bind");
         let server = sesame_server::start_with_clock(&config, listener, extra, clock)
@@ -294,17 +298,36 @@ impl TestApp {
         }
     }
 
-    /// Disables a user the way `sesame user disable` does: through the storage API.
-    pub async fn disable_user(&self, email: &str) {
-        let store = self.db.store().await;
-        let email = sesame_domain::Email::parse(email).expect("valid email");
-        let disabled = store
-            .users
-            .disable_user(&email, sesame_domain::now())
+    /// Runs the `sesame` binary on this app's database (an operator at the command line,
+    /// in a process of its own); its output, after asserting it succeeded.
+    pub async fn sesame(&self, args: &[&str]) -> String {
+        let output = self.sesame_output(args).await;
+        assert!(
+            output.status.success(),
+            "sesame {args:?} failed: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        String::from_utf8(output.stdout).expect("utf-8 output")
+    }
+
+    /// Runs the `sesame` binary on this app's database, whatever its outcome.
+    pub async fn sesame_output(&self, args: &[&str]) -> std::process::Output {
+        let mut command = std::process::Command::new(sesame_binary());
+        command
+            .args(args)
+            .env_clear()
+            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+            .env("SESAME_DATABASE_URL", &self.db.url)
+            .env("SESAME_LOG", "warn")
+            .stdin(std::process::Stdio::null());
+        tokio::task::spawn_blocking(move || command.output().expect("run the sesame binary"))
             .await
-            .expect("disable user");
-        assert!(disabled.is_some(), "no user {email} to disable");
-        store.database.close().await;
+            .expect("join")
+    }
+
+    /// Disables a user with `sesame user disable`.
+    pub async fn disable_user(&self, email: &str) {
+        self.sesame(&["user", "disable", email]).await;
     }
 
     pub async fn me(&self, session: &Session) -> Response {
@@ -313,6 +336,22 @@ impl TestApp {
             .await
             .expect("request")
     }
+}
+
+/// The `sesame` binary cargo built beside this test binary (`target/<profile>/sesame`).
+pub fn sesame_binary() -> std::path::PathBuf {
+    let exe = std::env::current_exe().expect("the test binary's path");
+    let profile_dir = exe
+        .parent()
+        .and_then(|deps| deps.parent())
+        .expect("target/<profile>/deps");
+    let binary = profile_dir.join(format!("sesame{}", std::env::consts::EXE_SUFFIX));
+    assert!(
+        binary.exists(),
+        "{} is missing: build it with `cargo build -p sesame-server` (cargo test --workspace does)",
+        binary.display()
+    );
+    binary
 }
 
 /// Reads the session cookie and CSRF token out of a successful login response.

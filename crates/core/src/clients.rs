@@ -142,6 +142,28 @@ impl Clients<'_> {
         Ok(())
     }
 
+    /// Every client, or one owner's, with its keys (the operator's list).
+    pub async fn list_all(&self, owner: Option<UserId>) -> Result<Vec<ClientWithKeys>> {
+        match owner {
+            Some(owner) => self.list(owner).await,
+            None => Ok(self.0.store.clients.list_all_clients().await?),
+        }
+    }
+
+    /// The owner of a client, for the operator's commands; [`CoreError::NotFound`] if
+    /// there is no such client.
+    pub async fn owner_of(&self, id: &str) -> Result<UserId> {
+        let id = ClientId::parse(id).ok_or(CoreError::NotFound)?;
+        let found = self
+            .0
+            .store
+            .clients
+            .find_client(&id)
+            .await?
+            .ok_or(CoreError::NotFound)?;
+        Ok(found.client.owner_id)
+    }
+
     /// Deletes a client: all its keys and tokens stop working at once.
     pub async fn delete(&self, owner: UserId, id: &str) -> Result<()> {
         let cx = self.0;

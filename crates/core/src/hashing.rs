@@ -30,7 +30,19 @@ pub struct HashingPool {
     size: usize,
     /// Jobs running or waiting for a permit.
     queued: Arc<AtomicUsize>,
+    /// Of those, the jobs that are not password logins.
+    queued_other: Arc<AtomicUsize>,
     max_queued: usize,
+}
+
+/// Which share of the queue a job may use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Lane {
+    /// A password login: the whole queue.
+    Login,
+    /// Anything else (registration, password change): at most half the queue, so a flood
+    /// of them can never take the places logins need.
+    Other,
 }
 
 /// Decrements the queue count however the job ends (including cancellation).
@@ -74,6 +86,7 @@ impl HashingPool {
             permits: Arc::new(Semaphore::new(size)),
             size,
             queued: Arc::new(AtomicUsize::new(0)),
+            queued_other: Arc::new(AtomicUsize::new(0)),
             max_queued: size * 64,
         }
     }
@@ -97,18 +110,39 @@ impl HashingPool {
         &self.hasher
     }
 
-    /// Runs `job` on the pool, carrying the caller's tracing span across.
+    /// Runs a password login's `job` on the pool, carrying the caller's tracing span
+    /// across.
     pub async fn run<T, F>(&self, job: F) -> Result<T, CoreError>
     where
         F: FnOnce(&PasswordHasher) -> T + Send + 'static,
         T: Send + 'static,
     {
+        self.run_in(Lane::Login, job).await
+    }
+
+    /// Runs `job` on the pool in `lane`.
+    pub async fn run_in<T, F>(&self, lane: Lane, job: F) -> Result<T, CoreError>
+    where
+        F: FnOnce(&PasswordHasher) -> T + Send + 'static,
+        T: Send + 'static,
+    {
+        let other_slot = match lane {
+            Lane::Login => None,
+            Lane::Other => {
+                if self.queued_other.fetch_add(1, Ordering::AcqRel) >= self.max_queued / 2 {
+                    self.queued_other.fetch_sub(1, Ordering::AcqRel);
+                    tracing::warn!("hashing queue's share for non-login work full; refusing request");
+                    return Err(CoreError::Unavailable(None));
+                }
+                Some(QueueSlot(self.queued_other.clone()))
+            }
+        };
         if self.queued.fetch_add(1, Ordering::AcqRel) >= self.max_queued {
             self.queued.fetch_sub(1, Ordering::AcqRel);
             tracing::warn!("hashing queue full; refusing request");
             return Err(CoreError::Unavailable(None));
         }
-        let slot = QueueSlot(self.queued.clone());
+        let slot = (QueueSlot(self.queued.clone()), other_slot);
         let permit = self
             .permits
             .clone()
@@ -131,10 +165,65 @@ impl HashingPool {
             .map_err(|_| CoreError::internal(std::io::Error::other("a hashing job was dropped")))
     }
 
-    /// Hashes a new password on the pool.
+    /// Hashes a new password on the pool (registration, password change: [`Lane::Other`]).
     pub async fn hash(&self, password: sesame_domain::Password) -> Result<String, CoreError> {
-        self.run(move |hasher| hasher.hash(&password))
+        self.run_in(Lane::Other, move |hasher| hasher.hash(&password))
             .await?
             .map_err(|e: HashError| CoreError::internal(e))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn other_work_takes_at_most_half_the_queue_and_logins_the_rest() {
+        let pool = HashingPool::new(
+            PasswordHasher::new(sesame_domain::password::HashParams::default()).expect("params"),
+            1,
+        );
+        let (release, gate) = std::sync::mpsc::channel::<()>();
+        let gate = Arc::new(std::sync::Mutex::new(gate));
+        // One job holds the only thread; everything else waits in the queue.
+        let blocker = {
+            let pool = pool.clone();
+            let gate = gate.clone();
+            tokio::spawn(async move {
+                pool.run_in(Lane::Other, move |_| {
+                    let _ = gate.lock().map(|g| g.recv());
+                })
+                .await
+            })
+        };
+        while pool.in_flight() == 0 {
+            tokio::task::yield_now().await;
+        }
+        let mut waiting = Vec::new();
+        for _ in 1..pool.max_queued / 2 {
+            let pool = pool.clone();
+            waiting.push(tokio::spawn(async move { pool.run_in(Lane::Other, |_| ()).await }));
+        }
+        while pool.in_flight() < pool.max_queued / 2 {
+            tokio::task::yield_now().await;
+        }
+        // Half the queue is other work: more of it is refused, a login is not.
+        assert!(matches!(
+            pool.run_in(Lane::Other, |_| ()).await,
+            Err(CoreError::Unavailable(None))
+        ));
+        let login = {
+            let pool = pool.clone();
+            tokio::spawn(async move { pool.run(|_| 7).await })
+        };
+        while pool.in_flight() < pool.max_queued / 2 + 1 {
+            tokio::task::yield_now().await;
+        }
+        release.send(()).expect("release");
+        assert_eq!(login.await.expect("join").expect("login hashed"), 7);
+        blocker.await.expect("join").expect("blocker");
+        for job in waiting {
+            job.await.expect("join").expect("queued job");
+        }
     }
 }

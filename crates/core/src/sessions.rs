@@ -106,8 +106,8 @@ impl Sessions<'_> {
         let cx = self.0;
         let email = Email::parse(email).map_err(|e| CoreError::validation("email", e.to_string()))?;
         let password = Password::for_login(password).map_err(|e| CoreError::validation("password", e.to_string()))?;
-        let attempt = cx.throttle.attempt(email.as_str(), &origin.ip);
-        attempt.check().await?;
+        let attempt = cx.throttle.password(email.as_str(), &origin.ip);
+        attempt.reserve().await?;
 
         let record = cx.store.users.find_user_by_email(&email).await?;
         // Unknown emails are verified against a dummy hash, so every failure costs the same.
@@ -125,7 +125,7 @@ impl Sessions<'_> {
                 record
             }
             _ => {
-                attempt.failed().await?;
+                attempt.failed().await;
                 tracing::info!(ip = %origin.ip, outcome = "invalid_credentials", "login failed");
                 return Err(CoreError::InvalidCredentials);
             }

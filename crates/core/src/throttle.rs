@@ -1,13 +1,20 @@
 //! Login throttling against the shared database: every instance reads and writes the
 //! same failure log, so the budgets hold across a fleet.
+//!
+//! An attempt that is about to be verified at a cost (a password hashed) first
+//! *reserves* its place in every budget: storage counts and charges in one locked step,
+//! so with a budget of N at most N failing attempts are ever verified in a window,
+//! however many arrive at once and on however many instances. The charge stands as a
+//! failure unless the attempt succeeds, so a client that hangs up mid-hash has paid.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 use sesame_domain::throttle::combine;
-use sesame_domain::{ThrottleKey, ThrottlePolicy, ThrottleVerdict};
-use sesame_storage::Store;
+use sesame_domain::{AttemptKind, Budget, ThrottleKey, ThrottlePolicy, ThrottleVerdict};
+use sesame_storage::{Charge, Store};
 use time::OffsetDateTime;
+use uuid::Uuid;
 
 use crate::cache::TtlCache;
 use crate::clock::SharedClock;
@@ -35,24 +42,37 @@ impl Throttle {
         self.policy
     }
 
-    /// An attempt on `account` from `ip`.
-    pub fn attempt(&self, account: &str, ip: &str) -> Attempt<'_> {
+    fn attempt(&self, kind: AttemptKind, account: &str, ip: &str) -> Attempt<'_> {
         Attempt {
             throttle: self,
+            kind,
             account: account.to_owned(),
             ip: ip.to_owned(),
+            id: Uuid::now_v7(),
             had_failures: AtomicBool::new(true),
+            reserved: AtomicBool::new(false),
             remembered: false,
         }
     }
 
-    /// The same, for a caller whose every success is cheap and frequent (an API-key
-    /// exchange): a clean check is remembered for [`CLEAN_MEMO_TTL`], so a busy client
-    /// does not read the failure log on every request. See [`CleanMemo`] for the bound.
-    pub fn remembered_attempt(&self, account: &str, ip: &str) -> Attempt<'_> {
+    /// A password attempt for `email` from `ip` (a login or a password change).
+    pub fn password(&self, email: &str, ip: &str) -> Attempt<'_> {
+        self.attempt(AttemptKind::Password, email, ip)
+    }
+
+    /// A registration from `ip`: every attempt counts.
+    pub fn registration(&self, ip: &str) -> Attempt<'_> {
+        self.attempt(AttemptKind::Registration, "", ip)
+    }
+
+    /// A client authenticating from `ip`. Its every success is cheap and frequent (an
+    /// API-key exchange): a clean [`Attempt::check`] is remembered for
+    /// [`CLEAN_MEMO_TTL`], so a busy client does not read the failure log on every
+    /// request. See [`CleanMemo`] for the bound. Failures are charged exactly.
+    pub fn client(&self, account: &str, ip: &str) -> Attempt<'_> {
         Attempt {
             remembered: true,
-            ..self.attempt(account, ip)
+            ..self.attempt(AttemptKind::Client, account, ip)
         }
     }
 
@@ -64,98 +84,158 @@ impl Throttle {
     }
 }
 
-/// The throttle charges for one attempt on `account` from `ip`.
+/// One attempt's dealings with the budgets it is charged to.
 pub struct Attempt<'a> {
     throttle: &'a Throttle,
+    kind: AttemptKind,
     account: String,
     ip: String,
-    /// Whether `check` saw failures under the (account, IP) key, so that a success only
-    /// writes when there is something to forget.
+    /// Names this attempt's reservation in the failure log.
+    id: Uuid,
+    /// Whether the (account, IP) key had failures, so that a success only writes when
+    /// there is something to forget.
     had_failures: AtomicBool,
+    /// Whether this attempt holds a reservation.
+    reserved: AtomicBool,
     /// Whether `check` may trust the [`CleanMemo`].
     remembered: bool,
 }
 
 impl Attempt<'_> {
-    fn keys(&self) -> Vec<ThrottleKey> {
-        self.throttle
-            .policy
-            .charges(&self.account, &self.ip)
-            .into_iter()
-            .map(|(key, _)| key)
-            .collect()
+    fn charges(&self) -> Vec<(ThrottleKey, Budget)> {
+        self.throttle.policy.charges(self.kind, &self.account, &self.ip)
     }
 
-    /// Refuses the attempt with 429 if any budget is spent, whatever the credentials.
-    ///
-    /// Concurrent attempts may all pass this check before any records a failure, so a
-    /// budget can be overshot by the number of attempts in flight at once (bounded by the
-    /// hashing pool's queue); the next attempt after them is refused.
-    pub async fn check(&self) -> Result<(), CoreError> {
-        let pair = ThrottleKey::account_ip(&self.account, &self.ip);
-        let memo = &self.throttle.memo;
-        let now = self.throttle.clock.now();
-        if self.remembered && memo.is_clean(&pair, now) {
-            self.had_failures.store(false, Ordering::Relaxed);
-            return Ok(());
-        }
-        let generation = memo.generation();
-        let policy = self.throttle.policy;
-        let charges = policy.charges(&self.account, &self.ip);
+    fn pair(&self) -> ThrottleKey {
+        ThrottleKey::account_ip(&self.account, &self.ip)
+    }
+
+    /// How long to wait, from the failures now in the log.
+    async fn verdict(&self, now: OffsetDateTime) -> Result<ThrottleVerdict, CoreError> {
+        let charges = self.charges();
         let keys: Vec<ThrottleKey> = charges.iter().map(|(key, _)| key.clone()).collect();
         let failures = self
             .throttle
             .store
             .throttle
-            .recent_failures(&keys, now - policy.longest_window())
+            .recent_failures(&keys, now - self.throttle.policy.longest_window())
             .await?;
-        self.had_failures
-            .store(failures.iter().any(|(k, _)| k == pair.as_str()), Ordering::Relaxed);
-        if self.remembered && failures.is_empty() {
-            memo.remember(pair, generation, now);
-        }
-        let verdict = combine(charges.iter().map(|(key, budget)| {
+        self.had_failures.store(
+            failures.iter().any(|(k, _)| k == self.pair().as_str()),
+            Ordering::Relaxed,
+        );
+        Ok(combine(charges.iter().map(|(key, budget)| {
             let times: Vec<OffsetDateTime> = failures
                 .iter()
                 .filter(|(k, _)| k == key.as_str())
                 .map(|(_, at)| *at)
                 .collect();
             budget.judge(&times, now)
-        }));
+        })))
+    }
+
+    fn refused(&self, retry_after: Duration) -> CoreError {
+        tracing::info!(ip = %self.ip, outcome = "throttled", "attempt refused");
+        CoreError::Throttled { retry_after }
+    }
+
+    /// Refuses the attempt with 429 if any budget is spent, whatever the credentials.
+    /// Charges nothing: for attempts whose verification costs nothing, followed by
+    /// [`reserve`](Self::reserve) only when they fail.
+    pub async fn check(&self) -> Result<(), CoreError> {
+        let memo = &self.throttle.memo;
+        let now = self.throttle.clock.now();
+        let pair = self.pair();
+        if self.remembered && memo.is_clean(&pair, now) {
+            self.had_failures.store(false, Ordering::Relaxed);
+            return Ok(());
+        }
+        let generation = memo.generation();
+        let verdict = self.verdict(now).await?;
+        let clean = !self.had_failures.load(Ordering::Relaxed) && verdict == ThrottleVerdict::Allowed;
+        if self.remembered && clean {
+            memo.remember(pair, generation, now);
+        }
         match verdict {
             ThrottleVerdict::Allowed => Ok(()),
-            ThrottleVerdict::Throttled { retry_after } => {
-                tracing::info!(ip = %self.ip, outcome = "throttled", "login refused");
-                Err(CoreError::Throttled { retry_after })
-            }
+            ThrottleVerdict::Throttled { retry_after } => Err(self.refused(retry_after)),
         }
     }
 
-    /// Charges a failure to every budget.
-    pub async fn failed(&self) -> Result<(), CoreError> {
-        // Forget clean pairs before and after the write, so that no check that read the log
-        // before the failure was committed can remember its pair as clean.
+    /// Reserves this attempt's place in every budget, or refuses it with 429 if any is
+    /// spent. From here on the attempt counts as a failure until it
+    /// [`succeeded`](Self::succeeded), even if the request is dropped meanwhile.
+    pub async fn reserve(&self) -> Result<(), CoreError> {
+        let now = self.throttle.clock.now();
+        let charges: Vec<Charge> = self
+            .charges()
+            .into_iter()
+            .map(|(key, budget)| Charge {
+                key,
+                limit: budget.limit,
+                since: now - budget.window,
+            })
+            .collect();
+        // A charge is a failure until it is taken back: no check that read the log before
+        // it may remember its pair as clean. (A password attempt's charge is forgotten
+        // when it fails: most succeed, and each would otherwise empty the memo.)
+        let memo = &self.throttle.memo;
+        let forget = self.kind != AttemptKind::Password;
+        if forget {
+            memo.forget_all();
+        }
+        let reservation = self.throttle.store.throttle.reserve(&charges, self.id, now).await;
+        if forget {
+            memo.forget_all();
+        }
+        let reservation = reservation?;
+        if reservation.charged {
+            self.reserved.store(true, Ordering::Relaxed);
+            let pair = self.pair();
+            let pair_failures = charges
+                .iter()
+                .zip(&reservation.counts)
+                .any(|(charge, n)| charge.key == pair && *n > 0);
+            self.had_failures.store(pair_failures, Ordering::Relaxed);
+            return Ok(());
+        }
+        let retry_after = match self.verdict(now).await? {
+            ThrottleVerdict::Throttled { retry_after } => retry_after,
+            // The failures that refused it expired in between: try again at once.
+            ThrottleVerdict::Allowed => Duration::from_secs(1),
+        };
+        Err(self.refused(retry_after))
+    }
+
+    /// The attempt failed: its reservation stays, as a failure.
+    pub async fn failed(&self) {
         let memo = &self.throttle.memo;
         memo.forget_all();
-        let recorded = self
-            .throttle
-            .store
-            .throttle
-            .record_failure(&self.keys(), self.throttle.clock.now())
-            .await;
-        memo.forget_all();
-        recorded?;
-        Ok(())
-    }
-
-    /// A success forgets the (account, IP) failures, so a user who finally typed the
-    /// right password starts afresh; the wider budgets keep counting.
-    pub async fn succeeded(&self) {
-        if !self.had_failures.load(Ordering::Relaxed) {
+        if !self.reserved.load(Ordering::Relaxed) {
             return;
         }
-        let key = ThrottleKey::account_ip(&self.account, &self.ip);
-        if let Err(error) = self.throttle.store.throttle.clear_failures(&key).await {
+        let settled = self.throttle.store.throttle.settle(self.id).await;
+        memo.forget_all();
+        if let Err(error) = settled {
+            // Unsettled, it still counts; only a success's reset will not clear it.
+            tracing::warn!(%error, "could not settle a failed attempt");
+        }
+    }
+
+    /// The attempt succeeded: its reservation is taken back, and the (account, IP)
+    /// failures are forgotten, so a user who finally typed the right password starts
+    /// afresh; the wider budgets keep counting.
+    pub async fn succeeded(&self) {
+        let store = &self.throttle.store.throttle;
+        if self.reserved.load(Ordering::Relaxed)
+            && let Err(error) = store.release(self.id).await
+        {
+            tracing::warn!(%error, "could not release a throttle reservation");
+        }
+        if self.kind == AttemptKind::Registration || !self.had_failures.load(Ordering::Relaxed) {
+            return;
+        }
+        if let Err(error) = store.clear_failures(&self.pair()).await {
             tracing::warn!(%error, "could not reset login failures");
         }
     }

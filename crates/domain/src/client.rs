@@ -48,27 +48,10 @@ impl fmt::Debug for ClientId {
     }
 }
 
-/// An API key's public identifier, embedded in the key so the server finds its record
-/// without scanning.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub struct ApiKeyId(pub Uuid);
-
-impl ApiKeyId {
-    pub fn new() -> Self {
-        Self(Uuid::now_v7())
-    }
-}
-
-impl Default for ApiKeyId {
-    fn default() -> Self {
-        Self::new()
-    }
-}
-
-impl fmt::Display for ApiKeyId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        self.0.fmt(f)
-    }
+crate::id::uuid_id! {
+    /// An API key's public identifier, embedded in the key so the server finds its record
+    /// without scanning.
+    ApiKeyId
 }
 
 /// A plain API key: `sk_<key id, 32 hex>_<256 random bits, base64url>`. Shown to its

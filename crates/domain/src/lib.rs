@@ -6,6 +6,7 @@
 pub mod client;
 pub mod duration;
 pub mod email;
+mod id;
 pub mod password;
 pub mod principal;
 pub mod random;
@@ -19,7 +20,7 @@ pub use email::{Email, EmailError};
 pub use password::{Password, PasswordError, PasswordPolicy};
 pub use principal::Principal;
 pub use session::{CsrfToken, SessionHandle, SessionHandleHash, SessionId, SessionPolicy};
-pub use throttle::{Budget, BudgetError, ThrottleKey, ThrottlePolicy, ThrottleVerdict};
+pub use throttle::{AttemptKind, Budget, BudgetError, ThrottleKey, ThrottlePolicy, ThrottleVerdict};
 pub use user::{User, UserId};
 
 /// The current time in UTC, truncated to whole microseconds: the precision both

@@ -9,31 +9,13 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use sha2::{Digest as _, Sha256};
 use subtle::ConstantTimeEq as _;
 use time::OffsetDateTime;
-use uuid::Uuid;
 
 /// Length of an encoded handle or CSRF token: 32 bytes in unpadded base64url.
 const ENCODED_LEN: usize = 43;
 
-/// A session's public identifier (shown in `GET /sessions`; not a credential).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub struct SessionId(pub Uuid);
-
-impl SessionId {
-    pub fn new() -> Self {
-        Self(Uuid::now_v7())
-    }
-}
-
-impl Default for SessionId {
-    fn default() -> Self {
-        Self::new()
-    }
-}
-
-impl fmt::Display for SessionId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        self.0.fmt(f)
-    }
+crate::id::uuid_id! {
+    /// A session's public identifier (shown in `GET /sessions`; not a credential).
+    SessionId
 }
 
 /// The secret in the session cookie: 256 bits from the OS CSPRNG, base64url.

@@ -3,6 +3,7 @@
 //! instance); this module only decides.
 
 use std::fmt;
+use std::net::{IpAddr, Ipv6Addr};
 use std::str::FromStr;
 use std::time::Duration;
 
@@ -61,6 +62,8 @@ pub struct ThrottlePolicy {
     pub account: Budget,
     /// Per client IP over all accounts: stops spraying one password over many accounts.
     pub ip: Budget,
+    /// Registrations per client IP, every attempt counted.
+    pub registration: Budget,
 }
 
 impl Default for ThrottlePolicy {
@@ -78,6 +81,10 @@ impl Default for ThrottlePolicy {
                 limit: 100,
                 window: Duration::from_secs(15 * 60),
             },
+            registration: Budget {
+                limit: 20,
+                window: Duration::from_secs(3_600),
+            },
         }
     }
 }
@@ -89,7 +96,7 @@ pub struct ThrottleKey(String);
 
 impl ThrottleKey {
     pub fn account_ip(account: &str, ip: &str) -> Self {
-        Self(format!("acct_ip:{ip}|{account}"))
+        Self(format!("acct_ip:{}|{account}", ip_bucket(ip)))
     }
 
     pub fn account(account: &str) -> Self {
@@ -97,7 +104,11 @@ impl ThrottleKey {
     }
 
     pub fn ip(ip: &str) -> Self {
-        Self(format!("ip:{ip}"))
+        Self(format!("ip:{}", ip_bucket(ip)))
+    }
+
+    pub fn registration(ip: &str) -> Self {
+        Self(format!("reg:{}", ip_bucket(ip)))
     }
 
     pub fn as_str(&self) -> &str {
@@ -115,19 +126,59 @@ pub enum ThrottleVerdict {
     },
 }
 
+/// The unit a client address is counted in: an IPv4 address on its own, an IPv6 address
+/// by its /64 (one host commonly holds a whole /64, so counting per /128 would give it
+/// unlimited budgets). IPv4-mapped IPv6 addresses count as their IPv4 address; anything
+/// that is not an address is counted as it is.
+pub fn ip_bucket(ip: &str) -> String {
+    match ip.parse::<IpAddr>().map(|ip| ip.to_canonical()) {
+        Ok(IpAddr::V6(v6)) => {
+            let network = u128::from(v6) & !((1u128 << 64) - 1);
+            format!("{}/64", Ipv6Addr::from(network))
+        }
+        Ok(IpAddr::V4(v4)) => v4.to_string(),
+        Err(_) => ip.to_owned(),
+    }
+}
+
+/// What is being attempted, which decides the budgets it is charged to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AttemptKind {
+    /// A password (login or password change) for an email: per (email, IP), per email,
+    /// per IP.
+    Password,
+    /// A client authenticating with an API key: per (client, IP) and per IP only. A
+    /// `client_id` is public, so failures that merely name a client must not lock it out
+    /// from its own addresses; its key's 256 bits need no account-wide budget.
+    Client,
+    /// A registration: per IP, every attempt counted.
+    Registration,
+}
+
 impl ThrottlePolicy {
-    /// The keys and budgets an attempt on `account` from `ip` is charged against.
-    pub fn charges(&self, account: &str, ip: &str) -> [(ThrottleKey, Budget); 3] {
-        [
-            (ThrottleKey::account_ip(account, ip), self.account_ip),
-            (ThrottleKey::account(account), self.account),
-            (ThrottleKey::ip(ip), self.ip),
-        ]
+    /// The keys and budgets an attempt of `kind` on `account` from `ip` is charged against.
+    pub fn charges(&self, kind: AttemptKind, account: &str, ip: &str) -> Vec<(ThrottleKey, Budget)> {
+        match kind {
+            AttemptKind::Password => vec![
+                (ThrottleKey::account_ip(account, ip), self.account_ip),
+                (ThrottleKey::account(account), self.account),
+                (ThrottleKey::ip(ip), self.ip),
+            ],
+            AttemptKind::Client => vec![
+                (ThrottleKey::account_ip(account, ip), self.account_ip),
+                (ThrottleKey::ip(ip), self.ip),
+            ],
+            AttemptKind::Registration => vec![(ThrottleKey::registration(ip), self.registration)],
+        }
     }
 
     /// The longest window, i.e. how far back failures matter at all.
     pub fn longest_window(&self) -> Duration {
-        self.account_ip.window.max(self.account.window).max(self.ip.window)
+        self.account_ip
+            .window
+            .max(self.account.window)
+            .max(self.ip.window)
+            .max(self.registration.window)
     }
 }
 
@@ -205,6 +256,29 @@ mod tests {
         let now = datetime!(2026-01-01 01:00 UTC);
         let failures = [datetime!(2026-01-01 00:10 UTC), datetime!(2026-01-01 00:50 UTC)];
         assert_eq!(budget.judge(&failures, now), ThrottleVerdict::Allowed);
+    }
+
+    #[test]
+    fn ipv6_addresses_are_counted_per_64_and_ipv4_per_address() {
+        assert_eq!(ip_bucket("2001:db8:1:2::1"), "2001:db8:1:2::/64");
+        assert_eq!(ip_bucket("2001:db8:1:2:ffff:ffff:ffff:ffff"), "2001:db8:1:2::/64");
+        assert_eq!(ip_bucket("2001:db8:1:3::1"), "2001:db8:1:3::/64");
+        assert_eq!(ip_bucket("::ffff:192.0.2.7"), "192.0.2.7");
+        assert_eq!(ip_bucket("192.0.2.7"), "192.0.2.7");
+        assert_eq!(ip_bucket("unknown"), "unknown");
+        assert_eq!(ThrottleKey::ip("2001:db8::1"), ThrottleKey::ip("2001:db8::2"));
+    }
+
+    #[test]
+    fn a_client_is_never_charged_account_wide() {
+        let policy = ThrottlePolicy::default();
+        let keys: Vec<ThrottleKey> = policy
+            .charges(AttemptKind::Client, "cli_x", "192.0.2.1")
+            .into_iter()
+            .map(|(key, _)| key)
+            .collect();
+        assert!(!keys.contains(&ThrottleKey::account("cli_x")));
+        assert_eq!(keys.len(), 2);
     }
 
     #[test]

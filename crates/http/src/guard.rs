@@ -18,16 +18,26 @@ use crate::state::{AppState, HttpConfig};
 
 /// Refuses unsafe requests that a browser sent from another site, and non-JSON bodies.
 ///
-/// Requests that carry an `Authorization` header are exempt: a bearer token is not an
-/// ambient credential, so another site cannot make a browser send one.
+/// Requests that carry a bearer token are exempt: a bearer token is not an ambient
+/// credential, so another site cannot make a browser send one. Any other `Authorization`
+/// (Basic above all, which a browser may send by itself) exempts nothing.
 pub async fn cross_site_guard(State(state): State<AppState>, request: Request, next: Next) -> Response {
     if is_unsafe(request.method())
-        && !request.headers().contains_key(header::AUTHORIZATION)
+        && !carries_bearer(request.headers())
         && let Err(error) = check_request(&state.config, &request)
     {
         return error.into_response();
     }
     next.run(request).await
+}
+
+/// Whether the request's `Authorization` uses the `Bearer` scheme (case-insensitive, RFC
+/// 9110 §11.1).
+fn carries_bearer(headers: &axum::http::HeaderMap) -> bool {
+    headers.get(header::AUTHORIZATION).is_some_and(|value| {
+        let value = value.as_bytes();
+        value.len() > 7 && value[..7].eq_ignore_ascii_case(b"bearer ")
+    })
 }
 
 fn check_request(config: &HttpConfig, request: &Request) -> Result<(), ApiError> {

@@ -69,14 +69,39 @@ pub fn parse<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
         match inner.classify() {
             serde_json::error::Category::Data => {
                 let message = inner.to_string();
-                let message = message.split(" at line ").next().unwrap_or_default().to_owned();
-                let field = missing_field(&message)
+                let message = message.split(" at line ").next().unwrap_or_default();
+                let field = missing_field(message)
                     .map_or_else(|| if path == "." { "body".to_owned() } else { path }, str::to_owned);
-                ApiError::Validation(vec![FieldError::new(field, message)])
+                ApiError::Validation(vec![FieldError::new(field, without_values(message))])
             }
             _ => ApiError::BadRequest("The request body is not valid JSON.".into()),
         }
     })
+}
+
+/// serde's message without anything the client sent: "invalid type: integer `918273645`,
+/// expected a string" becomes "invalid type: expected a string". Only what the target
+/// type expects is kept (its `expecting` text, written by us or by serde), so no value —
+/// a password of the wrong JSON type least of all — is ever echoed.
+fn without_values(message: &str) -> String {
+    if message.starts_with("missing field `") {
+        return message.to_owned();
+    }
+    let kind = [
+        "invalid type",
+        "invalid value",
+        "invalid length",
+        "unknown variant",
+        "unknown field",
+    ]
+    .into_iter()
+    .find(|kind| message.starts_with(kind));
+    match (kind, message.split_once(", expected ")) {
+        (Some(kind), Some((_, expected))) => format!("{kind}: expected {expected}"),
+        (Some(kind), None) => kind.to_owned(),
+        (None, _) if message.starts_with("duplicate field") => "duplicate field".to_owned(),
+        (None, _) => "invalid value".to_owned(),
+    }
 }
 
 /// serde reports a missing field at the parent's path; name the field itself.
@@ -113,6 +138,13 @@ mod tests {
         }
         match parse::<Login>(br#"{"email":5,"password":"x"}"#) {
             Err(ApiError::Validation(errors)) => assert_eq!(errors[0].field, "email"),
+            other => panic!("{other:?}"),
+        }
+        match parse::<Login>(br#"{"email":"a@b.c","password":918273645}"#) {
+            Err(ApiError::Validation(errors)) => {
+                assert_eq!(errors[0].field, "password");
+                assert_eq!(errors[0].message, "invalid type: expected a string");
+            }
             other => panic!("{other:?}"),
         }
         match parse::<Login>(b"[]") {

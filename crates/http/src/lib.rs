@@ -14,6 +14,7 @@ mod json;
 mod metrics;
 mod oauth;
 mod openapi;
+mod responses;
 mod routes;
 mod state;
 

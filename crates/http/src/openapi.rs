@@ -1,5 +1,6 @@
-//! The OpenAPI document's frame: metadata, tags and security schemes. Paths are not
-//! listed here: each route registers its own documentation where it is mounted.
+//! The OpenAPI document's frame: metadata, tags, security schemes and the shared error
+//! responses. Paths are not listed here: each route registers its own documentation where it
+//! is mounted.
 
 use utoipa::openapi::security::{
     ApiKey, ApiKeyValue, ClientCredentials, Flow, HttpAuthScheme, HttpBuilder, OAuth2, Scopes, SecurityScheme,
@@ -17,7 +18,7 @@ use crate::error::{FieldError, Problem};
         license(name = "MIT OR Apache-2.0"),
     ),
     components(schemas(Problem, FieldError)),
-    modifiers(&SecuritySchemes),
+    modifiers(&SharedComponents),
     tags(
         (name = "login", description = "Signing in and out"),
         (name = "users", description = "Accounts"),
@@ -30,11 +31,14 @@ use crate::error::{FieldError, Problem};
 )]
 pub struct ApiDoc;
 
-struct SecuritySchemes;
+struct SharedComponents;
 
-impl Modify for SecuritySchemes {
+impl Modify for SharedComponents {
     fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
         let components = openapi.components.get_or_insert_with(Default::default);
+        for (name, response) in crate::responses::all() {
+            components.responses.insert(name.to_owned(), response);
+        }
         components.add_security_scheme(
             "session_cookie",
             SecurityScheme::ApiKey(ApiKey::Cookie(ApiKeyValue::with_description(

@@ -61,7 +61,8 @@ pub struct Config {
     pub token_ttl: Duration,
     /// `SESAME_REGISTRATION`: whether `POST /users` is open.
     pub registration_open: bool,
-    /// `SESAME_THROTTLE_ACCOUNT_IP`, `SESAME_THROTTLE_ACCOUNT`, `SESAME_THROTTLE_IP`.
+    /// `SESAME_THROTTLE_ACCOUNT_IP`, `SESAME_THROTTLE_ACCOUNT`, `SESAME_THROTTLE_IP`,
+    /// `SESAME_THROTTLE_REGISTRATION`.
     pub throttle: ThrottlePolicy,
     /// `SESAME_PASSWORD_MIN_LENGTH`.
     pub passwords: PasswordPolicy,
@@ -90,6 +91,7 @@ const KEYS: &[&str] = &[
     "throttle_account_ip",
     "throttle_account",
     "throttle_ip",
+    "throttle_registration",
     "password_min_length",
     "signing_alg",
     "trust_proxy",
@@ -234,6 +236,7 @@ impl Config {
             account_ip: budget(sources, "throttle_account_ip", "5/15m")?,
             account: budget(sources, "throttle_account", "50/1h")?,
             ip: budget(sources, "throttle_ip", "100/15m")?,
+            registration: budget(sources, "throttle_registration", "20/1h")?,
         };
         let min_length = match sources.get("password_min_length") {
             None => 8,

@@ -86,6 +86,17 @@ enum ClientCommand {
         #[arg(long = "scope", value_name = "SCOPE")]
         scopes: Vec<String>,
     },
+    /// List clients (every client, or one owner's): id, owner, name, scopes, and each
+    /// key's id and state. Never a key itself.
+    List {
+        /// Only the clients of the user with this email.
+        #[arg(long)]
+        owner: Option<String>,
+    },
+    /// Delete a client: all its keys and tokens stop working at once.
+    Delete { client_id: String },
+    /// Revoke one of a client's API keys: it and its tokens stop working at once.
+    RevokeKey { client_id: String, key_id: String },
 }
 
 #[derive(Debug, Subcommand)]
@@ -104,8 +115,11 @@ enum UserCommand {
         #[arg(long)]
         password_stdin: bool,
     },
-    /// Disable a user and end all their sessions at once.
+    /// Disable a user and end at once everything that acts for them: their sessions,
+    /// their clients' keys and tokens.
     Disable { email: String },
+    /// Lift a disable (nothing it ended comes back; keys not revoked work again).
+    Enable { email: String },
 }
 
 fn main() -> ExitCode {
@@ -138,8 +152,14 @@ fn main() -> ExitCode {
                 add_user(&config, &email, password_stdin).await
             }
             Command::User(UserCommand::Disable { email }) => disable_user(&config, &email).await,
+            Command::User(UserCommand::Enable { email }) => enable_user(&config, &email).await,
             Command::Client(ClientCommand::Add { owner, name, scopes }) => {
                 add_client(&config, &owner, &name, &scopes).await
+            }
+            Command::Client(ClientCommand::List { owner }) => list_clients(&config, owner.as_deref()).await,
+            Command::Client(ClientCommand::Delete { client_id }) => delete_client(&config, &client_id).await,
+            Command::Client(ClientCommand::RevokeKey { client_id, key_id }) => {
+                revoke_key(&config, &client_id, &key_id).await
             }
             Command::Keys(KeysCommand::Rotate) => rotate_keys(&config).await,
             Command::Openapi | Command::BenchHash { .. } => Ok(()),
@@ -361,12 +381,95 @@ async fn disable_user(config: &Config, email: &str) -> anyhow::Result<()> {
     match outcome {
         Ok(id) => {
             say!(
-                "disabled user {} ({id}); all their sessions have ended",
+                "disabled user {} ({id}); their sessions, client keys and tokens have ended",
                 email.trim().to_lowercase()
             );
             Ok(())
         }
         Err(CoreError::NotFound) => bail!("no user with email {}", email.trim().to_lowercase()),
+        Err(other) => Err(explain(other)),
+    }
+}
+
+async fn enable_user(config: &Config, email: &str) -> anyhow::Result<()> {
+    let core = open_core(config).await?;
+    let outcome = core.accounts().enable(email).await;
+    core.store().database.close().await;
+    match outcome {
+        Ok(id) => {
+            say!("enabled user {} ({id})", email.trim().to_lowercase());
+            Ok(())
+        }
+        Err(CoreError::NotFound) => bail!("no user with email {}", email.trim().to_lowercase()),
+        Err(other) => Err(explain(other)),
+    }
+}
+
+async fn list_clients(config: &Config, owner: Option<&str>) -> anyhow::Result<()> {
+    let core = open_core(config).await?;
+    let outcome = async {
+        let owner = match owner {
+            None => None,
+            Some(email) => match core.accounts().find(email).await {
+                Err(CoreError::NotFound) => bail!("no user with email {}", email.trim().to_lowercase()),
+                other => Some(other.map_err(explain)?.user.id),
+            },
+        };
+        core.clients().list_all(owner).await.map_err(explain)
+    }
+    .await;
+    core.store().database.close().await;
+    for found in outcome? {
+        let client = &found.client;
+        say!(
+            "{}\towner={}\tname={:?}\ttype=confidential\tscopes={}",
+            client.id,
+            client.owner_id,
+            client.name,
+            client.scopes.to_text()
+        );
+        for key in &found.keys {
+            let state = key
+                .revoked_at
+                .map_or_else(|| "live".to_owned(), |at| format!("revoked {at}"));
+            say!("\tkey {}\t{state}", key.id);
+        }
+    }
+    Ok(())
+}
+
+async fn delete_client(config: &Config, client_id: &str) -> anyhow::Result<()> {
+    let core = open_core(config).await?;
+    let outcome = async {
+        let owner = core.clients().owner_of(client_id).await?;
+        core.clients().delete(owner, client_id).await
+    }
+    .await;
+    core.store().database.close().await;
+    match outcome {
+        Ok(()) => {
+            say!("deleted client {client_id}; its keys and tokens have stopped working");
+            Ok(())
+        }
+        Err(CoreError::NotFound) => bail!("no client {client_id}"),
+        Err(other) => Err(explain(other)),
+    }
+}
+
+async fn revoke_key(config: &Config, client_id: &str, key_id: &str) -> anyhow::Result<()> {
+    let core = open_core(config).await?;
+    let outcome = async {
+        let owner = core.clients().owner_of(client_id).await?;
+        core.clients().revoke_key(owner, client_id, key_id).await
+    }
+    .await;
+    core.store().database.close().await;
+    match outcome {
+        Ok(()) => {
+            say!("revoked key {key_id} of client {client_id}; it and its tokens have stopped working");
+            Ok(())
+        }
+        Err(CoreError::NotFound) => bail!("client {client_id} has no key {key_id}"),
         Err(other) => Err(explain(other)),
     }
 }

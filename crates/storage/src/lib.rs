@@ -21,6 +21,7 @@ use sesame_domain::{
     ApiKeyHash, ApiKeyId, ClientId, CsrfToken, Email, Scopes, SessionHandleHash, SessionId, ThrottleKey, User, UserId,
 };
 use time::OffsetDateTime;
+use uuid::Uuid;
 
 pub use postgres::PostgresStore;
 pub use shared::SqlStore;
@@ -84,13 +85,33 @@ fn is_unavailable_code(code: Option<&str>) -> bool {
         .is_ok_and(|extended| matches!(extended & 0xff, 5 | 6 | 8 | 10 | 13 | 14))
 }
 
-/// A user with what only the server may see.
-#[derive(Debug, Clone)]
+/// A user with what only the server may see. `Debug` leaves out the password hash.
+#[derive(Clone)]
 pub struct UserRecord {
     pub user: User,
     /// argon2id PHC string.
     pub password_hash: String,
     pub disabled_at: Option<OffsetDateTime>,
+    /// Bumped by every change that ends what the credentials made before it.
+    pub credential_version: i64,
+}
+
+impl std::fmt::Debug for UserRecord {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("UserRecord")
+            .field("user", &self.user)
+            .field("password_hash", &"[redacted]")
+            .field("disabled_at", &self.disabled_at)
+            .field("credential_version", &self.credential_version)
+            .finish()
+    }
+}
+
+/// A user just disabled, and the revocation of their clients' earlier tokens.
+#[derive(Debug, Clone)]
+pub struct DisabledUser {
+    pub id: UserId,
+    pub revocation: Revocation,
 }
 
 impl UserRecord {
@@ -109,8 +130,16 @@ pub trait UserStore: Send + Sync {
     async fn update_password_hash(&self, id: UserId, password_hash: &str) -> Result<()>;
     /// Sets a new password and ends every session of the user except `keep`, atomically.
     async fn change_password(&self, id: UserId, password_hash: &str, keep: SessionId) -> Result<()>;
-    /// Disables the user and ends all their sessions, atomically. `None` if no such user.
-    async fn disable_user(&self, email: &Email, at: OffsetDateTime) -> Result<Option<UserId>>;
+    /// Disables the user, ends all their sessions and records an owner revocation kept
+    /// until `keep_until`, atomically. `None` if no such user.
+    async fn disable_user(
+        &self,
+        email: &Email,
+        at: OffsetDateTime,
+        keep_until: OffsetDateTime,
+    ) -> Result<Option<DisabledUser>>;
+    /// Lifts a disable. `None` if no such user.
+    async fn enable_user(&self, email: &Email) -> Result<Option<UserId>>;
 }
 
 /// A session to store.
@@ -164,8 +193,38 @@ pub trait SessionStore: Send + Sync {
     -> Result<u64>;
 }
 
+/// One budget an attempt is charged to: at most `limit` failures under `key` after `since`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Charge {
+    pub key: ThrottleKey,
+    pub limit: u32,
+    pub since: OffsetDateTime,
+}
+
+/// What [`ThrottleStore::reserve`] found and did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Reservation {
+    /// Whether the attempt was charged (every budget had room).
+    pub charged: bool,
+    /// The failures (reservations included) found under each charge's key, in order,
+    /// not counting this attempt.
+    pub counts: Vec<u64>,
+}
+
 #[async_trait]
 pub trait ThrottleStore: Send + Sync {
+    /// Charges `attempt` to every key at `at` if each has fewer than its `limit` failures
+    /// after its `since`, else charges nothing. Exact under concurrency, across
+    /// connections and instances: the count and the charge are one step under a per-key
+    /// lock (Postgres advisory locks; SQLite's write lock), so with a budget of N at most
+    /// N attempts are ever charged in a window. A charge counts as a failure until
+    /// [`release`](Self::release)d or [`settle`](Self::settle)d.
+    async fn reserve(&self, charges: &[Charge], attempt: Uuid, at: OffsetDateTime) -> Result<Reservation>;
+    /// Takes back an attempt's charges (it succeeded).
+    async fn release(&self, attempt: Uuid) -> Result<()>;
+    /// Keeps an attempt's charges as plain failures (it failed), which a success may
+    /// clear with [`clear_failures`](Self::clear_failures).
+    async fn settle(&self, attempt: Uuid) -> Result<()>;
     /// Times of failures recorded under each key since `since`.
     async fn recent_failures(
         &self,
@@ -173,7 +232,8 @@ pub trait ThrottleStore: Send + Sync {
         since: OffsetDateTime,
     ) -> Result<Vec<(String, OffsetDateTime)>>;
     async fn record_failure(&self, keys: &[ThrottleKey], at: OffsetDateTime) -> Result<()>;
-    /// Forgets the failures under one key (a successful login clears its (account, IP)).
+    /// Forgets the settled failures under one key (a successful login clears its
+    /// (account, IP)); attempts still in flight keep their reservations.
     async fn clear_failures(&self, key: &ThrottleKey) -> Result<()>;
     /// Deletes failures older than any window.
     async fn prune_failures(&self, before: OffsetDateTime) -> Result<u64>;
@@ -200,6 +260,13 @@ pub struct ApiKeyRecord {
     pub revoked_at: Option<OffsetDateTime>,
 }
 
+/// What an exchange needs to know of a client's owner.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct OwnerState {
+    pub disabled: bool,
+    pub credential_version: i64,
+}
+
 /// A client with all its keys (live and revoked), oldest key first.
 #[derive(Debug, Clone)]
 pub struct ClientWithKeys {
@@ -221,8 +288,10 @@ pub trait ClientStore: Send + Sync {
     /// Marks a client's key revoked and records the revocation, atomically. False if the
     /// client has no such key. Revoking a revoked key changes nothing but succeeds.
     async fn revoke_key(&self, client: &ClientId, key: ApiKeyId, revocation: &Revocation) -> Result<bool>;
-    /// A key and its client, for an exchange.
-    async fn find_key(&self, id: ApiKeyId) -> Result<Option<(ApiKeyRecord, ClientRecord)>>;
+    /// A key, its client and the client's owner's state, for an exchange.
+    async fn find_key(&self, id: ApiKeyId) -> Result<Option<(ApiKeyRecord, ClientRecord, OwnerState)>>;
+    /// Every client with its keys, oldest first (the operator's list).
+    async fn list_all_clients(&self) -> Result<Vec<ClientWithKeys>>;
     /// Records use of a key (coalesced by the caller).
     async fn touch_key(&self, id: ApiKeyId, at: OffsetDateTime) -> Result<()>;
     /// Every scope some client holds, sorted.
@@ -277,6 +346,9 @@ pub enum RevocationKind {
     Key,
     /// Every token of a deleted client, by client id.
     Client,
+    /// Every token of a user's clients issued under an older credential version, by
+    /// `<user id>:<version>` (a disable).
+    Owner,
 }
 
 impl RevocationKind {
@@ -285,6 +357,7 @@ impl RevocationKind {
             Self::Token => "token",
             Self::Key => "key",
             Self::Client => "client",
+            Self::Owner => "owner",
         }
     }
 
@@ -293,6 +366,7 @@ impl RevocationKind {
             "token" => Some(Self::Token),
             "key" => Some(Self::Key),
             "client" => Some(Self::Client),
+            "owner" => Some(Self::Owner),
             _ => None,
         }
     }

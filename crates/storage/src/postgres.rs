@@ -8,8 +8,8 @@ use sqlx::{PgConnection, Postgres, Row as _};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-use crate::shared::{Arg, Dialect, SqlStore};
-use crate::{ConnectOptions, Result, StorageError, classify};
+use crate::shared::{Arg, Dialect, SqlStore, count_and_charge};
+use crate::{Charge, ConnectOptions, Reservation, Result, StorageError, classify};
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../../migrations/postgres");
 
@@ -88,6 +88,10 @@ impl Dialect for Postgres {
         row.try_get(column).map_err(err)
     }
 
+    fn integer(row: &PgRow, column: &str) -> Result<i64> {
+        row.try_get(column).map_err(err)
+    }
+
     async fn recent_failures(
         pool: &PgPool,
         keys: &[ThrottleKey],
@@ -100,6 +104,29 @@ impl Dialect for Postgres {
             .fetch_all(pool)
             .await
             .map_err(err)
+    }
+
+    /// Transaction-scoped advisory locks on every key, taken in one order so two
+    /// attempts never wait on each other crosswise; released at commit or rollback.
+    async fn reserve(pool: &PgPool, charges: &[Charge], attempt: Uuid, at: OffsetDateTime) -> Result<Reservation> {
+        let mut tx = pool.begin().await.map_err(err)?;
+        let mut keys: Vec<&str> = charges.iter().map(|c| c.key.as_str()).collect();
+        keys.sort_unstable();
+        keys.dedup();
+        for key in keys {
+            sqlx::query("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))")
+                .bind(key)
+                .execute(&mut *tx)
+                .await
+                .map_err(err)?;
+        }
+        let reservation = count_and_charge::<Postgres>(&mut tx, charges, attempt, at).await?;
+        if reservation.charged {
+            tx.commit().await.map_err(err)?;
+        } else {
+            tx.rollback().await.map_err(err)?;
+        }
+        Ok(reservation)
     }
 
     async fn record_failure(pool: &PgPool, keys: &[ThrottleKey], at: OffsetDateTime) -> Result<()> {

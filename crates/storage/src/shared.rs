@@ -15,9 +15,9 @@ use time::OffsetDateTime;
 use uuid::Uuid;
 
 use crate::{
-    ApiKeyRecord, ClientRecord, ClientStore, ClientWithKeys, Database, NewSession, Result, Revocation, RevocationKind,
-    RevocationStore, SessionRecord, SessionStore, SigningKeyRecord, SigningKeyStore, StorageError, ThrottleStore,
-    UserRecord, UserStore, corrupt, sql,
+    ApiKeyRecord, Charge, ClientRecord, ClientStore, ClientWithKeys, Database, DisabledUser, NewSession, OwnerState,
+    Reservation, Result, Revocation, RevocationKind, RevocationStore, SessionRecord, SessionStore, SigningKeyRecord,
+    SigningKeyStore, StorageError, ThrottleStore, UserRecord, UserStore, corrupt, sql,
 };
 
 /// A statement parameter. Each backend binds ids and times in its own column types
@@ -69,6 +69,7 @@ pub trait Dialect: sqlx::Database {
     fn text(row: &Self::Row, column: &str) -> Result<String>;
     fn optional_text(row: &Self::Row, column: &str) -> Result<Option<String>>;
     fn bytes(row: &Self::Row, column: &str) -> Result<Vec<u8>>;
+    fn integer(row: &Self::Row, column: &str) -> Result<i64>;
 
     /// [`ThrottleStore::recent_failures`]: Postgres asks for all keys at once with an array.
     fn recent_failures(
@@ -76,6 +77,13 @@ pub trait Dialect: sqlx::Database {
         keys: &[ThrottleKey],
         since: OffsetDateTime,
     ) -> impl Future<Output = Result<Vec<(String, OffsetDateTime)>>> + Send;
+    /// [`ThrottleStore::reserve`]: each backend takes its own lock.
+    fn reserve(
+        pool: &Pool<Self>,
+        charges: &[Charge],
+        attempt: Uuid,
+        at: OffsetDateTime,
+    ) -> impl Future<Output = Result<Reservation>> + Send;
     /// [`ThrottleStore::record_failure`]: Postgres inserts all keys at once with `unnest`.
     fn record_failure(
         pool: &Pool<Self>,
@@ -171,6 +179,42 @@ impl<DB: Dialect> SqlStore<DB> {
     }
 }
 
+/// The counting and charging half of [`ThrottleStore::reserve`], on a connection that
+/// already holds the backend's lock on every key.
+pub(crate) async fn count_and_charge<DB: Dialect>(
+    conn: &mut DB::Connection,
+    charges: &[Charge],
+    attempt: Uuid,
+    at: OffsetDateTime,
+) -> Result<Reservation> {
+    let mut counts = Vec::with_capacity(charges.len());
+    for charge in charges {
+        let row = DB::fetch_optional(
+            conn,
+            sql::COUNT_FAILURES,
+            &[Arg::Text(charge.key.as_str()), Arg::Time(charge.since)],
+        )
+        .await?;
+        let n = row.map(|row| DB::integer(&row, "n")).transpose()?.unwrap_or(0);
+        counts.push(u64::try_from(n).unwrap_or(0));
+    }
+    let charged = charges
+        .iter()
+        .zip(&counts)
+        .all(|(charge, n)| *n < u64::from(charge.limit));
+    if charged {
+        for charge in charges {
+            DB::execute(
+                conn,
+                sql::INSERT_RESERVATION,
+                &[Arg::Text(charge.key.as_str()), Arg::Time(at), Arg::Id(attempt)],
+            )
+            .await?;
+        }
+    }
+    Ok(Reservation { charged, counts })
+}
+
 fn user_from_row<DB: Dialect>(row: &DB::Row) -> Result<UserRecord> {
     let email = DB::text(row, "email")?;
     Ok(UserRecord {
@@ -181,6 +225,7 @@ fn user_from_row<DB: Dialect>(row: &DB::Row) -> Result<UserRecord> {
         },
         password_hash: DB::text(row, "password_hash")?,
         disabled_at: DB::optional_time(row, "disabled_at", "users.disabled_at")?,
+        credential_version: DB::integer(row, "credential_version")?,
     })
 }
 
@@ -286,16 +331,36 @@ impl<DB: Dialect> UserStore for SqlStore<DB> {
         tx.commit().await.map_err(DB::error)
     }
 
-    async fn disable_user(&self, email: &Email, at: OffsetDateTime) -> Result<Option<UserId>> {
+    async fn disable_user(
+        &self,
+        email: &Email,
+        at: OffsetDateTime,
+        keep_until: OffsetDateTime,
+    ) -> Result<Option<DisabledUser>> {
         let mut tx = self.begin().await?;
         let row = DB::fetch_optional(&mut tx, sql::DISABLE_USER, &[Arg::Text(email.as_str()), Arg::Time(at)]).await?;
         let Some(row) = row else {
             return Ok(None);
         };
         let id = UserId(DB::uuid(&row, "id", "users.id")?);
+        let version = DB::integer(&row, "credential_version")?;
         Self::delete_sessions_of(&mut tx, id, None).await?;
+        let revocation = Revocation {
+            kind: RevocationKind::Owner,
+            subject: format!("{}:{version}", id.0),
+            created_at: at,
+            expires_at: keep_until,
+        };
+        Self::insert_revocation(&mut tx, &revocation).await?;
         tx.commit().await.map_err(DB::error)?;
-        Ok(Some(id))
+        Ok(Some(DisabledUser { id, revocation }))
+    }
+
+    async fn enable_user(&self, email: &Email) -> Result<Option<UserId>> {
+        let row = self
+            .fetch_optional(sql::ENABLE_USER, &[Arg::Text(email.as_str())])
+            .await?;
+        row.map(|row| Ok(UserId(DB::uuid(&row, "id", "users.id")?))).transpose()
     }
 }
 
@@ -385,6 +450,20 @@ impl<DB: Dialect> ThrottleStore for SqlStore<DB> {
         DB::record_failure(&self.pool, keys, at).await
     }
 
+    async fn reserve(&self, charges: &[Charge], attempt: Uuid, at: OffsetDateTime) -> Result<Reservation> {
+        DB::reserve(&self.pool, charges, attempt, at).await
+    }
+
+    async fn release(&self, attempt: Uuid) -> Result<()> {
+        self.execute(sql::RELEASE_ATTEMPT, &[Arg::Id(attempt)]).await?;
+        Ok(())
+    }
+
+    async fn settle(&self, attempt: Uuid) -> Result<()> {
+        self.execute(sql::SETTLE_ATTEMPT, &[Arg::Id(attempt)]).await?;
+        Ok(())
+    }
+
     async fn clear_failures(&self, key: &ThrottleKey) -> Result<()> {
         self.execute(sql::CLEAR_FAILURES, &[Arg::Text(key.as_str())]).await?;
         Ok(())
@@ -463,10 +542,23 @@ impl<DB: Dialect> ClientStore for SqlStore<DB> {
         Ok(true)
     }
 
-    async fn find_key(&self, id: ApiKeyId) -> Result<Option<(ApiKeyRecord, ClientRecord)>> {
+    async fn find_key(&self, id: ApiKeyId) -> Result<Option<(ApiKeyRecord, ClientRecord, OwnerState)>> {
         let row = self.fetch_optional(sql::KEY_BY_ID, &[Arg::Id(id.0)]).await?;
-        row.map(|row| Ok((key_from_row::<DB>(&row)?, client_from_row::<DB>(&row)?)))
-            .transpose()
+        row.map(|row| {
+            let owner = OwnerState {
+                disabled: DB::optional_time(&row, "owner_disabled_at", "users.disabled_at")?.is_some(),
+                credential_version: DB::integer(&row, "owner_version")?,
+            };
+            Ok((key_from_row::<DB>(&row)?, client_from_row::<DB>(&row)?, owner))
+        })
+        .transpose()
+    }
+
+    async fn list_all_clients(&self) -> Result<Vec<ClientWithKeys>> {
+        let rows = self.fetch_all(sql::LIST_ALL_CLIENTS, &[]).await?;
+        let clients = rows.iter().map(client_from_row::<DB>).collect::<Result<Vec<_>>>()?;
+        let key_rows = self.fetch_all(sql::ALL_KEYS, &[]).await?;
+        Self::with_keys(clients, &key_rows)
     }
 
     async fn touch_key(&self, id: ApiKeyId, at: OffsetDateTime) -> Result<()> {

@@ -9,7 +9,7 @@
 
 macro_rules! user_columns {
     () => {
-        "u.id, u.email, u.password_hash, u.created_at, u.disabled_at"
+        "u.id, u.email, u.password_hash, u.created_at, u.disabled_at, u.credential_version"
     };
 }
 macro_rules! session_columns {
@@ -34,9 +34,11 @@ pub(crate) const INSERT_USER: &str = "INSERT INTO users (id, email, password_has
 pub(crate) const USER_BY_EMAIL: &str = concat!("SELECT ", user_columns!(), " FROM users u WHERE u.email = $1");
 pub(crate) const USER_BY_ID: &str = concat!("SELECT ", user_columns!(), " FROM users u WHERE u.id = $1");
 pub(crate) const UPDATE_PASSWORD_HASH: &str = "UPDATE users SET password_hash = $2 WHERE id = $1";
-/// Keeps the first time a user was disabled.
-pub(crate) const DISABLE_USER: &str =
-    "UPDATE users SET disabled_at = COALESCE(disabled_at, $2) WHERE email = $1 RETURNING id";
+/// Keeps the first time a user was disabled; every disable bumps the credential version,
+/// so the tokens issued before it are told apart from those issued after an enable.
+pub(crate) const DISABLE_USER: &str = "UPDATE users SET disabled_at = COALESCE(disabled_at, $2), \
+     credential_version = credential_version + 1 WHERE email = $1 RETURNING id, credential_version";
+pub(crate) const ENABLE_USER: &str = "UPDATE users SET disabled_at = NULL WHERE email = $1 RETURNING id";
 
 // Sessions.
 
@@ -66,7 +68,11 @@ pub(crate) const DELETE_EXPIRED_SESSIONS: &str = "DELETE FROM sessions WHERE las
 
 // Login failures.
 
-pub(crate) const CLEAR_FAILURES: &str = "DELETE FROM login_failures WHERE key = $1";
+pub(crate) const CLEAR_FAILURES: &str = "DELETE FROM login_failures WHERE key = $1 AND attempt IS NULL";
+pub(crate) const RELEASE_ATTEMPT: &str = "DELETE FROM login_failures WHERE attempt = $1";
+pub(crate) const SETTLE_ATTEMPT: &str = "UPDATE login_failures SET attempt = NULL WHERE attempt = $1";
+pub(crate) const COUNT_FAILURES: &str = "SELECT count(*) AS n FROM login_failures WHERE key = $1 AND failed_at > $2";
+pub(crate) const INSERT_RESERVATION: &str = "INSERT INTO login_failures (key, failed_at, attempt) VALUES ($1, $2, $3)";
 pub(crate) const PRUNE_FAILURES: &str = "DELETE FROM login_failures WHERE failed_at <= $1";
 
 // Clients and their keys.
@@ -97,12 +103,24 @@ pub(crate) const DELETE_CLIENT: &str = "DELETE FROM clients WHERE id = $1 AND ow
 /// Keeps the first revocation time of a key revoked twice.
 pub(crate) const REVOKE_KEY: &str =
     "UPDATE api_keys SET revoked_at = COALESCE(revoked_at, $3) WHERE id = $1 AND client_id = $2";
+/// With the owner's state: a disabled owner's keys are refused.
 pub(crate) const KEY_BY_ID: &str = concat!(
     "SELECT ",
     key_columns!(),
     ", ",
     client_columns!(),
-    " FROM api_keys k JOIN clients c ON c.id = k.client_id WHERE k.id = $1"
+    ", u.disabled_at AS owner_disabled_at, u.credential_version AS owner_version",
+    " FROM api_keys k JOIN clients c ON c.id = k.client_id JOIN users u ON u.id = c.owner_id WHERE k.id = $1"
+);
+pub(crate) const LIST_ALL_CLIENTS: &str = concat!(
+    "SELECT ",
+    client_columns!(),
+    " FROM clients c ORDER BY c.created_at, c.id"
+);
+pub(crate) const ALL_KEYS: &str = concat!(
+    "SELECT ",
+    key_columns!(),
+    " FROM api_keys k ORDER BY k.created_at, k.id"
 );
 /// Only ever moves `last_used_at` forward, whatever order concurrent touches land in.
 pub(crate) const TOUCH_KEY: &str =

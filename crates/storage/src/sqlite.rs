@@ -14,8 +14,8 @@ use sqlx::{Row as _, Sqlite, SqliteConnection};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-use crate::shared::{Arg, Dialect, SqlStore};
-use crate::{ConnectOptions, Result, StorageError, classify};
+use crate::shared::{Arg, Dialect, SqlStore, count_and_charge};
+use crate::{Charge, ConnectOptions, Reservation, Result, StorageError, classify};
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../../migrations/sqlite");
 
@@ -104,6 +104,10 @@ impl Dialect for Sqlite {
         row.try_get(column).map_err(err)
     }
 
+    fn integer(row: &SqliteRow, column: &str) -> Result<i64> {
+        row.try_get(column).map_err(err)
+    }
+
     /// One query per key: SQLite has no array parameters, and a login charges two or
     /// three keys.
     async fn recent_failures(
@@ -125,6 +129,29 @@ impl Dialect for Sqlite {
             }
         }
         Ok(found)
+    }
+
+    /// `BEGIN IMMEDIATE` takes SQLite's one write lock before counting, so no other
+    /// connection can charge in between. The transaction is driven by plain statements:
+    /// a connection given back inside it (a cancelled request, a failed rollback) is
+    /// rolled back and closed by the pool's release check.
+    async fn reserve(pool: &SqlitePool, charges: &[Charge], attempt: Uuid, at: OffsetDateTime) -> Result<Reservation> {
+        let mut conn = pool.acquire().await.map_err(err)?;
+        let outcome = async {
+            sqlx::query("BEGIN IMMEDIATE").execute(&mut *conn).await.map_err(err)?;
+            let reservation = count_and_charge::<Sqlite>(&mut conn, charges, attempt, at).await?;
+            let end = if reservation.charged { "COMMIT" } else { "ROLLBACK" };
+            sqlx::query(end).execute(&mut *conn).await.map_err(err)?;
+            Ok(reservation)
+        }
+        .await;
+        if outcome.is_err() {
+            // Whatever failed (a read-only file, an I/O error) may have left the
+            // connection read-only or inside the transaction: it is closed, which rolls
+            // back, rather than trusted again.
+            conn.close_on_drop();
+        }
+        outcome
     }
 
     async fn record_failure(pool: &SqlitePool, keys: &[ThrottleKey], at: OffsetDateTime) -> Result<()> {

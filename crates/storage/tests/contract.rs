@@ -163,6 +163,8 @@ on_both_backends!(
     expired_sessions_are_deleted_on_either_deadline,
     recent_failures_are_those_of_the_asked_keys_inside_the_window,
     clearing_failures_forgets_one_key_only,
+    concurrent_reservations_never_charge_past_a_limit,
+    a_released_reservation_frees_its_place_and_a_settled_one_stays,
     pruning_failures_deletes_up_to_the_cutoff,
     a_created_client_is_found_with_its_first_key,
     listing_clients_gives_each_its_own_keys_oldest_first,
@@ -387,24 +389,48 @@ async fn disabling_a_user_ends_their_sessions_and_keeps_the_first_time(store: &S
     let session = add_session(store, &user, at(10)).await;
     let bystander = add_session(store, &other, at(10)).await;
 
-    assert_eq!(
-        store.users.disable_user(&user.email, at(20)).await.unwrap(),
-        Some(user.id)
-    );
+    let disabled = store
+        .users
+        .disable_user(&user.email, at(20), at(4000))
+        .await
+        .unwrap()
+        .expect("disabled");
+    assert_eq!(disabled.id, user.id);
+    // The owner revocation names the new credential version and is in the shared log.
+    assert_eq!(disabled.revocation.kind, RevocationKind::Owner);
+    assert_eq!(disabled.revocation.subject, format!("{}:1", user.id.0));
+    assert_eq!(disabled.revocation.expires_at, at(4000));
+    let logged = store.revocations.revocations_since(at(0), at(30)).await.unwrap();
+    assert_eq!(logged, vec![disabled.revocation.clone()]);
     let found = store.users.find_user_by_id(user.id).await.unwrap().unwrap();
     assert_eq!(found.disabled_at, Some(at(20)));
+    assert_eq!(found.credential_version, 1);
     assert!(found.is_disabled());
     assert!(!session_exists(store, &session.handle_hash).await);
     assert!(session_exists(store, &bystander.handle_hash).await);
 
-    assert_eq!(
-        store.users.disable_user(&user.email, at(30)).await.unwrap(),
-        Some(user.id)
-    );
+    let again = store
+        .users
+        .disable_user(&user.email, at(30), at(4000))
+        .await
+        .unwrap()
+        .expect("disabled");
+    assert_eq!(again.revocation.subject, format!("{}:2", user.id.0));
     let found = store.users.find_user_by_id(user.id).await.unwrap().unwrap();
     assert_eq!(found.disabled_at, Some(at(20)));
     let other_found = store.users.find_user_by_id(other.id).await.unwrap().unwrap();
     assert_eq!(other_found.disabled_at, None);
+    assert_eq!(other_found.credential_version, 0);
+
+    // Enabling lifts the disable and keeps the version.
+    assert_eq!(store.users.enable_user(&user.email).await.unwrap(), Some(user.id));
+    let found = store.users.find_user_by_id(user.id).await.unwrap().unwrap();
+    assert!(!found.is_disabled());
+    assert_eq!(found.credential_version, 2);
+    assert_eq!(
+        store.users.enable_user(&email("nobody@example.com")).await.unwrap(),
+        None
+    );
 }
 
 async fn disabling_an_unknown_email_finds_no_one(store: &Store) {
@@ -412,9 +438,10 @@ async fn disabling_an_unknown_email_finds_no_one(store: &Store) {
     assert_eq!(
         store
             .users
-            .disable_user(&email("bob@example.com"), at(20))
+            .disable_user(&email("bob@example.com"), at(20), at(4000))
             .await
-            .unwrap(),
+            .unwrap()
+            .map(|d| d.id),
         None
     );
     assert_eq!(
@@ -688,6 +715,61 @@ async fn clearing_failures_forgets_one_key_only(store: &Store) {
     store.throttle.clear_failures(&pair).await.unwrap();
 }
 
+fn charges(keys: &[&ThrottleKey], limit: u32) -> Vec<sesame_storage::Charge> {
+    keys.iter()
+        .map(|key| sesame_storage::Charge {
+            key: (*key).clone(),
+            limit,
+            since: at(0),
+        })
+        .collect()
+}
+
+async fn concurrent_reservations_never_charge_past_a_limit(store: &Store) {
+    let pair = ThrottleKey::account_ip("ada@example.com", "192.0.2.7");
+    let ip = ThrottleKey::ip("192.0.2.7");
+    let mut set = tokio::task::JoinSet::new();
+    for _ in 0..30 {
+        let store = store.clone();
+        let charges = charges(&[&pair, &ip], 5);
+        set.spawn(async move {
+            store
+                .throttle
+                .reserve(&charges, uuid::Uuid::now_v7(), at(10))
+                .await
+                .unwrap()
+                .charged
+        });
+    }
+    let charged = set.join_all().await.into_iter().filter(|c| *c).count();
+    assert_eq!(charged, 5);
+    let recorded = store.throttle.recent_failures(&[pair, ip], at(0)).await.unwrap();
+    assert_eq!(recorded.len(), 10, "five charges under each of two keys");
+}
+
+async fn a_released_reservation_frees_its_place_and_a_settled_one_stays(store: &Store) {
+    let pair = ThrottleKey::account_ip("ada@example.com", "192.0.2.7");
+    let (first, second, third) = (uuid::Uuid::now_v7(), uuid::Uuid::now_v7(), uuid::Uuid::now_v7());
+    let limit_two = charges(&[&pair], 2);
+    let reserve = |attempt| {
+        let limit_two = limit_two.clone();
+        async move { store.throttle.reserve(&limit_two, attempt, at(10)).await.unwrap() }
+    };
+    assert_eq!(reserve(first).await.counts, [0]);
+    assert!(reserve(second).await.charged);
+    let refused = reserve(third).await;
+    assert!(!refused.charged);
+    assert_eq!(refused.counts, [2]);
+    // A success takes its charge back, so the third attempt fits.
+    store.throttle.release(second).await.unwrap();
+    assert!(reserve(third).await.charged);
+    // A settled failure is cleared by a success's reset; one in flight is not.
+    store.throttle.settle(first).await.unwrap();
+    store.throttle.clear_failures(&pair).await.unwrap();
+    let left = store.throttle.recent_failures(&[pair], at(0)).await.unwrap();
+    assert_eq!(left.len(), 1, "only the in-flight reservation stays: {left:?}");
+}
+
 async fn pruning_failures_deletes_up_to_the_cutoff(store: &Store) {
     let key = ThrottleKey::ip("192.0.2.7");
     for second in [10, 20, 30] {
@@ -731,7 +813,14 @@ async fn a_created_client_is_found_with_its_first_key(store: &Store) {
     assert_eq!(found.keys[0].last_used_at, None);
     assert_eq!(found.keys[0].revoked_at, None);
 
-    let (found_key, its_client) = store.clients.find_key(key.id).await.unwrap().expect("key found");
+    let (found_key, its_client, owner) = store.clients.find_key(key.id).await.unwrap().expect("key found");
+    assert_eq!(
+        owner,
+        sesame_storage::OwnerState {
+            disabled: false,
+            credential_version: 0
+        }
+    );
     assert_eq!(found_key.id, key.id);
     assert_eq!(found_key.key_hash, key.key_hash);
     assert_eq!(its_client.id, client.id);
@@ -817,15 +906,15 @@ async fn revoking_a_key_keeps_the_first_revocation_time(store: &Store) {
     let first = revocation(RevocationKind::Key, &subject, at(20), at(3600));
 
     assert!(store.clients.revoke_key(&client.id, key.id, &first).await.unwrap());
-    let (found, _) = store.clients.find_key(key.id).await.unwrap().unwrap();
+    let (found, _, _) = store.clients.find_key(key.id).await.unwrap().unwrap();
     assert_eq!(found.revoked_at, Some(at(20)));
     assert!(revocations_of(store, &subject).await.contains(&first));
-    let (untouched, _) = store.clients.find_key(other_key.id).await.unwrap().unwrap();
+    let (untouched, _, _) = store.clients.find_key(other_key.id).await.unwrap().unwrap();
     assert_eq!(untouched.revoked_at, None);
 
     let again = revocation(RevocationKind::Key, &subject, at(40), at(3600));
     assert!(store.clients.revoke_key(&client.id, key.id, &again).await.unwrap());
-    let (found, _) = store.clients.find_key(key.id).await.unwrap().unwrap();
+    let (found, _, _) = store.clients.find_key(key.id).await.unwrap().unwrap();
     assert_eq!(found.revoked_at, Some(at(20)));
 
     let listed = store.clients.find_client(&client.id).await.unwrap().unwrap();
@@ -853,7 +942,7 @@ async fn revoking_a_key_of_another_client_or_an_unknown_key_returns_false(store:
             .await
             .unwrap()
     );
-    let (found, _) = store.clients.find_key(key.id).await.unwrap().unwrap();
+    let (found, _, _) = store.clients.find_key(key.id).await.unwrap().unwrap();
     assert_eq!(found.revoked_at, None);
     assert!(revocations_of(store, &key.id.to_string()).await.is_empty());
 }

@@ -10,13 +10,14 @@ pub mod service;
 use std::time::Duration;
 
 use jsonwebtoken::jwk::JwkSet;
+use sesame_domain::UserId;
 use sesame_domain::principal::ClientToken;
 use sesame_domain::{ApiKey, ApiKeyId, ClientId, Scopes};
-use sesame_storage::{ApiKeyRecord, ClientRecord, Revocation, RevocationKind};
+use sesame_storage::{ApiKeyRecord, ClientRecord, OwnerState, Revocation, RevocationKind};
 
 pub use keys::SigningAlg;
 pub use revocation::RevocationSet;
-pub use service::{AccessClaims, IssuedToken, LoadError, TokenError, TokenService, TokenSettings};
+pub use service::{AccessClaims, Grantee, IssuedToken, LoadError, TokenError, TokenService, TokenSettings};
 
 use crate::Context;
 use crate::cache::TtlCache;
@@ -40,7 +41,12 @@ const MAX_CACHED_KEYS: usize = 4_096;
 /// - only live keys are cached: a record read as revoked, or a key id that matches
 ///   nothing, is never remembered, so random key ids cannot fill the cache;
 /// - it holds the key's hash, never the key.
-pub(crate) struct KeyCache(TtlCache<ApiKeyId, (ApiKeyRecord, ClientRecord)>);
+/// - a key whose owner is disabled is never cached, and a disable made here forgets the
+///   owner's keys at once.
+pub(crate) struct KeyCache(TtlCache<ApiKeyId, FoundKey>);
+
+/// A key, its client and the client's owner's state, as last read.
+type FoundKey = (ApiKeyRecord, ClientRecord, OwnerState);
 
 impl Default for KeyCache {
     fn default() -> Self {
@@ -54,7 +60,11 @@ impl KeyCache {
     }
 
     pub(crate) fn remove_client(&self, client: &ClientId) {
-        self.0.remove_where(|(_, c)| &c.id == client);
+        self.0.remove_where(|(_, c, _)| &c.id == client);
+    }
+
+    pub(crate) fn remove_owner(&self, owner: UserId) {
+        self.0.remove_where(|(_, c, _)| c.owner_id == owner);
     }
 }
 
@@ -80,6 +90,7 @@ impl std::fmt::Debug for PresentedClient {
 pub struct AuthenticatedClient {
     pub client: ClientRecord,
     pub key: ApiKeyRecord,
+    pub owner: OwnerState,
 }
 
 /// What introspection (RFC 7662) says of a live token.
@@ -105,31 +116,37 @@ impl Tokens<'_> {
             None => None,
         };
         // Throttle under the client the request names, else the key's client, else the
-        // key id: a stable account name for every attempt.
+        // key id: a stable account name for every attempt. Charged per (client, IP) and
+        // per IP only: a client id is public, so strangers naming it must not lock it out.
         let account = named
             .map(str::to_owned)
-            .or_else(|| found.as_ref().map(|(_, client)| client.id.as_str().to_owned()))
+            .or_else(|| found.as_ref().map(|(_, client, _)| client.id.as_str().to_owned()))
             .or_else(|| key.as_ref().map(|k| format!("key:{}", k.id())))
             .unwrap_or_else(|| "key:malformed".to_owned());
-        let attempt = cx.throttle.remembered_attempt(&account, ip);
+        let attempt = cx.throttle.client(&account, ip);
         attempt.check().await?;
 
         let authenticated = match (key, found) {
-            (Some(key), Some((record, client)))
+            (Some(key), Some((record, client, owner)))
                 if record.key_hash.matches(&key.hash())
                     && record.revoked_at.is_none()
-                    && !cx
-                        .tokens
-                        .revocations()
-                        .is_key_revoked(&record.id.to_string(), client.id.as_str())
+                    && !owner.disabled
+                    && !self.is_revoked(&record, &client, owner)
                     && named.is_none_or(|id| id == client.id.as_str()) =>
             {
-                Some(AuthenticatedClient { client, key: record })
+                Some(AuthenticatedClient {
+                    client,
+                    key: record,
+                    owner,
+                })
             }
             _ => None,
         };
         let Some(authenticated) = authenticated else {
-            attempt.failed().await?;
+            // Checking a key costs a SHA-256, so the failure is charged after it; a
+            // failure past a budget is answered like any throttled attempt.
+            attempt.reserve().await?;
+            attempt.failed().await;
             tracing::info!(ip = %ip, outcome = "invalid_client", "client authentication failed");
             return Err(CoreError::InvalidClient);
         };
@@ -141,7 +158,7 @@ impl Tokens<'_> {
             .is_none_or(|at| now - at >= KEY_TOUCH_INTERVAL);
         if stale {
             match cx.store.clients.touch_key(authenticated.key.id, now).await {
-                Ok(()) => cx.keys.0.update(&authenticated.key.id, |(key, _)| {
+                Ok(()) => cx.keys.0.update(&authenticated.key.id, |(key, _, _)| {
                     key.last_used_at = Some(key.last_used_at.map_or(now, |seen| seen.max(now)));
                 }),
                 Err(error) => tracing::warn!(%error, "could not record API key use"),
@@ -150,19 +167,28 @@ impl Tokens<'_> {
         Ok(authenticated)
     }
 
-    /// A key's record and its client: from the key cache if fresh, else from the database
-    /// (and then cached if live).
-    async fn find_key(&self, id: ApiKeyId) -> Result<Option<(ApiKeyRecord, ClientRecord)>> {
+    /// Whether this instance knows the key, its client or its owner's credentials to be
+    /// revoked (at once for its own revocations, within a poll for the others').
+    fn is_revoked(&self, key: &ApiKeyRecord, client: &ClientRecord, owner: OwnerState) -> bool {
+        let revocations = self.0.tokens.revocations();
+        revocations.is_key_revoked(&key.id.to_string(), client.id.as_str())
+            || revocations.is_owner_version_revoked(&client.owner_id.to_string(), owner.credential_version)
+    }
+
+    /// A key's record, its client and its owner: from the key cache if fresh, else from
+    /// the database (and then cached if live).
+    async fn find_key(&self, id: ApiKeyId) -> Result<Option<FoundKey>> {
         let cx = self.0;
         let now = cx.clock.now();
         if let Some(found) = cx.keys.0.get(&id, now) {
             return Ok(Some(found));
         }
         let found = cx.store.clients.find_key(id).await?;
-        if let Some((key, client)) = &found
+        if let Some((key, client, owner)) = &found
             && key.revoked_at.is_none()
+            && !owner.disabled
         {
-            cx.keys.0.insert(id, (key.clone(), client.clone()), now);
+            cx.keys.0.insert(id, (key.clone(), client.clone(), *owner), now);
         }
         Ok(found)
     }
@@ -176,7 +202,15 @@ impl Tokens<'_> {
             .scopes
             .narrow(scope)
             .map_err(|e| CoreError::InvalidScope(e.to_string()))?;
-        let issued = self.issue(&authenticated.client.id, authenticated.key.id, &scopes)?;
+        let issued = self.issue(
+            Grantee {
+                client: &authenticated.client.id,
+                key: authenticated.key.id,
+                owner: authenticated.client.owner_id,
+                owner_version: authenticated.owner.credential_version,
+            },
+            &scopes,
+        )?;
         tracing::info!(
             ip = %ip,
             client_id = %authenticated.client.id,
@@ -189,8 +223,8 @@ impl Tokens<'_> {
     }
 
     /// Signs a token for a client, exchanged with the given key, with these scopes.
-    pub fn issue(&self, client: &ClientId, key: ApiKeyId, scopes: &Scopes) -> Result<IssuedToken> {
-        self.0.tokens.issue(client, key, scopes).map_err(CoreError::internal)
+    pub fn issue(&self, grantee: Grantee<'_>, scopes: &Scopes) -> Result<IssuedToken> {
+        self.0.tokens.issue(grantee, scopes).map_err(CoreError::internal)
     }
 
     /// Verifies a bearer token fully (signature, header, claims, revocation) into the

@@ -23,16 +23,55 @@ struct Sets {
     tokens: HashMap<String, OffsetDateTime>,
     keys: HashMap<String, OffsetDateTime>,
     clients: HashMap<String, OffsetDateTime>,
+    /// By owner (user id): the oldest credential version still good, and until when
+    /// that matters.
+    owners: HashMap<String, (i64, OffsetDateTime)>,
 }
 
 impl Sets {
-    fn of(&mut self, kind: RevocationKind) -> &mut HashMap<String, OffsetDateTime> {
-        match kind {
+    fn insert(&mut self, revocation: &Revocation) {
+        let set = match revocation.kind {
             RevocationKind::Token => &mut self.tokens,
             RevocationKind::Key => &mut self.keys,
             RevocationKind::Client => &mut self.clients,
-        }
+            RevocationKind::Owner => {
+                let Some((owner, version)) = parse_owner(&revocation.subject) else {
+                    tracing::warn!("ignoring a malformed owner revocation");
+                    return;
+                };
+                let entry = self
+                    .owners
+                    .entry(owner.to_owned())
+                    .or_insert((version, revocation.expires_at));
+                *entry = (entry.0.max(version), entry.1.max(revocation.expires_at));
+                return;
+            }
+        };
+        set.insert(revocation.subject.clone(), revocation.expires_at);
     }
+
+    fn forget_expired(&mut self, now: OffsetDateTime) {
+        self.tokens.retain(|_, expires| *expires > now);
+        self.keys.retain(|_, expires| *expires > now);
+        self.clients.retain(|_, expires| *expires > now);
+        self.owners.retain(|_, (_, expires)| *expires > now);
+    }
+}
+
+/// `<user id>:<version>`.
+fn parse_owner(subject: &str) -> Option<(&str, i64)> {
+    let (owner, version) = subject.rsplit_once(':')?;
+    Some((owner, version.parse().ok()?))
+}
+
+/// What a token says of itself that a revocation can concern.
+#[derive(Debug, Clone, Copy)]
+pub struct TokenIds<'a> {
+    pub jti: &'a str,
+    pub key_id: &'a str,
+    pub client_id: &'a str,
+    /// The owning user and the credential version the token was issued under.
+    pub owner: Option<(&'a str, i64)>,
 }
 
 /// What is revoked, as far as this instance knows.
@@ -48,16 +87,31 @@ impl RevocationSet {
     pub fn apply<'a>(&self, revocations: impl IntoIterator<Item = &'a Revocation>) {
         let mut sets = self.sets.write().unwrap_or_else(std::sync::PoisonError::into_inner);
         for revocation in revocations {
-            sets.of(revocation.kind)
-                .insert(revocation.subject.clone(), revocation.expires_at);
+            sets.insert(revocation);
         }
     }
 
-    /// Whether a token with these identifiers has been revoked, directly or through its
-    /// key or client.
-    pub fn is_revoked(&self, jti: &str, key_id: &str, client_id: &str) -> bool {
+    /// Whether a token has been revoked, directly or through its key, its client or its
+    /// owner's disable.
+    pub fn is_revoked(&self, token: TokenIds<'_>) -> bool {
         let sets = self.sets.read().unwrap_or_else(std::sync::PoisonError::into_inner);
-        sets.tokens.contains_key(jti) || sets.keys.contains_key(key_id) || sets.clients.contains_key(client_id)
+        sets.tokens.contains_key(token.jti)
+            || sets.keys.contains_key(token.key_id)
+            || sets.clients.contains_key(token.client_id)
+            || token.owner.is_some_and(|(owner, version)| {
+                sets.owners
+                    .get(owner)
+                    .is_some_and(|(oldest_good, _)| version < *oldest_good)
+            })
+    }
+
+    /// Whether credentials issued under `version` of `owner`'s credentials were revoked
+    /// (the owner was disabled since).
+    pub fn is_owner_version_revoked(&self, owner: &str, version: i64) -> bool {
+        let sets = self.sets.read().unwrap_or_else(std::sync::PoisonError::into_inner);
+        sets.owners
+            .get(owner)
+            .is_some_and(|(oldest_good, _)| version < *oldest_good)
     }
 
     /// Whether an API key has been revoked, directly or through its client.
@@ -77,9 +131,7 @@ impl RevocationSet {
         self.apply(&entries);
         {
             let mut sets = self.sets.write().unwrap_or_else(std::sync::PoisonError::into_inner);
-            for kind in [RevocationKind::Token, RevocationKind::Key, RevocationKind::Client] {
-                sets.of(kind).retain(|_, expires| *expires > started);
-            }
+            sets.forget_expired(started);
         }
         *self
             .last_poll

@@ -13,13 +13,13 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use jsonwebtoken::jwk::JwkSet;
 use jsonwebtoken::{Header, Validation};
 use serde::{Deserialize, Serialize};
-use sesame_domain::{ApiKeyId, ClientId, Scopes};
+use sesame_domain::{ApiKeyId, ClientId, Scopes, UserId};
 use sesame_storage::{Revocation, RevocationKind, Store};
 use sha2::{Digest as _, Sha256};
 use time::OffsetDateTime;
 
 use super::keys::{self, KeyRing, SigningAlg};
-use super::revocation::RevocationSet;
+use super::revocation::{RevocationSet, TokenIds};
 use crate::cache::TtlCache;
 use crate::clock::SharedClock;
 
@@ -65,6 +65,34 @@ pub struct AccessClaims {
     pub scope: String,
     /// The API key the token was exchanged for, so revoking the key revokes its tokens.
     pub key_id: String,
+    /// The id of the user who owns the client.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub owner: Option<String>,
+    /// The owner's credential version when the token was issued: disabling the owner
+    /// revokes every token issued under an older one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub owner_version: Option<i64>,
+}
+
+impl AccessClaims {
+    /// What a revocation can concern.
+    pub fn ids(&self) -> TokenIds<'_> {
+        TokenIds {
+            jti: &self.jti,
+            key_id: &self.key_id,
+            client_id: &self.client_id,
+            owner: self.owner.as_deref().zip(self.owner_version),
+        }
+    }
+}
+
+/// Who a token is issued to: the client, the key it exchanged, and the client's owner.
+#[derive(Debug, Clone, Copy)]
+pub struct Grantee<'a> {
+    pub client: &'a ClientId,
+    pub key: ApiKeyId,
+    pub owner: UserId,
+    pub owner_version: i64,
 }
 
 /// A freshly signed token.
@@ -222,7 +250,13 @@ impl TokenService {
     }
 
     /// Signs a token for a client, exchanged with the given key, with these scopes.
-    pub fn issue(&self, client: &ClientId, key: ApiKeyId, scopes: &Scopes) -> Result<IssuedToken, TokenError> {
+    pub fn issue(&self, grantee: Grantee<'_>, scopes: &Scopes) -> Result<IssuedToken, TokenError> {
+        let Grantee {
+            client,
+            key,
+            owner,
+            owner_version,
+        } = grantee;
         let ring = self.ring();
         let now = self.clock.now().unix_timestamp();
         let ttl = i64::try_from(self.settings.ttl.as_secs()).unwrap_or(900);
@@ -239,6 +273,8 @@ impl TokenService {
             client_id: client.as_str().to_owned(),
             scope: scopes.to_text(),
             key_id: key.0.to_string(),
+            owner: Some(owner.to_string()),
+            owner_version: Some(owner_version),
         };
         let mut header = Header::new(ring.active.alg.jwt());
         header.typ = Some("at+jwt".to_owned());
@@ -280,10 +316,7 @@ impl TokenService {
                 claims
             }
         };
-        if self
-            .revocations
-            .is_revoked(&claims.jti, &claims.key_id, &claims.client_id)
-        {
+        if self.revocations.is_revoked(claims.ids()) {
             return Err(TokenError::Revoked);
         }
         Ok(claims)

@@ -24,10 +24,12 @@ window.addEventListener("load", function () {
     deepLinking: true,
     presets: [SwaggerUIBundle.presets.apis],
     layout: "BaseLayout",
-    // Send the session cookie with "Try it out" requests, and keep what was entered under
-    // Authorize (a bearer token, the CSRF token) across reloads.
+    // Send the session cookie with "Try it out" requests. What is entered under
+    // Authorize (a bearer token, the CSRF token) lives only as long as the page: it is
+    // never written to the browser's storage, where any script of this origin, and
+    // anyone with the profile, could read it later.
     withCredentials: true,
-    persistAuthorization: true,
+    persistAuthorization: false,
     validatorUrl: null,
     responseInterceptor: rememberCsrfToken,
   });

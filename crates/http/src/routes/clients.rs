@@ -13,6 +13,7 @@ use uuid::Uuid;
 use crate::auth::SessionUser;
 use crate::error::{ApiError, Problem};
 use crate::json::ApiJson;
+use crate::responses::{JsonBody, SessionRead, SessionWrite};
 use crate::state::AppState;
 
 /// `POST /clients`.
@@ -135,13 +136,8 @@ impl From<NewClient> for CreatedClient {
                 ))),
                 ("DeleteClient" = (operation_id = "delete_client", parameters(("client_id" = "$response.body#/client_id")))),
             )),
-        (status = 400, description = "Malformed JSON", body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "No live session", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "CSRF check failed", body = Problem, content_type = "application/problem+json"),
-        (status = 413, description = "Body over 64 KiB", body = Problem, content_type = "application/problem+json"),
-        (status = 415, description = "Body is not JSON", body = Problem, content_type = "application/problem+json"),
+        SessionWrite, JsonBody,
         (status = 422, description = "Invalid name or scopes", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "Database unavailable", body = Problem, content_type = "application/problem+json"),
     ))]
 pub async fn create_client(
     State(state): State<AppState>,
@@ -161,8 +157,7 @@ pub async fn create_client(
     security(("session_cookie" = [])),
     responses(
         (status = 200, description = "The caller's clients", body = Vec<ClientBody>),
-        (status = 401, description = "No live session", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "Database unavailable", body = Problem, content_type = "application/problem+json"),
+        SessionRead,
     ))]
 pub async fn list_clients(
     State(state): State<AppState>,
@@ -178,9 +173,8 @@ pub async fn list_clients(
     security(("session_cookie" = [])),
     responses(
         (status = 200, description = "The client", body = ClientBody),
-        (status = 401, description = "No live session", body = Problem, content_type = "application/problem+json"),
+        SessionRead,
         (status = 404, description = "No such client of the caller's", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "Database unavailable", body = Problem, content_type = "application/problem+json"),
     ))]
 pub async fn get_client(
     State(state): State<AppState>,
@@ -198,10 +192,8 @@ pub async fn get_client(
     security(("session_cookie" = [], "csrf_token" = [])),
     responses(
         (status = 204, description = "Client deleted; its keys and tokens no longer work"),
-        (status = 401, description = "No live session", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "CSRF check failed", body = Problem, content_type = "application/problem+json"),
+        SessionWrite,
         (status = 404, description = "No such client of the caller's", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "Database unavailable", body = Problem, content_type = "application/problem+json"),
     ))]
 pub async fn delete_client(
     State(state): State<AppState>,
@@ -219,11 +211,8 @@ pub async fn delete_client(
     responses(
         (status = 201, description = "Key made; shown this once", body = NewApiKey,
             headers(("Cache-Control" = String, description = "`no-store`"))),
-        (status = 401, description = "No live session", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "CSRF check failed", body = Problem, content_type = "application/problem+json"),
+        SessionWrite,
         (status = 404, description = "No such client of the caller's", body = Problem, content_type = "application/problem+json"),
-        (status = 415, description = "A non-JSON body", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "Database unavailable", body = Problem, content_type = "application/problem+json"),
     ))]
 pub async fn create_key(
     State(state): State<AppState>,
@@ -243,10 +232,8 @@ pub async fn create_key(
     security(("session_cookie" = [], "csrf_token" = [])),
     responses(
         (status = 204, description = "Key revoked"),
-        (status = 401, description = "No live session", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "CSRF check failed", body = Problem, content_type = "application/problem+json"),
+        SessionWrite,
         (status = 404, description = "No such client or key of the caller's", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "Database unavailable", body = Problem, content_type = "application/problem+json"),
     ))]
 pub async fn revoke_key(
     State(state): State<AppState>,

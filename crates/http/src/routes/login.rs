@@ -17,6 +17,7 @@ use crate::error::{ApiError, Problem};
 use crate::json::{self, is_json};
 use crate::oauth::OAuthErrorBody;
 use crate::oauth::{self, OAuthError, Presented};
+use crate::responses::{NotJson, Unavailable};
 use crate::routes::{SessionSummary, UserBody};
 use crate::state::AppState;
 
@@ -357,9 +358,8 @@ async fn login_with_password(
         (status = 204, description = "Signed out; the cookie, if one was sent, is cleared",
             headers(("Set-Cookie" = String, description = "The session cookie with `Max-Age=0`, when one was sent"))),
         (status = 403, description = "CSRF check failed: a live session without the right `X-CSRF-Token`, a foreign `Origin`, or `Sec-Fetch-Site: cross-site`", body = Problem, content_type = "application/problem+json"),
-        (status = 415, description = "A body that is not JSON", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "Database unavailable", body = Problem, content_type = "application/problem+json",
-            headers(("Retry-After" = u32, description = "Seconds to wait"))),
+        (status = 415, response = NotJson),
+        (status = 503, response = Unavailable),
     ))]
 pub async fn logout(
     State(state): State<AppState>,

@@ -8,6 +8,7 @@ use utoipa::ToSchema;
 
 use crate::auth::Authenticated;
 use crate::error::{ApiError, Problem};
+use crate::responses::Unavailable;
 use crate::routes::{SessionSummary, UserBody};
 
 /// The caller, by kind.
@@ -43,8 +44,7 @@ pub enum Me {
                 ("WWW-Authenticate" = String, description = r#"`Bearer realm="sesame"`, with `error="invalid_token"` for a bad token"#),
                 ("Set-Cookie" = String, description = "Clears the cookie of a session that has ended (`Max-Age=0`)"),
             )),
-        (status = 503, description = "Database unavailable", body = Problem, content_type = "application/problem+json",
-            headers(("Retry-After" = u32, description = "Seconds to wait"))),
+        (status = 503, response = Unavailable),
     ))]
 pub async fn get_me(Authenticated(caller): Authenticated) -> Result<Json<Me>, ApiError> {
     Ok(Json(match caller {

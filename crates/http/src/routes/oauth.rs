@@ -12,7 +12,8 @@ use utoipa::ToSchema;
 
 use crate::client_ip::ClientIp;
 use crate::json;
-use crate::oauth::{self, OAuthError, OAuthErrorBody};
+use crate::oauth::{self, OAuthError};
+use crate::responses::{ClientAuthenticated, Unavailable};
 use crate::state::AppState;
 
 /// How long discovery documents may be cached.
@@ -37,7 +38,7 @@ pub struct TokenForm {
 
 /// RFC 7662 §2.2. Only `active` is present when the token is not live.
 #[derive(Debug, Default, Serialize, ToSchema)]
-#[schema(example = json!({"active": true, "client_id": "cli_…", "sub": "cli_…", "scope": "notes:read", "exp": 1_767_225_600, "iat": 1_767_224_700, "iss": "https://auth.example.com", "aud": "https://auth.example.com", "jti": "…", "token_type": "Bearer"}))]
+#[schema(example = json!({"active": true, "client_id": "cli_…", "sub": "cli_…", "scope": "notes:read", "exp": 1_767_225_600, "iat": 1_767_224_700, "iss": "https://auth.example.com", "aud": "https://auth.example.com", "jti": "…", "token_type": "Bearer", "owner": "01936d3c-5a8e-7c1b-9f4e-2b8a7d6c5e4f"}))]
 pub struct Introspection {
     pub active: bool,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -58,6 +59,9 @@ pub struct Introspection {
     pub jti: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub token_type: Option<&'static str>,
+    /// The id of the user who owns the client.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub owner: Option<String>,
 }
 
 /// Reads a client-authenticated form with a `token` parameter.
@@ -96,16 +100,7 @@ async fn authenticated_token_form(
     security(("client_basic" = []), ()),
     responses(
         (status = 200, description = "Done (also for unknown tokens)"),
-        (status = 400, description = "Malformed request", body = OAuthErrorBody),
-        (status = 401, description = "Client authentication failed", body = OAuthErrorBody,
-            headers(("WWW-Authenticate" = String, description = r#"`Basic realm="sesame"` when the client used Basic"#))),
-        (status = 403, description = "Cross-site request", body = crate::error::Problem, content_type = "application/problem+json"),
-        (status = 413, description = "Body over 64 KiB", body = OAuthErrorBody),
-        (status = 415, description = "Not a form", body = OAuthErrorBody),
-        (status = 429, description = "Too many failed client authentications", body = OAuthErrorBody,
-            headers(("Retry-After" = u32, description = "Seconds to wait"))),
-        (status = 503, description = "Database unavailable", body = OAuthErrorBody,
-            headers(("Retry-After" = u32, description = "Seconds to wait"))),
+        ClientAuthenticated,
     ))]
 pub async fn revoke_token(State(state): State<AppState>, ClientIp(ip): ClientIp, request: Request) -> Response {
     let (caller, token) = match authenticated_token_form(&state, &ip, request).await {
@@ -126,16 +121,7 @@ pub async fn revoke_token(State(state): State<AppState>, ClientIp(ip): ClientIp,
     security(("client_basic" = []), ()),
     responses(
         (status = 200, description = "The token's state; `{\"active\": false}` alone when not live", body = Introspection),
-        (status = 400, description = "Malformed request", body = OAuthErrorBody),
-        (status = 401, description = "Client authentication failed", body = OAuthErrorBody,
-            headers(("WWW-Authenticate" = String, description = r#"`Basic realm="sesame"` when the client used Basic"#))),
-        (status = 403, description = "Cross-site request", body = crate::error::Problem, content_type = "application/problem+json"),
-        (status = 413, description = "Body over 64 KiB", body = OAuthErrorBody),
-        (status = 415, description = "Not a form", body = OAuthErrorBody),
-        (status = 429, description = "Too many failed client authentications", body = OAuthErrorBody,
-            headers(("Retry-After" = u32, description = "Seconds to wait"))),
-        (status = 503, description = "Database unavailable", body = OAuthErrorBody,
-            headers(("Retry-After" = u32, description = "Seconds to wait"))),
+        ClientAuthenticated,
     ))]
 pub async fn introspect_token(State(state): State<AppState>, ClientIp(ip): ClientIp, request: Request) -> Response {
     let (_caller, token) = match authenticated_token_form(&state, &ip, request).await {
@@ -154,6 +140,7 @@ pub async fn introspect_token(State(state): State<AppState>, ClientIp(ip): Clien
             aud: Some(claims.aud),
             jti: Some(claims.jti),
             token_type: Some("Bearer"),
+            owner: claims.owner,
         },
         None => Introspection::default(),
     };
@@ -215,7 +202,7 @@ pub struct ServerMetadata {
     responses(
         (status = 200, description = "RFC 8414 metadata", body = ServerMetadata,
             headers(("Cache-Control" = String, description = "`public, max-age=300`"))),
-        (status = 503, description = "Database unavailable", body = crate::error::Problem, content_type = "application/problem+json"),
+        (status = 503, response = Unavailable),
     ))]
 pub async fn server_metadata(State(state): State<AppState>) -> Result<Response, crate::ApiError> {
     let tokens = state.core.tokens();

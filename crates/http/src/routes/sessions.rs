@@ -12,6 +12,7 @@ use uuid::Uuid;
 
 use crate::auth::{SessionUser, clearing_cookie};
 use crate::error::{ApiError, Problem};
+use crate::responses::{SessionRead, SessionWrite};
 use crate::state::AppState;
 
 /// One of the user's live sessions.
@@ -37,10 +38,7 @@ pub struct SessionInfo {
     responses(
         (status = 200, description = "The user's live sessions", body = Vec<SessionInfo>,
             headers(("Cache-Control" = String, description = "`no-store`"))),
-        (status = 401, description = "No live session", body = Problem, content_type = "application/problem+json",
-            headers(("Set-Cookie" = String, description = "Clears the cookie of a session that has ended (`Max-Age=0`)"))),
-        (status = 503, description = "Database unavailable", body = Problem, content_type = "application/problem+json",
-            headers(("Retry-After" = u32, description = "Seconds to wait"))),
+        SessionRead,
     ))]
 pub async fn list_sessions(
     State(state): State<AppState>,
@@ -70,13 +68,8 @@ pub async fn list_sessions(
     responses(
         (status = 204, description = "Session ended",
             headers(("Set-Cookie" = String, description = "Clears the cookie (`Max-Age=0`) when the session ended is the current one"))),
-        (status = 401, description = "No live session", body = Problem, content_type = "application/problem+json",
-            headers(("Set-Cookie" = String, description = "Clears the cookie of a session that has ended (`Max-Age=0`)"))),
-        (status = 403, description = "CSRF check failed: no or a wrong `X-CSRF-Token`, a foreign `Origin`, or `Sec-Fetch-Site: cross-site`", body = Problem, content_type = "application/problem+json"),
+        SessionWrite,
         (status = 404, description = "No such session of this user (also for an id that is not a UUID)", body = Problem, content_type = "application/problem+json"),
-        (status = 415, description = "A body that is not JSON", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "Database unavailable", body = Problem, content_type = "application/problem+json",
-            headers(("Retry-After" = u32, description = "Seconds to wait"))),
     ))]
 pub async fn delete_session(
     State(state): State<AppState>,
@@ -97,12 +90,7 @@ pub async fn delete_session(
     security(("session_cookie" = [], "csrf_token" = [])),
     responses(
         (status = 204, description = "All other sessions ended"),
-        (status = 401, description = "No live session", body = Problem, content_type = "application/problem+json",
-            headers(("Set-Cookie" = String, description = "Clears the cookie of a session that has ended (`Max-Age=0`)"))),
-        (status = 403, description = "CSRF check failed: no or a wrong `X-CSRF-Token`, a foreign `Origin`, or `Sec-Fetch-Site: cross-site`", body = Problem, content_type = "application/problem+json"),
-        (status = 415, description = "A body that is not JSON", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "Database unavailable", body = Problem, content_type = "application/problem+json",
-            headers(("Retry-After" = u32, description = "Seconds to wait"))),
+        SessionWrite,
     ))]
 pub async fn delete_other_sessions(
     State(state): State<AppState>,

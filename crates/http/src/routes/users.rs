@@ -11,6 +11,7 @@ use crate::auth::SessionUser;
 use crate::client_ip::ClientIp;
 use crate::error::{ApiError, Problem};
 use crate::json::ApiJson;
+use crate::responses::{JsonBody, SessionWrite, Throttled, Unavailable};
 use crate::routes::UserBody;
 use crate::state::AppState;
 
@@ -42,23 +43,24 @@ pub struct ChangePasswordRequest {
     request_body(content = CreateUserRequest, content_type = "application/json"),
     responses(
         (status = 201, description = "Account created", body = UserBody),
-        (status = 400, description = "Malformed JSON", body = Problem, content_type = "application/problem+json"),
+        JsonBody,
         (status = 403, description = "Registration is closed (`SESAME_REGISTRATION=closed`), or a cross-site request", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "Email already registered", body = Problem, content_type = "application/problem+json"),
-        (status = 413, description = "Body over 64 KiB", body = Problem, content_type = "application/problem+json"),
-        (status = 415, description = "Body is not JSON", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "Invalid email or password; `errors` names each field", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "Database or hashing unavailable", body = Problem, content_type = "application/problem+json",
-            headers(("Retry-After" = u32, description = "Seconds to wait"))),
+        (status = 429, description = "Too many registrations from this address (`SESAME_THROTTLE_REGISTRATION`; every attempt counts)",
+            headers(("Retry-After" = u32, description = "Seconds to wait")),
+            body = Problem, content_type = "application/problem+json"),
+        (status = 503, response = Unavailable),
     ))]
 pub async fn create_user(
     State(state): State<AppState>,
+    ClientIp(ip): ClientIp,
     ApiJson(body): ApiJson<CreateUserRequest>,
 ) -> Result<(StatusCode, Json<UserBody>), ApiError> {
     let user = state
         .core
         .accounts()
-        .register(&body.email, body.password, Registrar::SelfService)
+        .register(&body.email, body.password, Registrar::SelfService { ip: &ip })
         .await?;
     Ok((StatusCode::CREATED, Json(UserBody::from(&user))))
 }
@@ -69,17 +71,10 @@ pub async fn create_user(
     security(("session_cookie" = [], "csrf_token" = [])),
     responses(
         (status = 204, description = "Password changed; other sessions ended"),
-        (status = 400, description = "Malformed JSON", body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "No live session", body = Problem, content_type = "application/problem+json",
-            headers(("Set-Cookie" = String, description = "Clears the cookie of a session that has ended (`Max-Age=0`)"))),
+        SessionWrite, JsonBody,
         (status = 403, description = "Current password wrong, or CSRF check failed", body = Problem, content_type = "application/problem+json"),
-        (status = 413, description = "Body over 64 KiB", body = Problem, content_type = "application/problem+json"),
-        (status = 415, description = "Body is not JSON", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "New password refused", body = Problem, content_type = "application/problem+json"),
-        (status = 429, description = "Too many wrong current passwords", body = Problem, content_type = "application/problem+json",
-            headers(("Retry-After" = u32, description = "Seconds to wait"))),
-        (status = 503, description = "Database or hashing unavailable", body = Problem, content_type = "application/problem+json",
-            headers(("Retry-After" = u32, description = "Seconds to wait"))),
+        (status = 429, response = Throttled),
     ))]
 pub async fn change_password(
     State(state): State<AppState>,
