@@ -22,6 +22,7 @@ on_both_backends!(
     disabling_a_user_ends_their_clients_keys_and_tokens_on_every_instance,
     the_operator_lists_deletes_and_revokes_clients,
     only_a_bearer_token_exempts_a_request_from_the_cross_site_checks,
+    emails_are_nfkc_normalised_and_invisible_characters_refused,
 );
 
 const WRONG: &str = "not the right passphrase";
@@ -496,5 +497,26 @@ async fn only_a_bearer_token_exempts_a_request_from_the_cross_site_checks(backen
         .await
         .unwrap();
     assert_ne!(response.status(), StatusCode::FORBIDDEN);
+    app.stop().await;
+}
+
+async fn emails_are_nfkc_normalised_and_invisible_characters_refused(backend: Backend) {
+    let app = TestApp::spawn(backend, &[]).await;
+    app.user("ada@example.com").await;
+    // A look-alike typed with fullwidth letters is the same account.
+    let response = app.register("\u{FF41}\u{FF44}\u{FF41}@example.com", PASSWORD).await;
+    expect_problem(response, StatusCode::CONFLICT).await;
+    app.login("\u{FF41}da@example.com", PASSWORD).await;
+    // Invisible characters would make a second account that looks like the first.
+    for bad in [
+        "ada\u{200B}@example.com",
+        "ad\u{202E}a@example.com",
+        "\u{FEFF}ada@example.com",
+    ] {
+        let problem = expect_problem(app.register(bad, PASSWORD).await, StatusCode::UNPROCESSABLE_ENTITY).await;
+        assert_eq!(problem["errors"][0]["field"], "email", "{problem}");
+        let login = app.login_response(bad, PASSWORD).await;
+        assert_eq!(login.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    }
     app.stop().await;
 }

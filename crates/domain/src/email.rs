@@ -2,6 +2,9 @@
 
 use std::fmt;
 
+use unicode_normalization::UnicodeNormalization as _;
+use unicode_properties::{GeneralCategory, UnicodeGeneralCategory as _};
+
 /// The longest address accepted (RFC 5321's path limit minus the angle brackets).
 pub const MAX_EMAIL_LENGTH: usize = 254;
 
@@ -17,6 +20,8 @@ pub enum EmailError {
     TooLong,
     #[error("must look like local@domain")]
     Malformed,
+    #[error("must not contain control or format characters (zero-width spaces, bidi controls)")]
+    Invisible,
 }
 
 impl Email {
@@ -25,8 +30,19 @@ impl Email {
     /// The check is intentionally shallow (one `@`, non-empty sides, a dot-free or dotted
     /// domain without empty labels, no whitespace or control characters): full RFC 5322
     /// validation rejects real addresses and proves nothing about deliverability.
+    ///
+    /// It is NFKC-normalised and lower-cased, so that visually identical addresses typed
+    /// differently are one account, and refused if it holds a control or format
+    /// character (Unicode Cc or Cf: zero-width spaces and joiners, bidi overrides), which
+    /// would let two accounts look alike.
     pub fn parse(raw: &str) -> Result<Self, EmailError> {
-        let normalized = raw.trim().to_lowercase();
+        let normalized: String = raw.trim().nfkc().collect::<String>().to_lowercase().nfkc().collect();
+        if normalized
+            .chars()
+            .any(|c| matches!(c.general_category(), GeneralCategory::Control | GeneralCategory::Format))
+        {
+            return Err(EmailError::Invisible);
+        }
         if normalized.is_empty() {
             return Err(EmailError::Empty);
         }
@@ -96,6 +112,37 @@ mod tests {
             assert_eq!(Email::parse(bad), Err(EmailError::Malformed), "{bad:?}");
         }
         assert_eq!(Email::parse("   "), Err(EmailError::Empty));
+    }
+
+    #[test]
+    fn normalizes_compatibility_forms() {
+        // Fullwidth letters and the "ﬁ" ligature are the same address as their plain forms.
+        let fullwidth = Email::parse("\u{FF21}da@example.com").expect("valid");
+        assert_eq!(fullwidth.as_str(), "ada@example.com");
+        assert_eq!(
+            Email::parse("of\u{FB01}ce@example.com").expect("valid").as_str(),
+            "office@example.com"
+        );
+        // Composed and decomposed accents are one address.
+        assert_eq!(
+            Email::parse("Jose\u{0301}@example.com").expect("valid"),
+            Email::parse("jos\u{00E9}@example.com").expect("valid")
+        );
+    }
+
+    #[test]
+    fn refuses_control_and_format_characters() {
+        for bad in [
+            "ada\u{200B}@example.com", // zero-width space
+            "ada\u{200D}@example.com", // zero-width joiner
+            "ada@exam\u{202E}elp.com", // right-to-left override
+            "\u{2066}ada@example.com", // left-to-right isolate
+            "ada\u{FEFF}@example.com", // byte-order mark
+            "ada\u{0007}@example.com", // bell
+            "ada\u{00AD}@example.com", // soft hyphen
+        ] {
+            assert_eq!(Email::parse(bad), Err(EmailError::Invisible), "{bad:?}");
+        }
     }
 
     #[test]
