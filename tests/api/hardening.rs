@@ -520,3 +520,63 @@ async fn emails_are_nfkc_normalised_and_invisible_characters_refused(backend: Ba
     }
     app.stop().await;
 }
+
+/// A Postgres that refuses new connections (`ALLOW_CONNECTIONS false`) after the pool's
+/// connections were cut: every answer that needs the database is 503 with `Retry-After`,
+/// never 500, and service resumes by itself once connections are allowed again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_database_refusing_connections_answers_503_and_service_resumes() {
+    use sqlx::Connection as _;
+
+    let budgets = [
+        ("SESAME_THROTTLE_ACCOUNT_IP", "1000/1m"),
+        ("SESAME_THROTTLE_IP", "1000/1m"),
+    ];
+    let app = TestApp::spawn(Backend::Postgres, &budgets).await;
+    let session = app.signed_in("ada@example.com").await;
+    let name = app.db.postgres_name().expect("a Postgres database").to_owned();
+    let mut admin = sqlx::PgConnection::connect(&sesame_tests::postgres_admin_url())
+        .await
+        .unwrap();
+    let allow = |allowed: bool| sqlx::AssertSqlSafe(format!("ALTER DATABASE \"{name}\" ALLOW_CONNECTIONS {allowed}"));
+    sqlx::query(allow(false)).execute(&mut admin).await.unwrap();
+    sqlx::query("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1")
+        .bind(&name)
+        .execute(&mut admin)
+        .await
+        .unwrap();
+
+    // Checked without panicking, so that connections are allowed again whatever happens
+    // and the database can be dropped.
+    let mut seen = Vec::new();
+    for _ in 0..3 {
+        let ready = app.http().get(app.url("/readyz")).send().await.unwrap();
+        seen.push(("/readyz", ready.status(), ready.headers().contains_key("retry-after")));
+        let login = app.login_response("ada@example.com", PASSWORD).await;
+        seen.push(("/login", login.status(), login.headers().contains_key("retry-after")));
+        let registration = app.register("bob@example.com", PASSWORD).await;
+        seen.push((
+            "/users",
+            registration.status(),
+            registration.headers().contains_key("retry-after"),
+        ));
+        let me = app.me(&session).await;
+        seen.push(("/me", me.status(), me.headers().contains_key("retry-after")));
+    }
+    sqlx::query(allow(true)).execute(&mut admin).await.unwrap();
+    admin.close().await.ok();
+    for (path, status, retry_after) in &seen {
+        assert_eq!(*status, StatusCode::SERVICE_UNAVAILABLE, "{path}: {seen:?}");
+        assert!(retry_after, "{path} without Retry-After");
+    }
+    // Service resumes by itself.
+    assert!(
+        eventually(Duration::from_secs(5), || async {
+            app.http().get(app.url("/readyz")).send().await.unwrap().status() == StatusCode::OK
+        })
+        .await
+    );
+    app.login("ada@example.com", PASSWORD).await;
+    assert_eq!(app.me(&session).await.status(), StatusCode::OK);
+    app.stop().await;
+}

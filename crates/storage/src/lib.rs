@@ -70,15 +70,24 @@ pub(crate) fn classify(error: sqlx::Error) -> StorageError {
     }
 }
 
-/// Database error codes that mean "not now" rather than "never": Postgres shutting down,
-/// out of connections or resources, or in recovery (classes 08, 53, 57P); SQLite busy,
-/// locked, read-only, I/O error, disk full or cannot open (primary codes, whatever the
-/// extended code).
+/// Database error codes that mean "not now" rather than "never":
+/// - Postgres shutting down, out of connections or resources, or in recovery (classes
+///   08, 53, 57P); refusing connections (`55000`: `ALLOW_CONNECTIONS false`; `28000` and
+///   `28P01`: a failed authentication, e.g. a rotated password); a read-only standby
+///   after a failover (`25006`); a serialization failure or deadlock (`40001`, `40P01`);
+///   a cancelled statement (`57014`);
+/// - SQLite busy, locked, read-only, I/O error, disk full or cannot open (primary codes,
+///   whatever the extended code).
+///
+/// A permission error (`42501`) is not among them: it is a misconfiguration, a 500.
 fn is_unavailable_code(code: Option<&str>) -> bool {
     let Some(code) = code else {
         return false;
     };
     if code.starts_with("08") || code.starts_with("53") || code.starts_with("57P") {
+        return true;
+    }
+    if ["55000", "28000", "28P01", "25006", "40001", "40P01", "57014"].contains(&code) {
         return true;
     }
     code.parse::<u32>()
@@ -494,10 +503,13 @@ mod tests {
 
     #[test]
     fn transient_database_errors_are_unavailable() {
-        for code in ["57P01", "53300", "08006", "5", "517", "8", "1032", "778", "13", "14"] {
+        for code in [
+            "57P01", "53300", "08006", "55000", "28P01", "28000", "25006", "40001", "40P01", "57014", "5", "517", "8",
+            "1032", "778", "13", "14",
+        ] {
             assert!(is_unavailable_code(Some(code)), "{code}");
         }
-        for code in ["23505", "42P01", "19", "2067", "1"] {
+        for code in ["23505", "42P01", "42501", "19", "2067", "1"] {
             assert!(!is_unavailable_code(Some(code)), "{code}");
         }
         assert!(!is_unavailable_code(None));
