@@ -50,7 +50,7 @@ pub type Result<T, E = StorageError> = std::result::Result<T, E>;
 
 /// Maps a driver error, translating broken uniqueness rules callers answer for into their
 /// own variants.
-pub(crate) fn classify(error: sqlx::Error) -> StorageError {
+pub(crate) fn classify(error: sqlx::Error, backend: Backend) -> StorageError {
     use sqlx::Error as E;
     match &error {
         E::Database(db) if db.is_unique_violation() => {
@@ -65,7 +65,7 @@ pub(crate) fn classify(error: sqlx::Error) -> StorageError {
             }
         }
         E::Io(_) | E::Tls(_) | E::PoolTimedOut | E::PoolClosed | E::WorkerCrashed => StorageError::Unavailable(error),
-        E::Database(db) if is_unavailable_code(db.code().as_deref()) => StorageError::Unavailable(error),
+        E::Database(db) if is_unavailable_code(db.code().as_deref(), backend) => StorageError::Unavailable(error),
         _ => StorageError::Other(error),
     }
 }
@@ -80,18 +80,21 @@ pub(crate) fn classify(error: sqlx::Error) -> StorageError {
 ///   whatever the extended code).
 ///
 /// A permission error (`42501`) is not among them: it is a misconfiguration, a 500.
-fn is_unavailable_code(code: Option<&str>) -> bool {
+fn is_unavailable_code(code: Option<&str>, backend: Backend) -> bool {
     let Some(code) = code else {
         return false;
     };
-    if code.starts_with("08") || code.starts_with("53") || code.starts_with("57P") {
-        return true;
+    match backend {
+        Backend::Postgres => {
+            code.starts_with("08")
+                || code.starts_with("53")
+                || code.starts_with("57P")
+                || ["55000", "28000", "28P01", "25006", "40001", "40P01", "57014"].contains(&code)
+        }
+        Backend::Sqlite => code
+            .parse::<u32>()
+            .is_ok_and(|extended| matches!(extended & 0xff, 5 | 6 | 8 | 10 | 13 | 14)),
     }
-    if ["55000", "28000", "28P01", "25006", "40001", "40P01", "57014"].contains(&code) {
-        return true;
-    }
-    code.parse::<u32>()
-        .is_ok_and(|extended| matches!(extended & 0xff, 5 | 6 | 8 | 10 | 13 | 14))
 }
 
 /// A user with what only the server may see. `Debug` leaves out the password hash.
@@ -504,14 +507,21 @@ mod tests {
     #[test]
     fn transient_database_errors_are_unavailable() {
         for code in [
-            "57P01", "53300", "08006", "55000", "28P01", "28000", "25006", "40001", "40P01", "57014", "5", "517", "8",
-            "1032", "778", "13", "14",
+            "57P01", "53300", "08006", "55000", "28P01", "28000", "25006", "40001", "40P01", "57014",
         ] {
-            assert!(is_unavailable_code(Some(code)), "{code}");
+            assert!(is_unavailable_code(Some(code), Backend::Postgres), "{code}");
         }
-        for code in ["23505", "42P01", "42501", "19", "2067", "1"] {
-            assert!(!is_unavailable_code(Some(code)), "{code}");
+        // A permission error is a misconfiguration, whatever its digits say to SQLite.
+        for code in ["23505", "42P01", "42501"] {
+            assert!(!is_unavailable_code(Some(code), Backend::Postgres), "{code}");
         }
-        assert!(!is_unavailable_code(None));
+        for code in ["5", "517", "8", "1032", "778", "13", "14"] {
+            assert!(is_unavailable_code(Some(code), Backend::Sqlite), "{code}");
+        }
+        for code in ["19", "2067", "1"] {
+            assert!(!is_unavailable_code(Some(code), Backend::Sqlite), "{code}");
+        }
+        assert!(!is_unavailable_code(None, Backend::Sqlite));
+        assert!(!is_unavailable_code(None, Backend::Postgres));
     }
 }

@@ -9,7 +9,7 @@ use time::OffsetDateTime;
 use uuid::Uuid;
 
 use crate::shared::{Arg, Dialect, SqlStore, count_and_charge};
-use crate::{Charge, ConnectOptions, Reservation, Result, StorageError, classify};
+use crate::{Backend, Charge, ConnectOptions, Reservation, Result, StorageError, classify};
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../../migrations/postgres");
 
@@ -24,7 +24,7 @@ fn err(e: sqlx::Error) -> StorageError {
     {
         return StorageError::Unavailable(e);
     }
-    classify(e)
+    classify(e, Backend::Postgres)
 }
 
 fn bind<'q>(mut query: Query<'q, Postgres, PgArguments>, args: &[Arg<'_>]) -> Query<'q, Postgres, PgArguments> {

@@ -15,7 +15,7 @@ use time::OffsetDateTime;
 use uuid::Uuid;
 
 use crate::shared::{Arg, Dialect, SqlStore, count_and_charge};
-use crate::{Charge, ConnectOptions, Reservation, Result, StorageError, classify};
+use crate::{Backend, Charge, ConnectOptions, Reservation, Result, StorageError, classify};
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../../migrations/sqlite");
 
@@ -24,7 +24,7 @@ static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../../migrations/sqli
 pub type SqliteStore = SqlStore<Sqlite>;
 
 fn err(e: sqlx::Error) -> StorageError {
-    classify(e)
+    classify(e, Backend::Sqlite)
 }
 
 /// Timestamps are stored as integer microseconds since the Unix epoch.
