@@ -21,6 +21,7 @@ mod hardening;
 mod health;
 mod instances;
 mod jwt;
+mod limits;
 mod login;
 mod logout;
 mod me;

@@ -92,3 +92,22 @@ pub fn cors_layer(config: &HttpConfig) -> CorsLayer {
         ])
         .max_age(std::time::Duration::from_secs(600))
 }
+
+/// Answers `503` with `Retry-After` when a handler runs past the request timeout. The
+/// handler runs in a task of its own and is never cancelled midway, neither by the
+/// timeout nor by a client that hangs up: what it started (a failed attempt's charge, a
+/// password change and the sessions it ends) is finished.
+pub async fn request_timeout(State(limit): State<std::time::Duration>, request: Request, next: Next) -> Response {
+    let mut work = tokio::spawn(next.run(request));
+    match tokio::time::timeout(limit, &mut work).await {
+        Ok(Ok(response)) => response,
+        Ok(Err(failure)) => {
+            tracing::error!(error = %failure, "a request handler failed");
+            ApiError::internal(failure).into_response()
+        }
+        Err(_) => {
+            tracing::warn!(limit_ms = limit.as_millis(), "request timed out; its work goes on");
+            ApiError::Unavailable(None).into_response()
+        }
+    }
+}

@@ -98,6 +98,10 @@ pub fn router_with(state: AppState, extra: Router<AppState>) -> Router {
             state.clone(),
             guard::cross_site_guard,
         ))
+        .layer(axum::middleware::from_fn_with_state(
+            config.request_timeout,
+            guard::request_timeout,
+        ))
         .layer(CookieManagerLayer::new())
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(SetResponseHeaderLayer::if_not_present(

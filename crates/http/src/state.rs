@@ -18,6 +18,9 @@ pub struct HttpConfig {
     pub cookie: CookieConfig,
     /// Whether to take the client IP from `X-Forwarded-For`.
     pub trust_proxy: bool,
+    /// How long a handler may run before the request is answered `503`; its work goes
+    /// on to the end.
+    pub request_timeout: std::time::Duration,
 }
 
 impl HttpConfig {

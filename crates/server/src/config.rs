@@ -72,6 +72,14 @@ pub struct Config {
     pub trust_proxy: bool,
     /// `SESAME_LOG_FORMAT`.
     pub log_format: LogFormat,
+    /// `SESAME_HEADER_TIMEOUT`: a request's headers must arrive within this.
+    pub header_timeout: Duration,
+    /// `SESAME_IDLE_TIMEOUT`: an idle keep-alive connection closes after this.
+    pub idle_timeout: Duration,
+    /// `SESAME_REQUEST_TIMEOUT`: a handler running longer is answered 503.
+    pub request_timeout: Duration,
+    /// `SESAME_MAX_CONNECTIONS`: connections served at once.
+    pub max_connections: usize,
 }
 
 /// The keys a TOML file may contain (each also `SESAME_<KEY>` in the environment).
@@ -96,6 +104,10 @@ const KEYS: &[&str] = &[
     "signing_alg",
     "trust_proxy",
     "log_format",
+    "header_timeout",
+    "idle_timeout",
+    "request_timeout",
+    "max_connections",
 ];
 
 /// Raw settings, merged from the file and the environment, before checking.
@@ -262,6 +274,26 @@ impl Config {
             "json" => LogFormat::Json,
             _ => return Err(invalid("log_format", "expected pretty or json")),
         };
+        let header_timeout = duration(sources, "header_timeout", "10s")?;
+        if !(Duration::from_secs(1)..=Duration::from_secs(300)).contains(&header_timeout) {
+            return Err(invalid("header_timeout", "must be from 1s to 5m"));
+        }
+        let idle_timeout = duration(sources, "idle_timeout", "75s")?;
+        if !(Duration::from_secs(1)..=Duration::from_secs(3_600)).contains(&idle_timeout) {
+            return Err(invalid("idle_timeout", "must be from 1s to 1h"));
+        }
+        let request_timeout = duration(sources, "request_timeout", "30s")?;
+        if !(Duration::from_secs(1)..=Duration::from_secs(600)).contains(&request_timeout) {
+            return Err(invalid("request_timeout", "must be from 1s to 10m"));
+        }
+        let max_connections = match sources.get("max_connections") {
+            None => 4096,
+            Some(text) => text
+                .parse::<usize>()
+                .ok()
+                .filter(|n| (1..=1_000_000).contains(n))
+                .ok_or_else(|| invalid("max_connections", "expected a whole number from 1 to 1000000"))?,
+        };
         let config = Self {
             database_url,
             listen,
@@ -279,6 +311,10 @@ impl Config {
             signing_alg,
             trust_proxy,
             log_format,
+            header_timeout,
+            idle_timeout,
+            request_timeout,
+            max_connections,
         };
         if config.cookie_same_site == SameSite::None && !config.cookie_is_secure(&config.default_issuer()) {
             return Err(invalid(

@@ -2,6 +2,7 @@
 //! over this, and the test suite starts servers through the same path.
 
 pub mod config;
+pub mod serve;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -41,6 +42,7 @@ pub fn http_config(config: &Config, issuer: &str) -> HttpConfig {
         allowed_origins: config.allowed_origins.clone(),
         cookie: CookieConfig::new(&config.cookie_name, secure, config.cookie_same_site),
         trust_proxy: config.trust_proxy,
+        request_timeout: config.request_timeout,
     }
 }
 
@@ -144,14 +146,13 @@ pub async fn start_with_clock(
     let state = AppState::new(http_config(config, &issuer), core.clone());
     let app = sesame_http::router_with(state, extra);
 
-    let (shutdown, mut stopped) = watch::channel(false);
-    let task = tokio::spawn(async move {
-        axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>())
-            .with_graceful_shutdown(async move {
-                let _ = stopped.wait_for(|stop| *stop).await;
-            })
-            .await
-    });
+    let (shutdown, stopped) = watch::channel(false);
+    let limits = serve::Limits {
+        header_timeout: config.header_timeout,
+        idle_timeout: config.idle_timeout,
+        max_connections: config.max_connections,
+    };
+    let task = tokio::spawn(serve::serve(listener, app, limits, stopped));
     let poller = {
         let core = core.clone();
         tokio::spawn(async move { core.tokens().poll_revocations().await })
