@@ -4,6 +4,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod at_rest;
 mod bad_inputs;
 mod bearer;
 mod clients;

@@ -107,6 +107,36 @@ impl TestDb {
 }
 
 impl TestDb {
+    /// Runs the `sesame` binary on this database with these extra settings, whatever its
+    /// outcome; it is killed if it runs for more than 30 s.
+    pub async fn sesame(&self, args: &[&str], settings: &[(&str, &str)]) -> std::process::Output {
+        let mut command = std::process::Command::new(sesame_binary());
+        command
+            .args(args)
+            .env_clear()
+            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+            .env("SESAME_DATABASE_URL", &self.url)
+            .env("SESAME_LOG", "warn")
+            .envs(settings.iter().copied())
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped());
+        tokio::task::spawn_blocking(move || {
+            let mut child = command.spawn().expect("run the sesame binary");
+            let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+            while child.try_wait().expect("wait").is_none() {
+                if std::time::Instant::now() > deadline {
+                    let _ = child.kill();
+                    break;
+                }
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
+            child.wait_with_output().expect("output")
+        })
+        .await
+        .expect("join")
+    }
+
     /// The Postgres database's name (`None` on SQLite), e.g. to drop it under a running
     /// server.
     pub fn postgres_name(&self) -> Option<&str> {
@@ -312,17 +342,7 @@ impl TestApp {
 
     /// Runs the `sesame` binary on this app's database, whatever its outcome.
     pub async fn sesame_output(&self, args: &[&str]) -> std::process::Output {
-        let mut command = std::process::Command::new(sesame_binary());
-        command
-            .args(args)
-            .env_clear()
-            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
-            .env("SESAME_DATABASE_URL", &self.db.url)
-            .env("SESAME_LOG", "warn")
-            .stdin(std::process::Stdio::null());
-        tokio::task::spawn_blocking(move || command.output().expect("run the sesame binary"))
-            .await
-            .expect("join")
+        self.db.sesame(args, &[]).await
     }
 
     /// Disables a user with `sesame user disable`.

@@ -61,6 +61,10 @@ pub enum CoreError {
     Unavailable(#[source] Option<StorageError>),
     #[error("internal error")]
     Internal(#[source] Box<dyn std::error::Error + Send + Sync>),
+    /// The configuration cannot work with what is stored (e.g. signing keys sealed under
+    /// another secret): the program must not start.
+    #[error("{0}")]
+    Misconfigured(String),
 }
 
 impl CoreError {

@@ -17,6 +17,7 @@ pub mod clients;
 pub mod clock;
 pub mod error;
 pub mod hashing;
+pub mod sealing;
 pub mod sessions;
 pub mod throttle;
 pub mod tokens;

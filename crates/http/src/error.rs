@@ -284,6 +284,7 @@ impl From<CoreError> for ApiError {
             CoreError::Throttled { retry_after } => Self::Throttled { retry_after },
             CoreError::Unavailable(cause) => Self::Unavailable(cause),
             CoreError::Internal(cause) => Self::Internal(cause),
+            CoreError::Misconfigured(message) => Self::Internal(message.into()),
         }
     }
 }

@@ -80,6 +80,9 @@ pub struct Config {
     pub request_timeout: Duration,
     /// `SESAME_MAX_CONNECTIONS`: connections served at once.
     pub max_connections: usize,
+    /// `SESAME_SECRET_KEY` (or `_FILE`) and `SESAME_SECRET_KEY_OLD` (or `_FILE`): seal
+    /// signing keys at rest. Its `Debug` shows no secret.
+    pub sealer: std::sync::Arc<sesame_core::sealing::Sealer>,
 }
 
 /// The keys a TOML file may contain (each also `SESAME_<KEY>` in the environment).
@@ -108,6 +111,10 @@ const KEYS: &[&str] = &[
     "idle_timeout",
     "request_timeout",
     "max_connections",
+    "secret_key",
+    "secret_key_file",
+    "secret_key_old",
+    "secret_key_old_file",
 ];
 
 /// Raw settings, merged from the file and the environment, before checking.
@@ -294,6 +301,10 @@ impl Config {
                 .filter(|n| (1..=1_000_000).contains(n))
                 .ok_or_else(|| invalid("max_connections", "expected a whole number from 1 to 1000000"))?,
         };
+        let current_secret = secret(sources, "secret_key")?;
+        let old_secret = secret(sources, "secret_key_old")?;
+        let sealer = sesame_core::sealing::Sealer::new(current_secret.as_deref(), old_secret.as_deref())
+            .map_err(|e| invalid("secret_key", e.to_string()))?;
         let config = Self {
             database_url,
             listen,
@@ -315,6 +326,7 @@ impl Config {
             idle_timeout,
             request_timeout,
             max_connections,
+            sealer: std::sync::Arc::new(sealer),
         };
         if config.cookie_same_site == SameSite::None && !config.cookie_is_secure(&config.default_issuer()) {
             return Err(invalid(
@@ -334,6 +346,44 @@ impl Config {
     pub fn cookie_is_secure(&self, issuer: &str) -> bool {
         self.cookie_secure.unwrap_or_else(|| issuer.starts_with("https://"))
     }
+}
+
+/// A secret given as `<key>` or in the file `<key>_file` (one trailing newline ignored),
+/// at least 32 bytes; both at once is an error.
+fn secret(sources: &Sources, key: &str) -> Result<Option<Vec<u8>>, ConfigError> {
+    let file_key = format!("{key}_file");
+    let value = match (sources.get(key), sources.get(&file_key)) {
+        (Some(_), Some(_)) => {
+            return Err(invalid(
+                key,
+                format!(
+                    "set either SESAME_{} or SESAME_{}, not both",
+                    key.to_ascii_uppercase(),
+                    file_key.to_ascii_uppercase()
+                ),
+            ));
+        }
+        (Some(value), None) => value.as_bytes().to_vec(),
+        (None, Some(path)) => {
+            let mut bytes =
+                std::fs::read(path).map_err(|e| invalid(&file_key, format!("cannot read the file: {}", e.kind())))?;
+            if bytes.ends_with(b"\n") {
+                bytes.pop();
+                if bytes.ends_with(b"\r") {
+                    bytes.pop();
+                }
+            }
+            bytes
+        }
+        (None, None) => return Ok(None),
+    };
+    if value.len() < sesame_core::sealing::MIN_SECRET_LEN {
+        return Err(invalid(
+            key,
+            format!("must be at least {} bytes", sesame_core::sealing::MIN_SECRET_LEN),
+        ));
+    }
+    Ok(Some(value))
 }
 
 fn boolean(key: &str, value: &str) -> Result<bool, ConfigError> {

@@ -65,7 +65,10 @@ pub async fn open_core(config: &Config, fallback_issuer: &str, clock: SharedCloc
     let hashing = HashingPool::for_this_machine(password_hasher()?);
     Core::new(core_settings(config, &issuer), store, hashing, clock)
         .await
-        .map_err(|e| anyhow::anyhow!("cannot start the application: {e}"))
+        .map_err(|e| match e {
+            sesame_core::CoreError::Misconfigured(message) => anyhow::Error::new(StartupRefused(message)),
+            other => anyhow::anyhow!("cannot start the application: {other}"),
+        })
 }
 
 /// The token service's settings under a resolved issuer.
@@ -75,8 +78,15 @@ pub fn token_settings(config: &Config, issuer: &str) -> TokenSettings {
         audience: config.audience.clone().unwrap_or_else(|| issuer.to_owned()),
         ttl: config.token_ttl,
         alg: config.signing_alg,
+        sealer: config.sealer.clone(),
     }
 }
+
+/// The stored state cannot work with the configuration (signing keys sealed under
+/// another secret): the program stops with exit status 2, naming the setting.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct StartupRefused(pub String);
 
 /// The password hasher under the default (OWASP) argon2id parameters.
 pub fn password_hasher() -> anyhow::Result<PasswordHasher> {
@@ -143,6 +153,11 @@ pub async fn start_with_clock(
     let addr = listener.local_addr().context("listener has no address")?;
     let issuer = config.issuer.clone().unwrap_or_else(|| format!("http://{addr}"));
     let core = open_core(config, &issuer, clock).await?;
+    if !config.sealer.is_enabled() && issuer.starts_with("https://") {
+        tracing::warn!(
+            "signing keys are stored unencrypted: set SESAME_SECRET_KEY (at least 32 bytes) and run `sesame keys rewrap`"
+        );
+    }
     let state = AppState::new(http_config(config, &issuer), core.clone());
     let app = sesame_http::router_with(state, extra);
 

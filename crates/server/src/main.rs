@@ -104,6 +104,9 @@ enum KeysCommand {
     /// Make a new signing key active. Older keys stay published until every token they
     /// signed has expired; running servers switch within 30 seconds.
     Rotate,
+    /// Seal every signing key under the current SESAME_SECRET_KEY (keys stored
+    /// unencrypted, or sealed under SESAME_SECRET_KEY_OLD).
+    Rewrap,
 }
 
 #[derive(Debug, Subcommand)]
@@ -162,11 +165,16 @@ fn main() -> ExitCode {
                 revoke_key(&config, &client_id, &key_id).await
             }
             Command::Keys(KeysCommand::Rotate) => rotate_keys(&config).await,
+            Command::Keys(KeysCommand::Rewrap) => rewrap_keys(&config).await,
             Command::Openapi | Command::BenchHash { .. } => Ok(()),
         }
     });
     match outcome {
         Ok(()) => ExitCode::SUCCESS,
+        Err(error) if error.downcast_ref::<sesame_server::StartupRefused>().is_some() => {
+            eprintln!("sesame: cannot start: {error:#}");
+            ExitCode::from(2)
+        }
         Err(error) => {
             eprintln!("sesame: {error:#}");
             ExitCode::FAILURE
@@ -494,6 +502,18 @@ async fn add_client(config: &Config, owner: &str, name: &str, scopes: &[String])
     say!("client_id: {}", created.client.id);
     say!("api_key:   {}", created.key.key.expose());
     say!("(the key is shown only now; store it safely)");
+    Ok(())
+}
+
+async fn rewrap_keys(config: &Config) -> anyhow::Result<()> {
+    if !config.sealer.is_enabled() {
+        bail!("SESAME_SECRET_KEY (or SESAME_SECRET_KEY_FILE) is not set: there is nothing to seal the keys under");
+    }
+    let core = open_core(config).await?;
+    let outcome = core.tokens().rewrap().await;
+    core.store().database.close().await;
+    let (rewrapped, total) = outcome.map_err(explain)?;
+    say!("sealed {rewrapped} of {total} signing keys under the current secret (the others already were)");
     Ok(())
 }
 

@@ -327,7 +327,7 @@ pub struct SigningKeyRecord {
     pub kid: String,
     /// `EdDSA`, `ES256` or `RS256`.
     pub alg: String,
-    /// PKCS#8 DER.
+    /// PKCS#8 DER, or that DER sealed under the operator's secret.
     pub private_der: Vec<u8>,
     pub created_at: OffsetDateTime,
 }
@@ -347,6 +347,9 @@ pub trait SigningKeyStore: Send + Sync {
     /// Every signing key, oldest first.
     async fn signing_keys(&self) -> Result<Vec<SigningKeyRecord>>;
     async fn add_signing_key(&self, key: &SigningKeyRecord) -> Result<()>;
+    /// Replaces a key's stored private part (sealed again under another secret); false
+    /// if there is no such key.
+    async fn replace_signing_key(&self, kid: &str, private_der: &[u8]) -> Result<bool>;
 }
 
 /// What a revocation is about.

@@ -602,6 +602,13 @@ impl<DB: Dialect> SigningKeyStore for SqlStore<DB> {
         self.execute(sql::INSERT_SIGNING_KEY, &args).await?;
         Ok(())
     }
+
+    async fn replace_signing_key(&self, kid: &str, private_der: &[u8]) -> Result<bool> {
+        let changed = self
+            .execute(sql::REPLACE_SIGNING_KEY, &[Arg::Text(kid), Arg::Bytes(private_der)])
+            .await?;
+        Ok(changed > 0)
+    }
 }
 
 #[async_trait]

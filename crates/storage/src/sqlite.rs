@@ -232,9 +232,14 @@ fn primary_code(code: Option<&str>) -> Option<i32> {
 impl SqliteStore {
     /// Opens (creating if missing) the database file, in WAL mode so readers never wait
     /// for the writer.
+    ///
+    /// The file, and the `-wal` and `-shm` files SQLite makes beside it with the same
+    /// mode, are readable by their owner only (0600): the database holds password hashes
+    /// and signing keys. An existing file readable by others is narrowed to 0600.
     pub async fn connect(url: &str, options: &ConnectOptions) -> Result<Self> {
-        let connect = SqliteConnectOptions::from_str(url)
-            .map_err(StorageError::Other)?
+        let connect = SqliteConnectOptions::from_str(url).map_err(StorageError::Other)?;
+        owner_only(connect.get_filename())?;
+        let connect = connect
             .create_if_missing(true)
             .journal_mode(SqliteJournalMode::Wal)
             .synchronous(SqliteSynchronous::Normal)
@@ -258,4 +263,56 @@ impl SqliteStore {
             .map_err(err)?;
         Ok(Self { pool })
     }
+}
+
+/// Creates the database file readable and writable by its owner only, or narrows an
+/// existing one (and its `-wal` and `-shm` files) to that. In-memory databases have no
+/// file.
+fn owner_only(path: &std::path::Path) -> Result<()> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::{OpenOptionsExt as _, PermissionsExt as _};
+        let name = path.to_string_lossy();
+        if name.is_empty() || name == ":memory:" || name.starts_with("file::memory:") {
+            return Ok(());
+        }
+        let io = |e: std::io::Error| StorageError::Other(sqlx::Error::Io(e));
+        if !path.exists() {
+            std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(0o600)
+                .open(path)
+                .or_else(|e| {
+                    // Another process made it in between: it is narrowed below.
+                    if e.kind() == std::io::ErrorKind::AlreadyExists {
+                        std::fs::File::open(path)
+                    } else {
+                        Err(e)
+                    }
+                })
+                .map_err(io)?;
+        }
+        for suffix in ["", "-wal", "-shm"] {
+            let file = std::path::PathBuf::from(format!("{name}{suffix}"));
+            let Ok(metadata) = std::fs::metadata(&file) else {
+                continue;
+            };
+            if metadata.permissions().mode() & 0o077 != 0 {
+                match std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o600)) {
+                    Ok(()) => {
+                        tracing::warn!(file = %file.display(), "narrowed the database file to owner-only access (0600)");
+                    }
+                    Err(error) => tracing::warn!(
+                        file = %file.display(),
+                        %error,
+                        "the database file is readable by others and cannot be narrowed to 0600"
+                    ),
+                }
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = path;
+    Ok(())
 }

@@ -284,6 +284,14 @@ impl Tokens<'_> {
         Ok(self.0.store.clients.registered_scopes().await?)
     }
 
+    /// Seals every signing key under the current secret (`sesame keys rewrap`): how many
+    /// were sealed again, of how many.
+    pub async fn rewrap(&self) -> Result<(usize, usize)> {
+        service::rewrap(self.0.tokens.settings(), &self.0.store)
+            .await
+            .map_err(load_error)
+    }
+
     /// Makes a new signing key active.
     pub async fn rotate(&self) -> Result<sesame_storage::SigningKeyRecord> {
         self.0.tokens.rotate().await.map_err(load_error)
@@ -304,5 +312,6 @@ pub(crate) fn load_error(error: LoadError) -> CoreError {
     match error {
         LoadError::Storage(storage) => CoreError::from(storage),
         LoadError::Key(key) => CoreError::internal(key),
+        LoadError::Sealed(sealed) => CoreError::Misconfigured(sealed.to_string()),
     }
 }

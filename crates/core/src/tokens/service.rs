@@ -14,7 +14,7 @@ use jsonwebtoken::jwk::JwkSet;
 use jsonwebtoken::{Header, Validation};
 use serde::{Deserialize, Serialize};
 use sesame_domain::{ApiKeyId, ClientId, Scopes, UserId};
-use sesame_storage::{Revocation, RevocationKind, Store};
+use sesame_storage::{Revocation, RevocationKind, SigningKeyRecord, Store};
 use sha2::{Digest as _, Sha256};
 use time::OffsetDateTime;
 
@@ -22,6 +22,7 @@ use super::keys::{self, KeyRing, SigningAlg};
 use super::revocation::{RevocationSet, TokenIds};
 use crate::cache::TtlCache;
 use crate::clock::SharedClock;
+use crate::sealing::{SealError, Sealer};
 
 /// The most clock skew tolerated on `exp` and `nbf`, in seconds.
 pub const LEEWAY_SECONDS: u64 = 60;
@@ -49,6 +50,8 @@ pub struct TokenSettings {
     pub ttl: Duration,
     /// The algorithm for keys made by this instance.
     pub alg: SigningAlg,
+    /// Seals signing keys at rest (and opens them), under the operator's secret.
+    pub sealer: Arc<Sealer>,
 }
 
 /// The claims of a sesame access token (RFC 9068 §2.2).
@@ -151,15 +154,30 @@ pub struct TokenService {
 impl TokenService {
     /// Loads the signing keys, making the first one if there is none, and the current
     /// revocation log.
+    ///
+    /// Every stored key must open (see [`Sealer`]): a key sealed under an unknown secret,
+    /// or sealed with no secret configured, fails the load, and nothing is replaced.
     pub async fn load(settings: TokenSettings, store: Store, clock: SharedClock) -> Result<Self, LoadError> {
         let mut records = store.signing_keys.signing_keys().await?;
+        let mut opened = open_all(&settings.sealer, &records)?;
         if records.is_empty() {
             let record = keys::generate(settings.alg, clock.now())?;
-            store.signing_keys.add_signing_key(&record).await?;
+            store
+                .signing_keys
+                .add_signing_key(&sealed(&settings.sealer, &record)?)
+                .await?;
             tracing::info!(kid = %record.kid, alg = %record.alg, "created the first signing key");
             records = store.signing_keys.signing_keys().await?;
+            opened = open_all(&settings.sealer, &records)?;
         }
-        let ring = KeyRing::build(&records, clock.now(), KEY_RETENTION)?;
+        let unsealed = records.iter().filter(|r| !Sealer::is_sealed(&r.private_der)).count();
+        if settings.sealer.is_enabled() && unsealed > 0 {
+            tracing::warn!(
+                unsealed,
+                "signing keys are stored unencrypted although SESAME_SECRET_KEY is set: run `sesame keys rewrap`"
+            );
+        }
+        let ring = KeyRing::build(&opened, clock.now(), KEY_RETENTION)?;
         let revocations = Arc::new(RevocationSet::default());
         revocations.refresh(&store, clock.now()).await?;
         Ok(Self {
@@ -177,7 +195,10 @@ impl TokenService {
     /// and on every other instance within their next key reload.
     pub async fn rotate(&self) -> Result<sesame_storage::SigningKeyRecord, LoadError> {
         let record = keys::generate(self.settings.alg, self.clock.now())?;
-        self.store.signing_keys.add_signing_key(&record).await?;
+        self.store
+            .signing_keys
+            .add_signing_key(&sealed(&self.settings.sealer, &record)?)
+            .await?;
         self.reload_keys().await?;
         tracing::info!(kid = %record.kid, alg = %record.alg, "signing key rotated");
         Ok(record)
@@ -239,7 +260,8 @@ impl TokenService {
     /// Re-reads the signing keys (after a rotation by another process).
     pub async fn reload_keys(&self) -> Result<(), LoadError> {
         let records = self.store.signing_keys.signing_keys().await?;
-        let ring = KeyRing::build(&records, self.clock.now(), KEY_RETENTION)?;
+        let opened = open_all(&self.settings.sealer, &records)?;
+        let ring = KeyRing::build(&opened, self.clock.now(), KEY_RETENTION)?;
         *self.ring.write().unwrap_or_else(std::sync::PoisonError::into_inner) = Arc::new(ring);
         Ok(())
     }
@@ -338,6 +360,45 @@ impl TokenService {
     }
 }
 
+/// Seals every key not yet sealed under the current secret (`sesame keys rewrap`); how
+/// many were sealed again, of how many.
+pub async fn rewrap(settings: &TokenSettings, store: &Store) -> Result<(usize, usize), LoadError> {
+    let records = store.signing_keys.signing_keys().await?;
+    let mut rewrapped = 0;
+    for record in &records {
+        if settings.sealer.is_current(&record.private_der) {
+            continue;
+        }
+        let der = settings.sealer.open(&record.kid, &record.alg, &record.private_der)?;
+        let sealed = settings.sealer.seal(&record.kid, &record.alg, &der)?;
+        if store.signing_keys.replace_signing_key(&record.kid, &sealed).await? {
+            rewrapped += 1;
+        }
+    }
+    Ok((rewrapped, records.len()))
+}
+
+/// The stored keys with their private parts opened.
+fn open_all(sealer: &Sealer, records: &[SigningKeyRecord]) -> Result<Vec<SigningKeyRecord>, LoadError> {
+    records
+        .iter()
+        .map(|record| {
+            Ok(SigningKeyRecord {
+                private_der: sealer.open(&record.kid, &record.alg, &record.private_der)?,
+                ..record.clone()
+            })
+        })
+        .collect()
+}
+
+/// A new key as it is stored: sealed under the current secret, if there is one.
+fn sealed(sealer: &Sealer, record: &SigningKeyRecord) -> Result<SigningKeyRecord, LoadError> {
+    Ok(SigningKeyRecord {
+        private_der: sealer.seal(&record.kid, &record.alg, &record.private_der)?,
+        ..record.clone()
+    })
+}
+
 /// A JWS in compact serialization (RFC 7515 §7.1): the encoded header and claims, and
 /// their signature by the ring's parsed signer.
 fn sign(header: &Header, claims: &AccessClaims, signer: &keys::Signer) -> Result<String, TokenError> {
@@ -418,4 +479,7 @@ pub enum LoadError {
     Storage(#[from] sesame_storage::StorageError),
     #[error(transparent)]
     Key(#[from] super::keys::KeyError),
+    /// A stored key does not open under the configured secrets.
+    #[error(transparent)]
+    Sealed(#[from] SealError),
 }
