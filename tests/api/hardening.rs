@@ -23,6 +23,8 @@ on_both_backends!(
     the_operator_lists_deletes_and_revokes_clients,
     only_a_bearer_token_exempts_a_request_from_the_cross_site_checks,
     emails_are_nfkc_normalised_and_invisible_characters_refused,
+    readiness_probes_the_database_at_most_once_a_second,
+    an_invented_http_method_adds_no_metric_series,
 );
 
 const WRONG: &str = "not the right passphrase";
@@ -578,5 +580,71 @@ async fn a_database_refusing_connections_answers_503_and_service_resumes() {
     );
     app.login("ada@example.com", PASSWORD).await;
     assert_eq!(app.me(&session).await.status(), StatusCode::OK);
+    app.stop().await;
+}
+
+/// The number after a metric's name in `/metrics`.
+async fn metric(app: &TestApp, name: &str) -> u64 {
+    let text = app
+        .http()
+        .get(app.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    text.lines()
+        .find_map(|line| line.strip_prefix(name).and_then(|rest| rest.trim().parse().ok()))
+        .unwrap_or_else(|| panic!("no {name} in {text}"))
+}
+
+async fn readiness_probes_the_database_at_most_once_a_second(backend: Backend) {
+    let clock = sesame_core::ManualClock::new();
+    let app = TestApp::spawn_with_clock(backend, &[], clock.clone()).await;
+    let before = metric(&app, "sesame_readiness_probes").await;
+    let mut set = tokio::task::JoinSet::new();
+    for _ in 0..50 {
+        let (http, url) = (app.http().clone(), app.url("/readyz"));
+        set.spawn(async move { http.get(url).send().await.unwrap().status() });
+    }
+    for status in set.join_all().await {
+        assert_eq!(status, StatusCode::OK);
+    }
+    assert_eq!(
+        metric(&app, "sesame_readiness_probes").await,
+        before + 1,
+        "one probe for 50 calls"
+    );
+    clock.advance(Duration::from_millis(999));
+    app.http().get(app.url("/readyz")).send().await.unwrap();
+    assert_eq!(metric(&app, "sesame_readiness_probes").await, before + 1);
+    clock.advance(Duration::from_millis(1));
+    app.http().get(app.url("/readyz")).send().await.unwrap();
+    assert_eq!(
+        metric(&app, "sesame_readiness_probes").await,
+        before + 2,
+        "probed again a second later"
+    );
+    app.stop().await;
+}
+
+async fn an_invented_http_method_adds_no_metric_series(backend: Backend) {
+    let app = TestApp::spawn(backend, &[]).await;
+    for n in 0..5 {
+        let method = reqwest::Method::from_bytes(format!("INVENTED{n}").as_bytes()).unwrap();
+        app.http().request(method, app.url("/healthz")).send().await.unwrap();
+    }
+    let text = app
+        .http()
+        .get(app.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(!text.contains("INVENTED"), "{text}");
+    assert!(text.contains("method=\"OTHER\""), "{text}");
     app.stop().await;
 }

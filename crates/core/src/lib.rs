@@ -60,7 +60,19 @@ pub(crate) struct Context {
     pub(crate) sessions: sessions::SessionCache,
     pub(crate) keys: tokens::KeyCache,
     pub(crate) tokens: tokens::TokenService,
+    pub(crate) readiness: Readiness,
 }
+
+/// The last readiness probe: when it ran and whether the database took its write. One
+/// probe at a time, at most one a second, whatever the call rate.
+#[derive(Default)]
+pub(crate) struct Readiness {
+    last: tokio::sync::Mutex<Option<(time::OffsetDateTime, bool)>>,
+    probes: std::sync::atomic::AtomicU64,
+}
+
+/// How long a readiness answer is reused.
+pub const READINESS_TTL: time::Duration = time::Duration::SECOND;
 
 /// The application: cheap to clone, shared by every request.
 #[derive(Clone)]
@@ -90,6 +102,7 @@ impl Core {
             sessions: sessions::SessionCache::default(),
             keys: tokens::KeyCache::default(),
             tokens,
+            readiness: Readiness::default(),
         })))
     }
 
@@ -120,6 +133,39 @@ impl Core {
 
     pub fn hashing(&self) -> &HashingPool {
         &self.0.hashing
+    }
+
+    /// Whether the database answers and takes a write, probed at most once per
+    /// [`READINESS_TTL`] (the answer may be that old): an unauthenticated caller cannot
+    /// make sesame write, or take SQLite's write lock, at its own rate. Concurrent callers
+    /// wait for the one probe in flight.
+    pub async fn ready(&self, timeout: std::time::Duration) -> Result<(), CoreError> {
+        let readiness = &self.0.readiness;
+        let mut last = readiness.last.lock().await;
+        let now = self.now();
+        if let Some((at, ready)) = *last
+            && now >= at
+            && now - at < READINESS_TTL
+        {
+            return if ready {
+                Ok(())
+            } else {
+                Err(CoreError::Unavailable(None))
+            };
+        }
+        readiness.probes.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let outcome = match tokio::time::timeout(timeout, self.0.store.database.ping()).await {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(error)) => Err(CoreError::Unavailable(Some(error))),
+            Err(_) => Err(CoreError::Unavailable(None)),
+        };
+        *last = Some((now, outcome.is_ok()));
+        outcome
+    }
+
+    /// How many readiness probes reached the database.
+    pub fn readiness_probes(&self) -> u64 {
+        self.0.readiness.probes.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     pub fn now(&self) -> time::OffsetDateTime {

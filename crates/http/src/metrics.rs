@@ -28,9 +28,26 @@ struct ResultLabels {
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct RequestLabels {
-    method: String,
+    method: &'static str,
     route: String,
     status: u16,
+}
+
+/// A method as a label: the standard ones by name, anything else `OTHER`, so that a
+/// client inventing methods cannot add series.
+fn method_label(method: &axum::http::Method) -> &'static str {
+    match method.as_str() {
+        "GET" => "GET",
+        "HEAD" => "HEAD",
+        "POST" => "POST",
+        "PUT" => "PUT",
+        "PATCH" => "PATCH",
+        "DELETE" => "DELETE",
+        "OPTIONS" => "OPTIONS",
+        "CONNECT" => "CONNECT",
+        "TRACE" => "TRACE",
+        _ => "OTHER",
+    }
 }
 
 type HistogramFamily = Family<RequestLabels, Histogram, fn() -> Histogram>;
@@ -49,6 +66,7 @@ pub struct Metrics {
     token_issues: Family<ResultLabels, Counter>,
     requests: HistogramFamily,
     hashing_jobs: Gauge,
+    readiness_probes: Gauge,
 }
 
 impl Default for Metrics {
@@ -72,6 +90,12 @@ impl Default for Metrics {
             "Time to answer a request, by method, route and status",
             requests.clone(),
         );
+        let readiness_probes = Gauge::default();
+        registry.register(
+            "readiness_probes",
+            "Readiness probes that reached the database (at most one a second)",
+            readiness_probes.clone(),
+        );
         let hashing_jobs = Gauge::default();
         registry.register(
             "hashing_jobs",
@@ -84,6 +108,7 @@ impl Default for Metrics {
             token_issues,
             requests,
             hashing_jobs,
+            readiness_probes,
         }
     }
 }
@@ -117,8 +142,10 @@ impl Metrics {
     }
 
     /// The exposition text, with the hashing gauge read at scrape time.
-    pub fn render(&self, hashing_jobs: usize) -> String {
+    pub fn render(&self, hashing_jobs: usize, readiness_probes: u64) -> String {
         self.hashing_jobs.set(i64::try_from(hashing_jobs).unwrap_or(i64::MAX));
+        self.readiness_probes
+            .set(i64::try_from(readiness_probes).unwrap_or(i64::MAX));
         let mut text = String::new();
         if let Err(error) = prometheus_client::encoding::text::encode(&mut text, &self.registry) {
             tracing::error!(%error, "cannot encode metrics");
@@ -131,7 +158,7 @@ impl Metrics {
 /// ids and tokens in URLs cannot explode the label space or leak).
 pub async fn track_requests(State(metrics): State<Arc<Metrics>>, request: Request, next: Next) -> Response {
     let started = Instant::now();
-    let method = request.method().as_str().to_owned();
+    let method = method_label(request.method());
     let route = request
         .extensions()
         .get::<MatchedPath>()
@@ -152,7 +179,9 @@ pub async fn track_requests(State(metrics): State<Arc<Metrics>>, request: Reques
 #[utoipa::path(get, path = "/metrics", tag = "operations",
     responses((status = 200, description = "OpenMetrics text", content_type = "application/openmetrics-text", body = String)))]
 pub async fn metrics(State(state): State<AppState>) -> Response {
-    let text = state.metrics.render(state.core.hashing().in_flight());
+    let text = state
+        .metrics
+        .render(state.core.hashing().in_flight(), state.core.readiness_probes());
     let mut response = text.into_response();
     response
         .headers_mut()

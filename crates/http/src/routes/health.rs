@@ -26,7 +26,8 @@ pub async fn healthz() -> Json<Status> {
     Json(Status { status: "ok" })
 }
 
-/// Readiness: the database answers and takes writes.
+/// Readiness: the database answers and takes writes. The database is probed at most once
+/// a second; the answer may be up to a second old.
 #[utoipa::path(get, path = "/readyz", tag = "operations",
     responses(
         (status = 200, description = "The database answers", body = Status),
@@ -35,9 +36,6 @@ pub async fn healthz() -> Json<Status> {
             headers(("Retry-After" = u32, description = "Seconds to wait before asking again"))),
     ))]
 pub async fn readyz(State(state): State<AppState>) -> Result<Json<Status>, ApiError> {
-    match tokio::time::timeout(READY_TIMEOUT, state.core.store().database.ping()).await {
-        Ok(Ok(())) => Ok(Json(Status { status: "ready" })),
-        Ok(Err(error)) => Err(ApiError::Unavailable(Some(error))),
-        Err(_) => Err(ApiError::Unavailable(None)),
-    }
+    state.core.ready(READY_TIMEOUT).await?;
+    Ok(Json(Status { status: "ready" }))
 }
