@@ -12,6 +12,7 @@
 //! - the cache only ever says "live": a cached session that looks ended is re-read from
 //!   the database before anything is decided (another instance may have extended it).
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use sesame_domain::password::Verification;
@@ -40,23 +41,59 @@ pub(crate) struct CachedSession {
     user: User,
 }
 
-pub(crate) struct SessionCache(TtlCache<SessionHandleHash, CachedSession>);
+/// The live-session cache. Every session this instance ends bumps `ended`, and a session
+/// read from the database is cached only if no end happened since the read began: a
+/// request that read a session just before a logout cannot put it back afterwards.
+pub(crate) struct SessionCache {
+    entries: TtlCache<SessionHandleHash, CachedSession>,
+    ended: AtomicU64,
+}
 
 impl Default for SessionCache {
     fn default() -> Self {
-        Self(TtlCache::new(SESSION_CACHE_TTL, MAX_CACHED))
+        Self {
+            entries: TtlCache::new(SESSION_CACHE_TTL, MAX_CACHED),
+            ended: AtomicU64::new(0),
+        }
     }
 }
 
 impl SessionCache {
+    fn generation(&self) -> u64 {
+        self.ended.load(Ordering::Acquire)
+    }
+
+    /// Caches a session read when the generation was `read_at`, unless a session ended
+    /// since.
+    fn insert_if_unchanged(&self, hash: SessionHandleHash, entry: CachedSession, read_at: u64, now: OffsetDateTime) {
+        if self.generation() == read_at {
+            self.entries.insert(hash, entry, now);
+            // An end that raced the insert removes what it may not have seen.
+            if self.generation() != read_at {
+                self.entries.remove(&hash);
+            }
+        }
+    }
+
+    fn ended(&self) {
+        self.ended.fetch_add(1, Ordering::AcqRel);
+    }
+
     /// Forgets every session of a user, except `keep`.
     pub(crate) fn remove_user(&self, user: UserId, keep: Option<SessionId>) {
-        self.0
+        self.ended();
+        self.entries
             .remove_where(|entry| entry.user.id == user && Some(entry.session.id) != keep);
     }
 
     fn remove_session(&self, id: SessionId) {
-        self.0.remove_where(|entry| entry.session.id == id);
+        self.ended();
+        self.entries.remove_where(|entry| entry.session.id == id);
+    }
+
+    fn remove(&self, hash: &SessionHandleHash) {
+        self.ended();
+        self.entries.remove(hash);
     }
 }
 
@@ -134,7 +171,7 @@ impl Sessions<'_> {
 
         if let Some(previous) = previous {
             cx.store.sessions.delete_session_by_hash(previous).await?;
-            cx.sessions.0.remove(previous);
+            cx.sessions.remove(previous);
         }
         let handle = SessionHandle::generate();
         let now = cx.clock.now();
@@ -173,29 +210,31 @@ impl Sessions<'_> {
         let now = cx.clock.now();
         let cached = cx
             .sessions
-            .0
+            .entries
             .get(hash, now)
             .filter(|c| policy.is_live(c.session.created_at, c.session.last_seen_at, now));
         let (session, user) = match cached {
             Some(cached) => (cached.session, cached.user),
             None => {
+                let read_at = cx.sessions.generation();
                 let Some((session, user)) = cx.store.sessions.find_session(hash).await? else {
                     return Err(CoreError::SessionEnded);
                 };
                 if user.is_disabled() || !policy.is_live(session.created_at, session.last_seen_at, now) {
                     // Ended sessions are removed eagerly; the periodic sweep catches the rest.
-                    cx.sessions.0.remove(hash);
+                    cx.sessions.remove(hash);
                     if let Err(error) = cx.store.sessions.delete_session_by_hash(hash).await {
                         tracing::warn!(%error, "could not delete an ended session");
                     }
                     return Err(CoreError::SessionEnded);
                 }
-                cx.sessions.0.insert(
+                cx.sessions.insert_if_unchanged(
                     *hash,
                     CachedSession {
                         session: session.clone(),
                         user: user.user.clone(),
                     },
+                    read_at,
                     now,
                 );
                 (session, user.user)
@@ -206,7 +245,7 @@ impl Sessions<'_> {
             match cx.store.sessions.touch_session(session.id, now).await {
                 Ok(()) => {
                     last_seen = now;
-                    cx.sessions.0.update(hash, |entry| {
+                    cx.sessions.entries.update(hash, |entry| {
                         entry.session.last_seen_at = entry.session.last_seen_at.max(now);
                     });
                 }
@@ -281,7 +320,7 @@ impl Sessions<'_> {
     /// Ends the session behind a handle, if there is one (a stale cookie at login).
     pub async fn end_by_handle(&self, hash: &SessionHandleHash) -> Result<()> {
         self.0.store.sessions.delete_session_by_hash(hash).await?;
-        self.0.sessions.0.remove(hash);
+        self.0.sessions.remove(hash);
         Ok(())
     }
 }
