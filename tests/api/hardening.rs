@@ -25,6 +25,7 @@ on_both_backends!(
     emails_are_nfkc_normalised_and_invisible_characters_refused,
     readiness_probes_the_database_at_most_once_a_second,
     an_invented_http_method_adds_no_metric_series,
+    a_revocation_by_an_instance_whose_clock_is_behind_is_seen_by_the_others,
 );
 
 const WRONG: &str = "not the right passphrase";
@@ -647,4 +648,30 @@ async fn an_invented_http_method_adds_no_metric_series(backend: Backend) {
     assert!(!text.contains("INVENTED"), "{text}");
     assert!(text.contains("method=\"OTHER\""), "{text}");
     app.stop().await;
+}
+
+async fn a_revocation_by_an_instance_whose_clock_is_behind_is_seen_by_the_others(backend: Backend) {
+    let fleet = [("SESAME_ISSUER", "https://auth.example.com")];
+    let b = TestApp::spawn(backend, &fleet).await;
+    // Instance A's clock is 40 s behind (within the tokens' 60 s leeway).
+    let behind = sesame_core::ManualClock::at(sesame_domain::now() - time::Duration::seconds(40));
+    let a = TestApp::spawn_on_with_clock(b.db.clone(), &fleet, behind).await;
+    let session = b.signed_in("ada@example.com").await;
+    let client = b.create_client(&session, &["notes:read"]).await;
+    let tokens = [
+        b.token(&client.client_id, &client.key, None).await,
+        b.token(&client.client_id, &client.key, None).await,
+    ];
+    assert!(b.accepts(&tokens[0]).await && a.accepts(&tokens[0]).await);
+
+    let revoked = a.revoke(&client.client_id, &client.key, &tokens[0]).await;
+    assert_eq!(revoked.status(), StatusCode::OK);
+    assert!(a.refuses(&tokens[0]).await, "at once where it was revoked");
+    assert!(
+        eventually(ELSEWHERE, || async { b.refuses(&tokens[0]).await }).await,
+        "a revocation stamped by a slow clock was lost"
+    );
+    assert!(b.accepts(&tokens[1]).await);
+    a.stop().await;
+    b.stop().await;
 }

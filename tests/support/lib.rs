@@ -226,6 +226,16 @@ impl TestApp {
         .await
     }
 
+    /// Starts another sesame on an existing database, reading time from `clock` (an
+    /// instance whose clock is off).
+    pub async fn spawn_on_with_clock(
+        db: Arc<TestDb>,
+        settings: &[(&str, &str)],
+        clock: sesame_core::ManualClock,
+    ) -> Self {
+        Self::spawn_inner(db, settings, axum::Router::new(), Arc::new(clock)).await
+    }
+
     /// Starts sesame with routes of the test's own merged in (an embedding service).
     pub async fn spawn_with(
         db: Arc<TestDb>,

@@ -402,6 +402,15 @@ pub trait RevocationStore: Send + Sync {
     async fn revoke(&self, revocation: &Revocation) -> Result<()>;
     /// Entries created after `since` that have not expired by `now`.
     async fn revocations_since(&self, since: OffsetDateTime, now: OffsetDateTime) -> Result<Vec<Revocation>>;
+    /// The database's clock, then the entries it logged (by that clock) after `since`
+    /// that have not expired by `now`. Pollers pass back the clock (less an overlap for
+    /// transactions committed late) as their next `since`, so no instance's clock decides
+    /// what is seen.
+    async fn logged_since(
+        &self,
+        since: Option<OffsetDateTime>,
+        now: OffsetDateTime,
+    ) -> Result<(Vec<Revocation>, OffsetDateTime)>;
     async fn prune_revocations(&self, now: OffsetDateTime) -> Result<u64>;
 }
 

@@ -42,6 +42,7 @@ fn bind<'q>(mut query: Query<'q, Postgres, PgArguments>, args: &[Arg<'_>]) -> Qu
 
 impl Dialect for Postgres {
     const PING: &'static str = "UPDATE readiness SET checked_at = now() WHERE id = 1";
+    const CLOCK: &'static str = "SELECT clock_timestamp() AS now";
 
     fn error(error: sqlx::Error) -> StorageError {
         err(error)

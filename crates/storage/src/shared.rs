@@ -39,6 +39,10 @@ pub trait Dialect: sqlx::Database {
     /// "ready". It stamps the database's own clock, which each dialect reads its own way.
     const PING: &'static str;
 
+    /// The database's own clock, as one row with one column `now`, read like a stored
+    /// time.
+    const CLOCK: &'static str;
+
     /// Translates a driver error into the terms callers act on.
     fn error(error: sqlx::Error) -> StorageError;
 
@@ -213,6 +217,16 @@ pub(crate) async fn count_and_charge<DB: Dialect>(
         }
     }
     Ok(Reservation { charged, counts })
+}
+
+fn revocation_from_row<DB: Dialect>(row: &DB::Row) -> Result<Revocation> {
+    let kind = DB::text(row, "kind")?;
+    Ok(Revocation {
+        kind: RevocationKind::parse(&kind).ok_or(StorageError::Corrupt("revocations.kind"))?,
+        subject: DB::text(row, "subject")?,
+        created_at: DB::time(row, "created_at", "revocations.created_at")?,
+        expires_at: DB::time(row, "expires_at", "revocations.expires_at")?,
+    })
 }
 
 fn user_from_row<DB: Dialect>(row: &DB::Row) -> Result<UserRecord> {
@@ -621,17 +635,29 @@ impl<DB: Dialect> RevocationStore for SqlStore<DB> {
         let rows = self
             .fetch_all(sql::REVOCATIONS_SINCE, &[Arg::Time(since), Arg::Time(now)])
             .await?;
-        rows.iter()
-            .map(|row| {
-                let kind = DB::text(row, "kind")?;
-                Ok(Revocation {
-                    kind: RevocationKind::parse(&kind).ok_or(StorageError::Corrupt("revocations.kind"))?,
-                    subject: DB::text(row, "subject")?,
-                    created_at: DB::time(row, "created_at", "revocations.created_at")?,
-                    expires_at: DB::time(row, "expires_at", "revocations.expires_at")?,
-                })
-            })
-            .collect()
+        rows.iter().map(revocation_from_row::<DB>).collect()
+    }
+
+    async fn logged_since(
+        &self,
+        since: Option<OffsetDateTime>,
+        now: OffsetDateTime,
+    ) -> Result<(Vec<Revocation>, OffsetDateTime)> {
+        let mut conn = self.conn().await?;
+        let clock = DB::fetch_optional(&mut conn, DB::CLOCK, &[]).await?;
+        let clock = clock
+            .map(|row| DB::time(&row, "now", "the database clock"))
+            .transpose()?
+            .ok_or(StorageError::Corrupt("the database clock"))?;
+        let since = since.unwrap_or(OffsetDateTime::UNIX_EPOCH);
+        let rows = DB::fetch_all(
+            &mut conn,
+            sql::REVOCATIONS_LOGGED_SINCE,
+            &[Arg::Time(since), Arg::Time(now)],
+        )
+        .await?;
+        let entries = rows.iter().map(revocation_from_row::<DB>).collect::<Result<_>>()?;
+        Ok((entries, clock))
     }
 
     async fn prune_revocations(&self, now: OffsetDateTime) -> Result<u64> {

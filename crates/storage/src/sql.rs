@@ -141,4 +141,9 @@ pub(crate) const INSERT_REVOCATION: &str =
     "INSERT INTO revocations (kind, subject, created_at, expires_at) VALUES ($1, $2, $3, $4)";
 pub(crate) const REVOCATIONS_SINCE: &str =
     "SELECT kind, subject, created_at, expires_at FROM revocations WHERE created_at > $1 AND expires_at > $2";
+/// By the database's clock (`logged_at`), never an instance's; from `since` inclusive
+/// (SQLite's clock has millisecond steps: an entry logged in the step the clock was read
+/// is read again rather than missed).
+pub(crate) const REVOCATIONS_LOGGED_SINCE: &str =
+    "SELECT kind, subject, created_at, expires_at FROM revocations WHERE logged_at >= $1 AND expires_at > $2";
 pub(crate) const PRUNE_REVOCATIONS: &str = "DELETE FROM revocations WHERE expires_at <= $1";

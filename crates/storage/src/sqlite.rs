@@ -52,6 +52,7 @@ fn bind<'q>(mut query: Query<'q, Sqlite, SqliteArguments>, args: &[Arg<'_>]) -> 
 
 impl Dialect for Sqlite {
     const PING: &'static str = "UPDATE readiness SET checked_at = unixepoch() * 1000000 WHERE id = 1";
+    const CLOCK: &'static str = "SELECT CAST(unixepoch('subsec') * 1000000 AS INTEGER) AS now";
 
     fn error(error: sqlx::Error) -> StorageError {
         err(error)

@@ -179,6 +179,7 @@ on_both_backends!(
     signing_keys_come_back_whole_oldest_first,
     a_signing_key_with_a_taken_kid_is_refused,
     revocations_since_are_bounded_by_creation_and_expiry,
+    the_log_is_read_by_the_databases_clock_whatever_the_entries_say,
     pruning_revocations_deletes_what_has_expired_by_now,
 );
 
@@ -1075,6 +1076,34 @@ async fn revocations_since_are_bounded_by_creation_and_expiry(store: &Store) {
         store.revocations.revocations_since(at(0), at(0)).await.unwrap().len(),
         5
     );
+}
+
+async fn the_log_is_read_by_the_databases_clock_whatever_the_entries_say(store: &Store) {
+    let far_future = sesame_domain::now() + time::Duration::days(1);
+    // Stamped by an instance whose clock is in 1970: the database logs it by its own.
+    let skewed = revocation(RevocationKind::Token, "jti-skewed", at(10), far_future);
+    store.revocations.revoke(&skewed).await.unwrap();
+    let (first, clock) = store
+        .revocations
+        .logged_since(None, sesame_domain::now())
+        .await
+        .unwrap();
+    assert_eq!(first, std::slice::from_ref(&skewed));
+    assert!(
+        (clock - sesame_domain::now()).abs() < time::Duration::minutes(5),
+        "{clock}"
+    );
+    let later = revocation(RevocationKind::Key, "key-later", at(5), far_future);
+    store.revocations.revoke(&later).await.unwrap();
+    let (new, _) = store
+        .revocations
+        .logged_since(Some(clock), sesame_domain::now())
+        .await
+        .unwrap();
+    // The later entry, however old its own stamp; the first only if it was logged in the
+    // same clock step as the read.
+    assert!(new.contains(&later), "{new:?}");
+    assert!(new.iter().all(|e| *e == later || *e == skewed), "{new:?}");
 }
 
 async fn pruning_revocations_deletes_what_has_expired_by_now(store: &Store) {

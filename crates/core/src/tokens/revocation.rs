@@ -78,7 +78,7 @@ pub struct TokenIds<'a> {
 #[derive(Default)]
 pub struct RevocationSet {
     sets: RwLock<Sets>,
-    /// When the last successful poll started.
+    /// The database's clock when the last successful poll began.
     last_poll: RwLock<Option<OffsetDateTime>>,
 }
 
@@ -120,14 +120,16 @@ impl RevocationSet {
         sets.keys.contains_key(key_id) || sets.clients.contains_key(client_id)
     }
 
-    /// Reads new entries from the shared log and forgets expired ones.
+    /// Reads new entries from the shared log and forgets expired ones. What is new is
+    /// decided by the database's clock: `last_poll` is the database's time at the last
+    /// poll, so an instance whose clock is off by any amount misses nothing.
     pub async fn refresh(&self, store: &Store, started: OffsetDateTime) -> Result<(), sesame_storage::StorageError> {
         let since = self
             .last_poll
             .read()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .map_or(OffsetDateTime::UNIX_EPOCH, |last| last - OVERLAP);
-        let entries = store.revocations.revocations_since(since, started).await?;
+            .map(|last| last - OVERLAP);
+        let (entries, database_now) = store.revocations.logged_since(since, started).await?;
         self.apply(&entries);
         {
             let mut sets = self.sets.write().unwrap_or_else(std::sync::PoisonError::into_inner);
@@ -136,7 +138,7 @@ impl RevocationSet {
         *self
             .last_poll
             .write()
-            .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(started);
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(database_now);
         Ok(())
     }
 }
