@@ -26,6 +26,7 @@ on_both_backends!(
     readiness_probes_the_database_at_most_once_a_second,
     an_invented_http_method_adds_no_metric_series,
     a_revocation_by_an_instance_whose_clock_is_behind_is_seen_by_the_others,
+    a_client_revoking_its_own_tokens_cannot_grow_the_revocation_log_without_bound,
 );
 
 const WRONG: &str = "not the right passphrase";
@@ -674,4 +675,53 @@ async fn a_revocation_by_an_instance_whose_clock_is_behind_is_seen_by_the_others
     assert!(b.accepts(&tokens[1]).await);
     a.stop().await;
     b.stop().await;
+}
+
+async fn a_client_revoking_its_own_tokens_cannot_grow_the_revocation_log_without_bound(backend: Backend) {
+    let app = TestApp::spawn(backend, &[("SESAME_THROTTLE_IP", "3/1m")]).await;
+    let session = app.signed_in("ada@example.com").await;
+    let client = app.create_client(&session, &["notes:read"]).await;
+    let mut tokens = Vec::new();
+    for _ in 0..5 {
+        tokens.push(app.token(&client.client_id, &client.key, None).await);
+    }
+    let logged = || async {
+        let store = app.store().await;
+        let n = store
+            .revocations
+            .revocations_since(time::OffsetDateTime::UNIX_EPOCH, sesame_domain::now())
+            .await
+            .unwrap()
+            .len();
+        store.database.close().await;
+        n
+    };
+    let before = logged().await;
+    assert_eq!(
+        app.revoke(&client.client_id, &client.key, &tokens[0]).await.status(),
+        StatusCode::OK
+    );
+    // The same token again: answered alike, and nothing more is kept.
+    for _ in 0..5 {
+        assert_eq!(
+            app.revoke(&client.client_id, &client.key, &tokens[0]).await.status(),
+            StatusCode::OK
+        );
+    }
+    assert_eq!(logged().await, before + 1);
+    assert_eq!(
+        app.revoke(&client.client_id, &client.key, &tokens[1]).await.status(),
+        StatusCode::OK
+    );
+    assert_eq!(
+        app.revoke(&client.client_id, &client.key, &tokens[2]).await.status(),
+        StatusCode::OK
+    );
+    // The client's budget of revocations is spent: the next is refused and kept nowhere.
+    let refused = app.revoke(&client.client_id, &client.key, &tokens[3]).await;
+    assert!(refused.headers().contains_key("retry-after"));
+    assert_eq!(refused.status(), StatusCode::TOO_MANY_REQUESTS);
+    assert_eq!(logged().await, before + 3);
+    assert!(app.accepts(&tokens[3]).await);
+    app.stop().await;
 }

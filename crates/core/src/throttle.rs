@@ -65,6 +65,12 @@ impl Throttle {
         self.attempt(AttemptKind::Registration, "", ip)
     }
 
+    /// A client revoking one of its own tokens (each revocation is a row kept until the
+    /// token expires, so a client cannot grow the log without bound).
+    pub fn revocation(&self, client: &str) -> Attempt<'_> {
+        self.attempt(AttemptKind::Revocation, client, "")
+    }
+
     /// A client authenticating from `ip`. Its every success is cheap and frequent (an
     /// API-key exchange): a clean [`Attempt::check`] is remembered for
     /// [`CLEAN_MEMO_TTL`], so a busy client does not read the failure log on every
@@ -232,7 +238,9 @@ impl Attempt<'_> {
         {
             tracing::warn!(%error, "could not release a throttle reservation");
         }
-        if self.kind == AttemptKind::Registration || !self.had_failures.load(Ordering::Relaxed) {
+        if matches!(self.kind, AttemptKind::Registration | AttemptKind::Revocation)
+            || !self.had_failures.load(Ordering::Relaxed)
+        {
             return;
         }
         if let Err(error) = store.clear_failures(&self.pair()).await {

@@ -111,6 +111,10 @@ impl ThrottleKey {
         Self(format!("reg:{}", ip_bucket(ip)))
     }
 
+    pub fn revocation(client: &str) -> Self {
+        Self(format!("revoke:{client}"))
+    }
+
     pub fn as_str(&self) -> &str {
         &self.0
     }
@@ -153,6 +157,9 @@ pub enum AttemptKind {
     Client,
     /// A registration: per IP, every attempt counted.
     Registration,
+    /// A client revoking one of its own tokens: each revocation is kept until the token
+    /// expires, so each counts against a per-client budget (the size of the per-IP one).
+    Revocation,
 }
 
 impl ThrottlePolicy {
@@ -169,6 +176,7 @@ impl ThrottlePolicy {
                 (ThrottleKey::ip(ip), self.ip),
             ],
             AttemptKind::Registration => vec![(ThrottleKey::registration(ip), self.registration)],
+            AttemptKind::Revocation => vec![(ThrottleKey::revocation(account), self.ip)],
         }
     }
 

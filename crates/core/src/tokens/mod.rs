@@ -251,7 +251,11 @@ impl Tokens<'_> {
         let cx = self.0;
         if let Ok(claims) = cx.tokens.verify_signature(token).await
             && claims.client_id == caller.client.id.as_str()
+            && !cx.tokens.revocations().is_revoked(claims.ids())
         {
+            // Each revocation is kept until its token expires: one already revoked adds
+            // nothing, and each new one counts against the client's budget.
+            cx.throttle.revocation(caller.client.id.as_str()).reserve().await?;
             let entry = Revocation {
                 kind: RevocationKind::Token,
                 subject: claims.jti.clone(),
