@@ -27,6 +27,9 @@ pub struct HashingPool {
     hasher: PasswordHasher,
     threads: Arc<rayon::ThreadPool>,
     permits: Arc<Semaphore>,
+    /// Taken by non-login work before a thread: at most half the threads (at least one)
+    /// ever go to it, so logins always have the rest.
+    other_permits: Arc<Semaphore>,
     size: usize,
     /// Jobs running or waiting for a permit.
     queued: Arc<AtomicUsize>,
@@ -40,8 +43,9 @@ pub struct HashingPool {
 pub enum Lane {
     /// A password login: the whole queue.
     Login,
-    /// Anything else (registration, password change): at most half the queue, so a flood
-    /// of them can never take the places logins need.
+    /// Anything else (registration, password change): at most half the queue and half
+    /// the threads (at least one), so a flood of them can never take the places, nor the
+    /// threads, logins need.
     Other,
 }
 
@@ -84,6 +88,7 @@ impl HashingPool {
             hasher,
             threads: Arc::new(threads),
             permits: Arc::new(Semaphore::new(size)),
+            other_permits: Arc::new(Semaphore::new((size / 2).max(1))),
             size,
             queued: Arc::new(AtomicUsize::new(0)),
             queued_other: Arc::new(AtomicUsize::new(0)),
@@ -143,12 +148,23 @@ impl HashingPool {
             return Err(CoreError::Unavailable(None));
         }
         let slot = (QueueSlot(self.queued.clone()), other_slot);
+        let other_permit = match lane {
+            Lane::Login => None,
+            Lane::Other => Some(
+                self.other_permits
+                    .clone()
+                    .acquire_owned()
+                    .await
+                    .map_err(CoreError::internal)?,
+            ),
+        };
         let permit = self
             .permits
             .clone()
             .acquire_owned()
             .await
             .map_err(CoreError::internal)?;
+        let permit = (permit, other_permit);
         let hasher = self.hasher.clone();
         let span = Span::current();
         let (done, result) = tokio::sync::oneshot::channel();
@@ -176,6 +192,40 @@ impl HashingPool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn other_work_takes_at_most_half_the_threads_and_logins_the_rest() {
+        let pool = HashingPool::new(
+            PasswordHasher::new(sesame_domain::password::HashParams::default()).expect("params"),
+            2,
+        );
+        let (release, gate) = std::sync::mpsc::channel::<()>();
+        let gate = Arc::new(std::sync::Mutex::new(gate));
+        let blocker = {
+            let (pool, gate) = (pool.clone(), gate.clone());
+            tokio::spawn(async move {
+                pool.run_in(Lane::Other, move |_| {
+                    let _ = gate.lock().map(|g| g.recv());
+                })
+                .await
+            })
+        };
+        while pool.in_flight() == 0 {
+            tokio::task::yield_now().await;
+        }
+        // A second piece of other work waits for the first, though a thread is free...
+        let second = {
+            let pool = pool.clone();
+            tokio::spawn(async move { pool.run_in(Lane::Other, |_| ()).await })
+        };
+        // ...which a login takes at once.
+        let login = tokio::time::timeout(std::time::Duration::from_secs(5), pool.run(|_| 7)).await;
+        assert_eq!(login.expect("a login is not kept waiting").expect("hashed"), 7);
+        assert!(!second.is_finished());
+        release.send(()).expect("release");
+        blocker.await.expect("join").expect("blocker");
+        second.await.expect("join").expect("second");
+    }
 
     #[tokio::test]
     async fn other_work_takes_at_most_half_the_queue_and_logins_the_rest() {
