@@ -19,6 +19,7 @@ mod faults;
 mod fixation;
 mod forged;
 mod hardening;
+mod hardening2;
 mod health;
 mod instances;
 mod jwt;

@@ -154,10 +154,19 @@ impl Sessions<'_> {
         let verification = cx.hashing.run(move |h| h.verify(&password, &stored)).await?;
         let record = match (record, &verification) {
             (Some(record), Verification::Match | Verification::MatchRehashed(_)) if !record.is_disabled() => {
-                if let Verification::MatchRehashed(new_hash) = verification
-                    && let Err(error) = cx.store.users.update_password_hash(record.user.id, &new_hash).await
-                {
-                    tracing::warn!(%error, "could not upgrade a password hash");
+                if let Verification::MatchRehashed(new_hash) = verification {
+                    // Only over the hash just verified: never over a password changed
+                    // while this login was hashing.
+                    match cx
+                        .store
+                        .users
+                        .update_password_hash(record.user.id, &new_hash, &record.password_hash)
+                        .await
+                    {
+                        Ok(true) => tracing::info!(user_id = %record.user.id, "password hash upgraded"),
+                        Ok(false) => {}
+                        Err(error) => tracing::warn!(%error, "could not upgrade a password hash"),
+                    }
                 }
                 record
             }
@@ -186,8 +195,14 @@ impl Sessions<'_> {
                 .as_ref()
                 .map(|ua| ua.chars().take(MAX_USER_AGENT).collect()),
             ip: Some(origin.ip.clone()),
+            credential_version: record.credential_version,
         };
-        cx.store.sessions.create_session(&session).await?;
+        // Created only if the credential verified is still current: a password change,
+        // disable or "log out everywhere" committed while this login was hashing wins.
+        if !cx.store.sessions.create_session(&session).await? {
+            tracing::info!(ip = %origin.ip, user_id = %record.user.id, outcome = "credential_changed", "login failed");
+            return Err(CoreError::InvalidCredentials);
+        }
         tracing::info!(ip = %origin.ip, user_id = %record.user.id, session_id = %session.id, outcome = "success", "login");
         Ok(StartedSession {
             handle,
@@ -220,7 +235,8 @@ impl Sessions<'_> {
                 let Some((session, user)) = cx.store.sessions.find_session(hash).await? else {
                     return Err(CoreError::SessionEnded);
                 };
-                if user.is_disabled() || !policy.is_live(session.created_at, session.last_seen_at, now) {
+                let outdated = session.credential_version < user.credential_version;
+                if user.is_disabled() || outdated || !policy.is_live(session.created_at, session.last_seen_at, now) {
                     // Ended sessions are removed eagerly; the periodic sweep catches the rest.
                     cx.sessions.remove(hash);
                     if let Err(error) = cx.store.sessions.delete_session_by_hash(hash).await {

@@ -30,7 +30,7 @@ struct Gated {
 
 #[async_trait]
 impl SessionStore for Gated {
-    async fn create_session(&self, session: &NewSession) -> sesame_storage::Result<()> {
+    async fn create_session(&self, session: &NewSession) -> sesame_storage::Result<bool> {
         self.inner.create_session(session).await
     }
 

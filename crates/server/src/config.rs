@@ -36,8 +36,43 @@ pub enum LogFormat {
 
 pub use sesame_core::SigningAlg;
 
-/// Every setting sesame has. See the table in the README.
-#[derive(Debug, Clone)]
+/// A database URL fit for a log line or a `Debug` output: a user-info password and every
+/// `password`-like query parameter (`password`, `sslpassword`) replaced.
+pub fn redact_database_url(url: &str) -> String {
+    const HIDDEN: &str = "[redacted]";
+    let Ok(mut parsed) = url::Url::parse(url) else {
+        // Not a URL we can take apart: keep only what cannot be a secret.
+        return match (url.find("://"), url.rfind('@')) {
+            (Some(scheme), Some(at)) if at > scheme => format!("{}{HIDDEN}{}", &url[..scheme + 3], &url[at..]),
+            _ => url.split('?').next().unwrap_or_default().to_owned(),
+        };
+    };
+    if parsed.password().is_some() {
+        let _ = parsed.set_password(Some(HIDDEN));
+    }
+    if parsed.query().is_some() {
+        let pairs: Vec<(String, String)> = parsed
+            .query_pairs()
+            .map(|(key, value)| {
+                let secret = key.to_ascii_lowercase().contains("password");
+                (
+                    key.into_owned(),
+                    if secret { HIDDEN.to_owned() } else { value.into_owned() },
+                )
+            })
+            .collect();
+        parsed.query_pairs_mut().clear().extend_pairs(pairs);
+    }
+    // The URL encoder escapes the brackets; a reader should see them.
+    parsed
+        .to_string()
+        .replace("%5Bredacted%5D", HIDDEN)
+        .replace("%5Bredacted%5d", HIDDEN)
+}
+
+/// Every setting sesame has. See the table in the README. Its `Debug` shows the database
+/// URL without credentials and no secret.
+#[derive(Clone)]
 pub struct Config {
     /// `SESAME_DATABASE_URL` (or `DATABASE_URL`): `sqlite://…` or `postgres://…`.
     pub database_url: String,
@@ -83,6 +118,34 @@ pub struct Config {
     /// `SESAME_SECRET_KEY` (or `_FILE`) and `SESAME_SECRET_KEY_OLD` (or `_FILE`): seal
     /// signing keys at rest. Its `Debug` shows no secret.
     pub sealer: std::sync::Arc<sesame_core::sealing::Sealer>,
+}
+
+impl std::fmt::Debug for Config {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Config")
+            .field("database_url", &redact_database_url(&self.database_url))
+            .field("listen", &self.listen)
+            .field("issuer", &self.issuer)
+            .field("audience", &self.audience)
+            .field("allowed_origins", &self.allowed_origins)
+            .field("cookie_name", &self.cookie_name)
+            .field("cookie_secure", &self.cookie_secure)
+            .field("cookie_same_site", &self.cookie_same_site)
+            .field("sessions", &self.sessions)
+            .field("token_ttl", &self.token_ttl)
+            .field("registration_open", &self.registration_open)
+            .field("throttle", &self.throttle)
+            .field("passwords", &self.passwords)
+            .field("signing_alg", &self.signing_alg)
+            .field("trust_proxy", &self.trust_proxy)
+            .field("log_format", &self.log_format)
+            .field("header_timeout", &self.header_timeout)
+            .field("idle_timeout", &self.idle_timeout)
+            .field("request_timeout", &self.request_timeout)
+            .field("max_connections", &self.max_connections)
+            .field("sealer", &self.sealer)
+            .finish()
+    }
 }
 
 /// The keys a TOML file may contain (each also `SESAME_<KEY>` in the environment).

@@ -306,18 +306,9 @@ async fn shutdown_signal() {
     }
 }
 
-/// A database URL fit for a log line: the password, if any, replaced.
+/// A database URL fit for a log line.
 fn redact_url(url: &str) -> String {
-    match (url.find("://"), url.rfind('@')) {
-        (Some(scheme_end), Some(at)) if at > scheme_end => {
-            let credentials = &url[scheme_end + 3..at];
-            match credentials.split_once(':') {
-                Some((user, _)) => format!("{}{user}:[redacted]{}", &url[..scheme_end + 3], &url[at..]),
-                None => url.to_owned(),
-            }
-        }
-        _ => url.to_owned(),
-    }
+    sesame_server::config::redact_database_url(url)
 }
 
 async fn migrate(config: &Config) -> anyhow::Result<()> {
@@ -535,5 +526,11 @@ mod tests {
         assert_eq!(redact_url("postgres://u:secret@h/db"), "postgres://u:[redacted]@h/db");
         assert_eq!(redact_url("postgres://u@h/db"), "postgres://u@h/db");
         assert_eq!(redact_url("sqlite://sesame.db"), "sqlite://sesame.db");
+        let with_query = redact_url("postgres://u@h/db?sslmode=require&password=secret&sslpassword=s2");
+        assert!(
+            !with_query.contains("secret") && !with_query.contains("s2"),
+            "{with_query}"
+        );
+        assert!(with_query.contains("sslmode=require"), "{with_query}");
     }
 }

@@ -138,9 +138,12 @@ pub trait UserStore: Send + Sync {
     async fn create_user(&self, user: &User, password_hash: &str) -> Result<()>;
     async fn find_user_by_email(&self, email: &Email) -> Result<Option<UserRecord>>;
     async fn find_user_by_id(&self, id: UserId) -> Result<Option<UserRecord>>;
-    /// Replaces a hash after a rehash-on-login; does not touch sessions.
-    async fn update_password_hash(&self, id: UserId, password_hash: &str) -> Result<()>;
-    /// Sets a new password and ends every session of the user except `keep`, atomically.
+    /// Replaces a hash after a rehash-on-login, only if the stored hash is still
+    /// `replacing` (false otherwise: the password changed meanwhile); does not touch
+    /// sessions.
+    async fn update_password_hash(&self, id: UserId, password_hash: &str, replacing: &str) -> Result<bool>;
+    /// Sets a new password, bumps the credential version and ends every session of the
+    /// user except `keep` (moved to the new version), atomically.
     async fn change_password(&self, id: UserId, password_hash: &str, keep: SessionId) -> Result<()>;
     /// Disables the user, ends all their sessions and records an owner revocation kept
     /// until `keep_until`, atomically. `None` if no such user.
@@ -164,6 +167,8 @@ pub struct NewSession {
     pub created_at: OffsetDateTime,
     pub user_agent: Option<String>,
     pub ip: Option<String>,
+    /// The user's credential version the login verified against.
+    pub credential_version: i64,
 }
 
 /// A stored session.
@@ -176,11 +181,15 @@ pub struct SessionRecord {
     pub last_seen_at: OffsetDateTime,
     pub user_agent: Option<String>,
     pub ip: Option<String>,
+    /// The user's credential version it was made under (or moved to).
+    pub credential_version: i64,
 }
 
 #[async_trait]
 pub trait SessionStore: Send + Sync {
-    async fn create_session(&self, session: &NewSession) -> Result<()>;
+    /// Stores a session if the user's credential version is still the session's and the
+    /// user is not disabled (one statement); false if not.
+    async fn create_session(&self, session: &NewSession) -> Result<bool>;
     /// The session with this handle hash and its user, whether or not still live; the
     /// caller applies the lifetime policy and the disabled flag.
     async fn find_session(&self, handle_hash: &SessionHandleHash) -> Result<Option<(SessionRecord, UserRecord)>>;
@@ -190,7 +199,8 @@ pub trait SessionStore: Send + Sync {
     async fn delete_session_by_hash(&self, handle_hash: &SessionHandleHash) -> Result<bool>;
     /// Deletes one of a user's sessions; false if the user has no such session.
     async fn delete_user_session(&self, user_id: UserId, id: SessionId) -> Result<bool>;
-    /// Deletes all a user's sessions except `keep`; returns how many ended.
+    /// Deletes all a user's sessions except `keep` ("log out everywhere"), bumping the
+    /// credential version and moving `keep` to it, atomically; returns how many ended.
     async fn delete_user_sessions(&self, user_id: UserId, keep: Option<SessionId>) -> Result<u64>;
     /// A user's sessions seen since `seen_after` and created since `created_after`
     /// (i.e. not yet expired), newest first.

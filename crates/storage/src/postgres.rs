@@ -35,6 +35,7 @@ fn bind<'q>(mut query: Query<'q, Postgres, PgArguments>, args: &[Arg<'_>]) -> Qu
             Arg::Text(text) => query.bind(text),
             Arg::OptionalText(text) => query.bind(text),
             Arg::Bytes(bytes) => query.bind(bytes),
+            Arg::Int(value) => query.bind(value),
         };
     }
     query

@@ -29,6 +29,7 @@ pub enum Arg<'a> {
     Text(&'a str),
     OptionalText(Option<&'a str>),
     Bytes(&'a [u8]),
+    Int(i64),
 }
 
 /// What a backend supplies for the shared statements to run on it. Implemented by
@@ -139,6 +140,19 @@ impl<DB: Dialect> SqlStore<DB> {
 
     async fn fetch_all(&self, sql: &'static str, args: &[Arg<'_>]) -> Result<Vec<DB::Row>> {
         DB::fetch_all(&mut *self.conn().await?, sql, args).await
+    }
+
+    /// Bumps the user's credential version, ends every session but `keep`, and moves
+    /// `keep` to the new version: what was made from the credential as it was ends, even
+    /// a session whose login is being verified right now.
+    async fn end_sessions_but(conn: &mut DB::Connection, id: UserId, keep: Option<SessionId>) -> Result<u64> {
+        let bumped = DB::fetch_optional(conn, sql::BUMP_CREDENTIAL_VERSION, &[Arg::Id(id.0)]).await?;
+        let ended = Self::delete_sessions_of(conn, id, keep).await?;
+        if let (Some(row), Some(keep)) = (bumped, keep) {
+            let version = DB::integer(&row, "credential_version")?;
+            DB::execute(conn, sql::SET_SESSION_VERSION, &[Arg::Id(keep.0), Arg::Int(version)]).await?;
+        }
+        Ok(ended)
     }
 
     async fn delete_sessions_of(conn: &mut DB::Connection, id: UserId, keep: Option<SessionId>) -> Result<u64> {
@@ -252,6 +266,7 @@ fn session_from_row<DB: Dialect>(row: &DB::Row) -> Result<SessionRecord> {
         last_seen_at: DB::time(row, "last_seen_at", "sessions.last_seen_at")?,
         user_agent: DB::optional_text(row, "user_agent")?,
         ip: DB::optional_text(row, "ip")?,
+        credential_version: DB::integer(row, "s_credential_version")?,
     })
 }
 
@@ -327,10 +342,14 @@ impl<DB: Dialect> UserStore for SqlStore<DB> {
         row.as_ref().map(user_from_row::<DB>).transpose()
     }
 
-    async fn update_password_hash(&self, id: UserId, password_hash: &str) -> Result<()> {
-        self.execute(sql::UPDATE_PASSWORD_HASH, &[Arg::Id(id.0), Arg::Text(password_hash)])
+    async fn update_password_hash(&self, id: UserId, password_hash: &str, replacing: &str) -> Result<bool> {
+        let changed = self
+            .execute(
+                sql::REHASH_PASSWORD,
+                &[Arg::Id(id.0), Arg::Text(password_hash), Arg::Text(replacing)],
+            )
             .await?;
-        Ok(())
+        Ok(changed > 0)
     }
 
     async fn change_password(&self, id: UserId, password_hash: &str, keep: SessionId) -> Result<()> {
@@ -341,7 +360,7 @@ impl<DB: Dialect> UserStore for SqlStore<DB> {
             &[Arg::Id(id.0), Arg::Text(password_hash)],
         )
         .await?;
-        Self::delete_sessions_of(&mut tx, id, Some(keep)).await?;
+        Self::end_sessions_but(&mut tx, id, Some(keep)).await?;
         tx.commit().await.map_err(DB::error)
     }
 
@@ -380,7 +399,7 @@ impl<DB: Dialect> UserStore for SqlStore<DB> {
 
 #[async_trait]
 impl<DB: Dialect> SessionStore for SqlStore<DB> {
-    async fn create_session(&self, session: &NewSession) -> Result<()> {
+    async fn create_session(&self, session: &NewSession) -> Result<bool> {
         let args = [
             Arg::Id(session.id.0),
             Arg::Id(session.user_id.0),
@@ -389,9 +408,9 @@ impl<DB: Dialect> SessionStore for SqlStore<DB> {
             Arg::Time(session.created_at),
             Arg::OptionalText(session.user_agent.as_deref()),
             Arg::OptionalText(session.ip.as_deref()),
+            Arg::Int(session.credential_version),
         ];
-        self.execute(sql::INSERT_SESSION, &args).await?;
-        Ok(())
+        Ok(self.execute(sql::INSERT_SESSION, &args).await? > 0)
     }
 
     async fn find_session(&self, handle_hash: &SessionHandleHash) -> Result<Option<(SessionRecord, UserRecord)>> {
@@ -423,7 +442,10 @@ impl<DB: Dialect> SessionStore for SqlStore<DB> {
     }
 
     async fn delete_user_sessions(&self, user_id: UserId, keep: Option<SessionId>) -> Result<u64> {
-        Self::delete_sessions_of(&mut *self.conn().await?, user_id, keep).await
+        let mut tx = self.begin().await?;
+        let ended = Self::end_sessions_but(&mut tx, user_id, keep).await?;
+        tx.commit().await.map_err(DB::error)?;
+        Ok(ended)
     }
 
     async fn list_user_sessions(

@@ -14,7 +14,8 @@ macro_rules! user_columns {
 }
 macro_rules! session_columns {
     () => {
-        "s.id AS s_id, s.user_id, s.csrf_token, s.created_at AS s_created_at, s.last_seen_at, s.user_agent, s.ip"
+        "s.id AS s_id, s.user_id, s.csrf_token, s.created_at AS s_created_at, s.last_seen_at, s.user_agent, s.ip, \
+         s.credential_version AS s_credential_version"
     };
 }
 macro_rules! client_columns {
@@ -34,6 +35,12 @@ pub(crate) const INSERT_USER: &str = "INSERT INTO users (id, email, password_has
 pub(crate) const USER_BY_EMAIL: &str = concat!("SELECT ", user_columns!(), " FROM users u WHERE u.email = $1");
 pub(crate) const USER_BY_ID: &str = concat!("SELECT ", user_columns!(), " FROM users u WHERE u.id = $1");
 pub(crate) const UPDATE_PASSWORD_HASH: &str = "UPDATE users SET password_hash = $2 WHERE id = $1";
+/// A rehash at login: only over the hash it verified (compare-and-swap), never over a
+/// password changed meanwhile.
+pub(crate) const REHASH_PASSWORD: &str = "UPDATE users SET password_hash = $2 WHERE id = $1 AND password_hash = $3";
+pub(crate) const BUMP_CREDENTIAL_VERSION: &str =
+    "UPDATE users SET credential_version = credential_version + 1 WHERE id = $1 RETURNING credential_version";
+pub(crate) const SET_SESSION_VERSION: &str = "UPDATE sessions SET credential_version = $2 WHERE id = $1";
 /// Keeps the first time a user was disabled; every disable bumps the credential version,
 /// so the tokens issued before it are told apart from those issued after an enable.
 pub(crate) const DISABLE_USER: &str = "UPDATE users SET disabled_at = COALESCE(disabled_at, $2), \
@@ -42,9 +49,13 @@ pub(crate) const ENABLE_USER: &str = "UPDATE users SET disabled_at = NULL WHERE 
 
 // Sessions.
 
+/// Only while the user's credential version is still the one the login verified
+/// against, and the user is not disabled: a password change, disable or "log out
+/// everywhere" committed during the login's hashing leaves it without a session.
 pub(crate) const INSERT_SESSION: &str = "INSERT INTO sessions \
-     (id, user_id, handle_hash, csrf_token, created_at, last_seen_at, user_agent, ip) \
-     VALUES ($1, $2, $3, $4, $5, $5, $6, $7)";
+     (id, user_id, handle_hash, csrf_token, created_at, last_seen_at, user_agent, ip, credential_version) \
+     SELECT $1, $2, $3, $4, $5, $5, $6, $7, $8 WHERE EXISTS \
+     (SELECT 1 FROM users WHERE id = $2 AND credential_version = $8 AND disabled_at IS NULL)";
 pub(crate) const SESSION_BY_HASH: &str = concat!(
     "SELECT ",
     session_columns!(),

@@ -45,6 +45,7 @@ fn bind<'q>(mut query: Query<'q, Sqlite, SqliteArguments>, args: &[Arg<'_>]) -> 
             Arg::Text(text) => query.bind(text.to_owned()),
             Arg::OptionalText(text) => query.bind(text.map(str::to_owned)),
             Arg::Bytes(bytes) => query.bind(bytes.to_vec()),
+            Arg::Int(value) => query.bind(value),
         };
     }
     query

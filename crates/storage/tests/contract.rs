@@ -150,6 +150,7 @@ on_both_backends!(
     a_missing_user_is_not_found,
     a_second_user_with_a_taken_email_is_email_taken,
     updating_a_password_hash_keeps_the_sessions,
+    a_session_is_created_only_under_the_current_credential_version,
     changing_the_password_ends_every_other_session_of_that_user,
     disabling_a_user_ends_their_sessions_and_keeps_the_first_time,
     disabling_an_unknown_email_finds_no_one,
@@ -217,12 +218,13 @@ fn new_session(user: &User, created_at: OffsetDateTime) -> NewSession {
         created_at,
         user_agent: Some("curl/8".to_owned()),
         ip: None,
+        credential_version: 0,
     }
 }
 
 async fn add_session(store: &Store, user: &User, created_at: OffsetDateTime) -> NewSession {
     let session = new_session(user, created_at);
-    store.sessions.create_session(&session).await.expect("create session");
+    assert!(store.sessions.create_session(&session).await.expect("create session"));
     session
 }
 
@@ -347,14 +349,73 @@ async fn a_second_user_with_a_taken_email_is_email_taken(store: &Store) {
 async fn updating_a_password_hash_keeps_the_sessions(store: &Store) {
     let user = add_user(store, "ada@example.com").await;
     let session = add_session(store, &user, at(10)).await;
-    store
-        .users
-        .update_password_hash(user.id, "$argon2id$rehashed")
-        .await
-        .unwrap();
+    // Only over the hash it replaces: a password changed meanwhile stays.
+    assert!(
+        !store
+            .users
+            .update_password_hash(user.id, "$argon2id$rehashed", "$argon2id$not-the-stored-one")
+            .await
+            .unwrap()
+    );
+    assert_eq!(
+        store
+            .users
+            .find_user_by_id(user.id)
+            .await
+            .unwrap()
+            .unwrap()
+            .password_hash,
+        "$argon2id$hash"
+    );
+    assert!(
+        store
+            .users
+            .update_password_hash(user.id, "$argon2id$rehashed", "$argon2id$hash")
+            .await
+            .unwrap()
+    );
     let found = store.users.find_user_by_id(user.id).await.unwrap().unwrap();
     assert_eq!(found.password_hash, "$argon2id$rehashed");
     assert!(session_exists(store, &session.handle_hash).await);
+}
+
+async fn a_session_is_created_only_under_the_current_credential_version(store: &Store) {
+    let user = add_user(store, "ada@example.com").await;
+    let kept = add_session(store, &user, at(10)).await;
+    // "Log out everywhere" (or a password change) bumps the version and moves the kept
+    // session to it.
+    store
+        .users
+        .change_password(user.id, "$argon2id$new", kept.id)
+        .await
+        .unwrap();
+    let found = store.users.find_user_by_id(user.id).await.unwrap().unwrap();
+    assert_eq!(found.credential_version, 1);
+    let (kept_record, _) = store.sessions.find_session(&kept.handle_hash).await.unwrap().unwrap();
+    assert_eq!(kept_record.credential_version, 1);
+    // A login that verified against version 0 gets no session.
+    let stale = new_session(&user, at(20));
+    assert!(!store.sessions.create_session(&stale).await.unwrap());
+    assert!(!session_exists(store, &stale.handle_hash).await);
+    let current = NewSession {
+        credential_version: 1,
+        ..new_session(&user, at(20))
+    };
+    assert!(store.sessions.create_session(&current).await.unwrap());
+    store
+        .sessions
+        .delete_user_sessions(user.id, Some(current.id))
+        .await
+        .unwrap();
+    let found = store.users.find_user_by_id(user.id).await.unwrap().unwrap();
+    assert_eq!(found.credential_version, 2);
+    // No session for a disabled user, whatever its version.
+    store.users.disable_user(&user.email, at(30), at(4000)).await.unwrap();
+    let disabled = NewSession {
+        credential_version: 3,
+        ..new_session(&user, at(40))
+    };
+    assert!(!store.sessions.create_session(&disabled).await.unwrap());
 }
 
 async fn changing_the_password_ends_every_other_session_of_that_user(store: &Store) {

@@ -1,0 +1,311 @@
+//! The second review's findings, each closed with a test that fails without its fix:
+//! attempts that hang up mid-hash, logins racing password changes, what sesame keeps or
+//! prints by the way.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use sesame_core::accounts::Registrar;
+use sesame_core::sessions::Origin;
+use sesame_core::{Core, CoreError};
+use sesame_domain::{Email, User, UserId};
+use sesame_storage::{DisabledUser, Store, UserRecord, UserStore};
+use sesame_tests::TestDb;
+use time::OffsetDateTime;
+use tokio::sync::Notify;
+
+use reqwest::StatusCode;
+use serde_json::json;
+use sesame_tests::{Backend, PASSWORD, TestApp, eventually, on_both_backends};
+use tokio::io::AsyncWriteExt as _;
+
+on_both_backends!(
+    wrong_password_logins_that_hang_up_mid_hash_still_spend_the_budget,
+    a_login_racing_a_password_change_on_another_instance_gets_no_session,
+    a_hash_upgrade_racing_a_password_change_never_brings_the_old_password_back,
+);
+
+const WRONG: &str = "not the right passphrase";
+
+async fn wrong_password_logins_that_hang_up_mid_hash_still_spend_the_budget(backend: Backend) {
+    let app = TestApp::spawn(backend, &[("SESAME_THROTTLE_ACCOUNT_IP", "5/15m")]).await;
+    app.user("ada@example.com").await;
+    let addr = app.base.trim_start_matches("http://").to_owned();
+    let body = json!({"email": "ada@example.com", "password": WRONG}).to_string();
+    let request = format!(
+        "POST /login HTTP/1.1\r\nHost: sesame.test\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    // Thirty attempts, each hanging up while its password is being hashed (a hash takes
+    // tens of milliseconds; the client gives up after ten).
+    let mut set = tokio::task::JoinSet::new();
+    for _ in 0..30 {
+        let (addr, request) = (addr.clone(), request.clone());
+        set.spawn(async move {
+            let mut stream = tokio::net::TcpStream::connect(&addr).await.unwrap();
+            stream.write_all(request.as_bytes()).await.unwrap();
+            stream.flush().await.unwrap();
+            tokio::time::sleep(Duration::from_millis(10)).await;
+            drop(stream);
+        });
+    }
+    set.join_all().await;
+    // Every attempt runs to its end though no one waits for the answer...
+    assert!(
+        eventually(Duration::from_secs(5), || async { logins_answered(&app).await == 30 }).await,
+        "attempts that hung up were abandoned: {} answered",
+        logins_answered(&app).await
+    );
+    // ...and their charges stand: even the right password is refused.
+    let response = app.login_response("ada@example.com", PASSWORD).await;
+    assert_eq!(response.status(), StatusCode::TOO_MANY_REQUESTS);
+    app.stop().await;
+}
+
+/// Password logins answered so far, by any result, from `/metrics`.
+async fn logins_answered(app: &TestApp) -> u64 {
+    let text = app
+        .http()
+        .get(app.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    text.lines()
+        .filter(|line| line.starts_with("sesame_logins_total{"))
+        .filter_map(|line| line.rsplit(' ').next()?.parse::<u64>().ok())
+        .sum()
+}
+
+#[test]
+fn the_configuration_never_shows_database_credentials_or_secrets() {
+    let env = |name: &str| match name {
+        "SESAME_DATABASE_URL" => {
+            Some("postgres://sesame:hunter2@db.internal/sesame?password=also-secret&sslmode=require".to_owned())
+        }
+        "SESAME_SECRET_KEY" => Some("a very secret key that is thirty-two bytes or more".to_owned()),
+        _ => None,
+    };
+    let config = sesame_server::Config::from_sources(None, env).unwrap();
+    let shown = format!("{config:?}");
+    for secret in ["hunter2", "also-secret", "very secret"] {
+        assert!(!shown.contains(secret), "{secret} in {shown}");
+    }
+    assert!(
+        shown.contains("db.internal") && shown.contains("sslmode=require"),
+        "{shown}"
+    );
+}
+
+/// A user store that, once armed, holds the next lookup by email after it has read the
+/// row and before it answers: a login that has read the user and is about to hash.
+struct Gated {
+    inner: Arc<dyn UserStore>,
+    armed: AtomicBool,
+    reached: Notify,
+    release: Notify,
+}
+
+#[async_trait::async_trait]
+impl UserStore for Gated {
+    async fn create_user(&self, user: &User, password_hash: &str) -> sesame_storage::Result<()> {
+        self.inner.create_user(user, password_hash).await
+    }
+
+    async fn find_user_by_email(&self, email: &Email) -> sesame_storage::Result<Option<UserRecord>> {
+        let found = self.inner.find_user_by_email(email).await;
+        if self.armed.swap(false, Ordering::SeqCst) {
+            self.reached.notify_one();
+            self.release.notified().await;
+        }
+        found
+    }
+
+    async fn find_user_by_id(&self, id: UserId) -> sesame_storage::Result<Option<UserRecord>> {
+        self.inner.find_user_by_id(id).await
+    }
+
+    async fn update_password_hash(&self, id: UserId, hash: &str, replacing: &str) -> sesame_storage::Result<bool> {
+        self.inner.update_password_hash(id, hash, replacing).await
+    }
+
+    async fn change_password(
+        &self,
+        id: UserId,
+        hash: &str,
+        keep: sesame_domain::SessionId,
+    ) -> sesame_storage::Result<()> {
+        self.inner.change_password(id, hash, keep).await
+    }
+
+    async fn disable_user(
+        &self,
+        email: &Email,
+        at: OffsetDateTime,
+        keep_until: OffsetDateTime,
+    ) -> sesame_storage::Result<Option<DisabledUser>> {
+        self.inner.disable_user(email, at, keep_until).await
+    }
+
+    async fn enable_user(&self, email: &Email) -> sesame_storage::Result<Option<UserId>> {
+        self.inner.enable_user(email).await
+    }
+}
+
+/// An instance of the application on `db`, as the server builds it, over `store`.
+async fn instance(db: &TestDb, store: Store) -> Core {
+    let env = |name: &str| (name == "SESAME_DATABASE_URL").then(|| db.url.clone());
+    let config = sesame_server::Config::from_sources(None, env).unwrap();
+    let issuer = "https://auth.example.com";
+    let hashing = sesame_core::HashingPool::new(sesame_server::password_hasher().unwrap(), 2);
+    Core::new(
+        sesame_server::core_settings(&config, issuer),
+        store,
+        hashing,
+        Arc::new(sesame_core::SystemClock),
+    )
+    .await
+    .unwrap()
+}
+
+/// Two instances on one database; the first's user lookups can be held.
+async fn two_instances(backend: Backend) -> (Arc<TestDb>, Core, Arc<Gated>, Core) {
+    let db = TestDb::create(backend).await;
+    let mut store = db.store().await;
+    store.database.migrate().await.unwrap();
+    let gate = Arc::new(Gated {
+        inner: store.users.clone(),
+        armed: AtomicBool::new(false),
+        reached: Notify::new(),
+        release: Notify::new(),
+    });
+    store.users = gate.clone();
+    let a = instance(&db, store).await;
+    let b = instance(&db, db.store().await).await;
+    (db, a, gate, b)
+}
+
+fn origin() -> Origin {
+    Origin {
+        ip: "192.0.2.1".into(),
+        user_agent: None,
+    }
+}
+
+const NEW: &str = "a brand new passphrase";
+
+async fn a_login_racing_a_password_change_on_another_instance_gets_no_session(backend: Backend) {
+    let (_db, a, gate, b) = two_instances(backend).await;
+    b.accounts()
+        .register("ada@example.com", PASSWORD.into(), Registrar::Operator)
+        .await
+        .unwrap();
+    let owner = b
+        .sessions()
+        .login("ada@example.com", PASSWORD.into(), &origin(), None)
+        .await
+        .unwrap();
+
+    // Someone who knows the old password logs in on A; A has read the user...
+    gate.armed.store(true, Ordering::SeqCst);
+    let racing = {
+        let a = a.clone();
+        tokio::spawn(async move {
+            a.sessions()
+                .login("ada@example.com", PASSWORD.into(), &origin(), None)
+                .await
+        })
+    };
+    gate.reached.notified().await;
+    // ...when the owner changes the password on B.
+    b.accounts()
+        .change_password(&owner.session, PASSWORD.into(), NEW.into(), "192.0.2.9")
+        .await
+        .unwrap();
+    gate.release.notify_one();
+    match racing.await.unwrap() {
+        Err(CoreError::InvalidCredentials) => {}
+        Ok(started) => {
+            let survives = b.sessions().authenticate(&started.handle.hash()).await.is_ok();
+            panic!("the racing login got a session (still live: {survives})");
+        }
+        Err(other) => panic!("{other:?}"),
+    }
+    // The owner's own session goes on, and only the new password signs in.
+    assert!(b.sessions().authenticate(&owner.handle.hash()).await.is_ok());
+    assert!(
+        b.sessions()
+            .login("ada@example.com", NEW.into(), &origin(), None)
+            .await
+            .is_ok()
+    );
+}
+
+async fn a_hash_upgrade_racing_a_password_change_never_brings_the_old_password_back(backend: Backend) {
+    let (db, a, gate, b) = two_instances(backend).await;
+    b.accounts()
+        .register("ada@example.com", PASSWORD.into(), Registrar::Operator)
+        .await
+        .unwrap();
+    let owner = b
+        .sessions()
+        .login("ada@example.com", PASSWORD.into(), &origin(), None)
+        .await
+        .unwrap();
+    // The stored hash is made under older, weaker parameters: the next login upgrades it.
+    let weak = sesame_domain::password::PasswordHasher::new(sesame_domain::password::HashParams {
+        memory_kib: 8_192,
+        iterations: 1,
+        parallelism: 1,
+    })
+    .unwrap();
+    let weak_hash = weak
+        .hash(&sesame_domain::Password::for_login(PASSWORD.into()).unwrap())
+        .unwrap();
+    let store = db.store().await;
+    let current = store.users.find_user_by_id(owner.user.id).await.unwrap().unwrap();
+    assert!(
+        store
+            .users
+            .update_password_hash(owner.user.id, &weak_hash, &current.password_hash)
+            .await
+            .unwrap()
+    );
+
+    gate.armed.store(true, Ordering::SeqCst);
+    let racing = {
+        let a = a.clone();
+        tokio::spawn(async move {
+            a.sessions()
+                .login("ada@example.com", PASSWORD.into(), &origin(), None)
+                .await
+        })
+    };
+    gate.reached.notified().await;
+    b.accounts()
+        .change_password(&owner.session, PASSWORD.into(), NEW.into(), "192.0.2.9")
+        .await
+        .unwrap();
+    gate.release.notify_one();
+    let _ = racing.await.unwrap();
+
+    // The upgrade of the old hash did not overwrite the new password.
+    let old = b
+        .sessions()
+        .login("ada@example.com", PASSWORD.into(), &origin(), None)
+        .await;
+    assert!(
+        matches!(old, Err(CoreError::InvalidCredentials)),
+        "the old password is back"
+    );
+    assert!(
+        b.sessions()
+            .login("ada@example.com", NEW.into(), &origin(), None)
+            .await
+            .is_ok()
+    );
+    store.database.close().await;
+}
