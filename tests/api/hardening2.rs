@@ -24,6 +24,7 @@ on_both_backends!(
     wrong_password_logins_that_hang_up_mid_hash_still_spend_the_budget,
     a_login_racing_a_password_change_on_another_instance_gets_no_session,
     a_hash_upgrade_racing_a_password_change_never_brings_the_old_password_back,
+    throttle_records_never_keep_an_account_name_as_typed,
 );
 
 const WRONG: &str = "not the right passphrase";
@@ -308,4 +309,43 @@ async fn a_hash_upgrade_racing_a_password_change_never_brings_the_old_password_b
             .is_ok()
     );
     store.database.close().await;
+}
+
+/// Every `key` in the failure log, read straight from the database.
+async fn failure_keys(db: &TestDb) -> Vec<String> {
+    use sqlx::Connection as _;
+    let query = "SELECT key FROM login_failures";
+    match db.backend {
+        Backend::Postgres => {
+            let mut conn = sqlx::PgConnection::connect(&db.url).await.unwrap();
+            sqlx::query_scalar(query).fetch_all(&mut conn).await.unwrap()
+        }
+        Backend::Sqlite => {
+            let mut conn = sqlx::SqliteConnection::connect(&db.url).await.unwrap();
+            sqlx::query_scalar(query).fetch_all(&mut conn).await.unwrap()
+        }
+    }
+}
+
+async fn throttle_records_never_keep_an_account_name_as_typed(backend: Backend) {
+    let app = TestApp::spawn(backend, &[("SESAME_THROTTLE_ACCOUNT_IP", "2/1m")]).await;
+    app.user("ada@example.com").await;
+    // A password typed into the email field by mistake, and ordinary failures.
+    let typed = "Tr0ub4dor&3-secret@example.com";
+    for email in [typed, "ada@example.com", "ada@example.com"] {
+        let response = app.login_response(email, WRONG).await;
+        assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+    }
+    let keys = failure_keys(&app.db).await;
+    assert!(keys.len() >= 9, "the failures were recorded: {keys:?}");
+    for key in &keys {
+        let lower = key.to_lowercase();
+        assert!(!lower.contains("tr0ub4dor") && !lower.contains("ada@"), "{key}");
+    }
+    // The budgets still count per account: ada's is spent, the other's is not.
+    let ada = app.login_response("ada@example.com", PASSWORD).await;
+    assert_eq!(ada.status(), StatusCode::TOO_MANY_REQUESTS);
+    let other = app.login_response(typed, WRONG).await;
+    assert_eq!(other.status(), StatusCode::UNAUTHORIZED);
+    app.stop().await;
 }

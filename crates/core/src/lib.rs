@@ -92,8 +92,12 @@ impl Core {
         let dummy = sesame_domain::Password::for_login(sesame_domain::SessionHandle::generate().expose().to_owned())
             .map_err(|e| CoreError::internal(std::io::Error::other(e.to_string())))?;
         let dummy_hash = hashing.hash(dummy).await?;
+        let account_key = store
+            .database
+            .install_secret(throttle::ACCOUNT_KEY_SECRET, &sesame_domain::random::bytes32())
+            .await?;
         Ok(Self(Arc::new(Context {
-            throttle: throttle::Throttle::new(settings.throttle, store.clone(), clock.clone()),
+            throttle: throttle::Throttle::new(settings.throttle, store.clone(), clock.clone(), &account_key),
             settings,
             store,
             clock,

@@ -26,16 +26,39 @@ pub struct Throttle {
     store: Store,
     clock: SharedClock,
     memo: CleanMemo,
+    /// Keys the hash that names an account in the log (shared by every instance).
+    account_key: hmac::Hmac<sha2::Sha256>,
 }
 
+/// The name of the installation secret that keys account names in the failure log.
+pub const ACCOUNT_KEY_SECRET: &str = "throttle_account_key";
+
 impl Throttle {
-    pub fn new(policy: ThrottlePolicy, store: Store, clock: SharedClock) -> Self {
+    /// `account_key` is the installation's secret for naming accounts (see
+    /// [`ACCOUNT_KEY_SECRET`]).
+    pub fn new(policy: ThrottlePolicy, store: Store, clock: SharedClock, account_key: &[u8]) -> Self {
+        use hmac::Mac as _;
         Self {
             policy,
             store,
             clock,
             memo: CleanMemo::default(),
+            // HMAC takes a key of any length.
+            account_key: hmac::Hmac::<sha2::Sha256>::new_from_slice(account_key)
+                .unwrap_or_else(|_| unreachable!("HMAC accepts keys of any length")),
         }
+    }
+
+    /// How an account is named in the failure log: a keyed hash (HMAC-SHA256, 128 bits,
+    /// base64url), never the name as typed, so that a password typed into the email field
+    /// is not stored, and the log (or a backup) does not list who was attacked.
+    fn account_tag(&self, account: &str) -> String {
+        use base64::Engine as _;
+        use hmac::Mac as _;
+        let mut mac = self.account_key.clone();
+        mac.update(account.as_bytes());
+        let digest = mac.finalize().into_bytes();
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(&digest[..16])
     }
 
     pub fn policy(&self) -> ThrottlePolicy {
@@ -46,7 +69,7 @@ impl Throttle {
         Attempt {
             throttle: self,
             kind,
-            account: account.to_owned(),
+            account: self.account_tag(account),
             ip: ip.to_owned(),
             id: Uuid::now_v7(),
             had_failures: AtomicBool::new(true),

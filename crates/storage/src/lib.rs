@@ -431,6 +431,9 @@ pub trait Database: Send + Sync {
     async fn migrate(&self) -> Result<()>;
     /// Answers whether the database takes a write right now.
     async fn ping(&self) -> Result<()>;
+    /// The installation's secret under `name`: `candidate` if none was stored yet, else
+    /// the one stored first (every instance ends up with the same).
+    async fn install_secret(&self, name: &str, candidate: &[u8]) -> Result<Vec<u8>>;
     async fn close(&self);
 }
 

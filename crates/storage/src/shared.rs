@@ -312,6 +312,19 @@ impl<DB: Dialect> Database for SqlStore<DB> {
         Ok(())
     }
 
+    async fn install_secret(&self, name: &str, candidate: &[u8]) -> Result<Vec<u8>> {
+        let mut conn = self.conn().await?;
+        DB::execute(
+            &mut conn,
+            sql::INSERT_INSTALL_SECRET,
+            &[Arg::Text(name), Arg::Bytes(candidate)],
+        )
+        .await?;
+        let row = DB::fetch_optional(&mut conn, sql::INSTALL_SECRET, &[Arg::Text(name)]).await?;
+        let row = row.ok_or(StorageError::Corrupt("install_secrets"))?;
+        DB::bytes(&row, "value")
+    }
+
     async fn close(&self) {
         self.pool.close().await;
     }

@@ -158,3 +158,10 @@ pub(crate) const REVOCATIONS_SINCE: &str =
 pub(crate) const REVOCATIONS_LOGGED_SINCE: &str =
     "SELECT kind, subject, created_at, expires_at FROM revocations WHERE logged_at >= $1 AND expires_at > $2";
 pub(crate) const PRUNE_REVOCATIONS: &str = "DELETE FROM revocations WHERE expires_at <= $1";
+
+// Install secrets.
+
+/// Keeps the first value written under a name, whichever instance wrote it.
+pub(crate) const INSERT_INSTALL_SECRET: &str =
+    "INSERT INTO install_secrets (name, value) VALUES ($1, $2) ON CONFLICT (name) DO NOTHING";
+pub(crate) const INSTALL_SECRET: &str = "SELECT value FROM install_secrets WHERE name = $1";
