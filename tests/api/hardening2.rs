@@ -25,6 +25,7 @@ on_both_backends!(
     a_login_racing_a_password_change_on_another_instance_gets_no_session,
     a_hash_upgrade_racing_a_password_change_never_brings_the_old_password_back,
     throttle_records_never_keep_an_account_name_as_typed,
+    an_embedder_serving_without_the_peer_address_is_refused_not_given_one_shared_budget,
 );
 
 const WRONG: &str = "not the right passphrase";
@@ -348,4 +349,46 @@ async fn throttle_records_never_keep_an_account_name_as_typed(backend: Backend) 
     let other = app.login_response(typed, WRONG).await;
     assert_eq!(other.status(), StatusCode::UNAUTHORIZED);
     app.stop().await;
+}
+
+/// sesame's router served by an embedder with plain `axum::serve`, with or without the
+/// peer address; the answer to a wrong password.
+async fn embedded_login_status(db: &TestDb, with_peer_address: bool) -> StatusCode {
+    let env = |name: &str| (name == "SESAME_DATABASE_URL").then(|| db.url.clone());
+    let config = sesame_server::Config::from_sources(None, env).unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let issuer = format!("http://{}", listener.local_addr().unwrap());
+    let core = sesame_server::open_core(&config, &issuer, Arc::new(sesame_core::SystemClock))
+        .await
+        .unwrap();
+    let state = sesame_http::AppState::new(sesame_server::http_config(&config, &issuer), core);
+    let router = sesame_http::router(state);
+    let server = if with_peer_address {
+        tokio::spawn(async move {
+            axum::serve(
+                listener,
+                router.into_make_service_with_connect_info::<std::net::SocketAddr>(),
+            )
+            .await
+        })
+    } else {
+        tokio::spawn(async move { axum::serve(listener, router).await })
+    };
+    let response = reqwest::Client::new()
+        .post(format!("{issuer}/login"))
+        .json(&json!({"email": "ada@example.com", "password": WRONG}))
+        .send()
+        .await
+        .unwrap();
+    server.abort();
+    response.status()
+}
+
+async fn an_embedder_serving_without_the_peer_address_is_refused_not_given_one_shared_budget(backend: Backend) {
+    let db = TestDb::create(backend).await;
+    assert_eq!(
+        embedded_login_status(&db, false).await,
+        StatusCode::INTERNAL_SERVER_ERROR
+    );
+    assert_eq!(embedded_login_status(&db, true).await, StatusCode::UNAUTHORIZED);
 }

@@ -5,6 +5,7 @@ use std::net::{IpAddr, SocketAddr};
 use axum::extract::{ConnectInfo, FromRef, FromRequestParts};
 use axum::http::request::Parts;
 
+use crate::error::ApiError;
 use crate::state::AppState;
 
 /// The address of the client: the peer of the TCP connection, or, when
@@ -18,8 +19,12 @@ where
     AppState: FromRef<S>,
     S: Send + Sync,
 {
-    type Rejection = std::convert::Infallible;
+    type Rejection = ApiError;
 
+    /// Without the connection's peer address every client would share one throttle
+    /// budget, so a router served without it (and without `SESAME_TRUST_PROXY`) refuses
+    /// every request that needs the address, with a `500` and a log line saying how to
+    /// serve it: `into_make_service_with_connect_info::<SocketAddr>()`.
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
         let state = AppState::from_ref(state);
         if state.config.trust_proxy
@@ -31,7 +36,15 @@ where
             .extensions
             .get::<ConnectInfo<SocketAddr>>()
             .map(|ConnectInfo(addr)| addr.ip().to_canonical().to_string());
-        Ok(Self(peer.unwrap_or_else(|| "unknown".to_owned())))
+        match peer {
+            Some(peer) => Ok(Self(peer)),
+            None if state.config.trust_proxy => Ok(Self("unknown".to_owned())),
+            None => Err(ApiError::internal(std::io::Error::other(
+                "the client's address is unknown: serve sesame's router with \
+                 `into_make_service_with_connect_info::<SocketAddr>()` (or set SESAME_TRUST_PROXY \
+                 behind a proxy that sets X-Forwarded-For)",
+            ))),
+        }
     }
 }
 
