@@ -5,9 +5,12 @@
 //! - an entry is returned only while it is younger than the cache's time to live, by the
 //!   clock the caller passes in (an entry dated in the future, after the clock was set
 //!   back, is not trusted either);
-//! - it holds at most `capacity` entries: when full, stale entries are dropped first, and
-//!   if it is still full the new entry is simply not kept (so callers never depend on an
-//!   entry being there, and a flood of new keys cannot grow memory);
+//! - an entry may carry a deadline of its own (a verified token's expiry), after which it
+//!   is neither returned nor kept when room is needed;
+//! - it holds at most `capacity` entries: when full, stale entries are dropped first (one
+//!   sweep a second at most, so an insert into a cache full of fresh entries scans
+//!   nothing), and if it is still full the new entry is simply not kept (so callers never
+//!   depend on an entry being there, and a flood of new keys cannot grow memory);
 //! - removal is immediate, by key or by predicate.
 
 use std::borrow::Borrow;
@@ -21,27 +24,45 @@ use time::OffsetDateTime;
 struct Entry<V> {
     value: V,
     stored: OffsetDateTime,
+    /// A deadline of the entry's own, before the cache's time to live (a verified token's
+    /// expiry).
+    until: Option<OffsetDateTime>,
 }
 
-/// A bounded map whose entries expire after a fixed time.
+struct Inner<K, V> {
+    map: HashMap<K, Entry<V>>,
+    /// When a full cache was last swept of stale entries.
+    last_sweep: Option<OffsetDateTime>,
+    sweeps: u64,
+}
+
+/// A bounded map whose entries expire after a fixed time (or their own deadline).
 pub struct TtlCache<K, V> {
-    entries: RwLock<HashMap<K, Entry<V>>>,
+    entries: RwLock<Inner<K, V>>,
     ttl: time::Duration,
     capacity: usize,
 }
 
+/// A full cache is swept of stale entries at most this often: an insert into a cache
+/// full of fresh entries costs no scan.
+const SWEEP_INTERVAL: time::Duration = time::Duration::SECOND;
+
 impl<K: Hash + Eq, V: Clone> TtlCache<K, V> {
     pub fn new(ttl: Duration, capacity: usize) -> Self {
         Self {
-            entries: RwLock::new(HashMap::new()),
+            entries: RwLock::new(Inner {
+                map: HashMap::new(),
+                last_sweep: None,
+                sweeps: 0,
+            }),
             ttl: time::Duration::try_from(ttl).unwrap_or(time::Duration::SECOND),
             capacity,
         }
     }
 
-    fn fresh(&self, stored: OffsetDateTime, now: OffsetDateTime) -> bool {
-        let age = now - stored;
-        age >= time::Duration::ZERO && age < self.ttl
+    fn fresh(&self, entry: &Entry<V>, now: OffsetDateTime) -> bool {
+        let age = now - entry.stored;
+        age >= time::Duration::ZERO && age < self.ttl && entry.until.is_none_or(|until| now < until)
     }
 
     /// The value under `key`, if it is still fresh at `now`.
@@ -52,21 +73,50 @@ impl<K: Hash + Eq, V: Clone> TtlCache<K, V> {
     {
         let entries = self.entries.read().unwrap_or_else(std::sync::PoisonError::into_inner);
         entries
+            .map
             .get(key)
-            .filter(|entry| self.fresh(entry.stored, now))
+            .filter(|entry| self.fresh(entry, now))
             .map(|entry| entry.value.clone())
     }
 
     /// Keeps `value` under `key` from `now`, unless the cache is full of fresh entries.
     pub fn insert(&self, key: K, value: V, now: OffsetDateTime) {
+        self.insert_entry(key, value, now, None);
+    }
+
+    /// Like [`insert`](Self::insert), for an entry that must not be trusted at or after
+    /// `until` (nor kept past it when room is needed).
+    pub fn insert_until(&self, key: K, value: V, now: OffsetDateTime, until: OffsetDateTime) {
+        self.insert_entry(key, value, now, Some(until));
+    }
+
+    fn insert_entry(&self, key: K, value: V, now: OffsetDateTime, until: Option<OffsetDateTime>) {
         let mut entries = self.entries.write().unwrap_or_else(std::sync::PoisonError::into_inner);
-        if entries.len() >= self.capacity && !entries.contains_key(&key) {
-            entries.retain(|_, entry| self.fresh(entry.stored, now));
-            if entries.len() >= self.capacity {
+        let inner = &mut *entries;
+        if inner.map.len() >= self.capacity && !inner.map.contains_key(&key) {
+            let due = inner
+                .last_sweep
+                .is_none_or(|last| now - last >= SWEEP_INTERVAL || now < last);
+            if due {
+                inner.last_sweep = Some(now);
+                inner.sweeps += 1;
+                inner.map.retain(|_, entry| {
+                    let age = now - entry.stored;
+                    age >= time::Duration::ZERO && age < self.ttl && entry.until.is_none_or(|until| now < until)
+                });
+            }
+            if inner.map.len() >= self.capacity {
                 return;
             }
         }
-        entries.insert(key, Entry { value, stored: now });
+        inner.map.insert(
+            key,
+            Entry {
+                value,
+                stored: now,
+                until,
+            },
+        );
     }
 
     /// Changes the value under `key` in place, if there is one (its age is kept).
@@ -76,7 +126,7 @@ impl<K: Hash + Eq, V: Clone> TtlCache<K, V> {
         Q: Hash + Eq + ?Sized,
     {
         let mut entries = self.entries.write().unwrap_or_else(std::sync::PoisonError::into_inner);
-        if let Some(entry) = entries.get_mut(key) {
+        if let Some(entry) = entries.map.get_mut(key) {
             change(&mut entry.value);
         }
     }
@@ -89,6 +139,7 @@ impl<K: Hash + Eq, V: Clone> TtlCache<K, V> {
         self.entries
             .write()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .map
             .remove(key);
     }
 
@@ -97,6 +148,7 @@ impl<K: Hash + Eq, V: Clone> TtlCache<K, V> {
         self.entries
             .write()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .map
             .retain(|_, entry| !matches(&entry.value));
     }
 
@@ -105,6 +157,7 @@ impl<K: Hash + Eq, V: Clone> TtlCache<K, V> {
         self.entries
             .write()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .map
             .clear();
     }
 
@@ -113,7 +166,16 @@ impl<K: Hash + Eq, V: Clone> TtlCache<K, V> {
         self.entries
             .read()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .map
             .len()
+    }
+
+    /// How many times a full cache was swept (for tests of the sweep's rate).
+    pub fn sweeps(&self) -> u64 {
+        self.entries
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .sweeps
     }
 
     pub fn is_empty(&self) -> bool {
@@ -138,6 +200,33 @@ mod tests {
         assert_eq!(cache.get("a", at(1)), None);
         // Set back before it was stored: not trusted either.
         assert_eq!(cache.get("a", at(-1)), None);
+    }
+
+    #[test]
+    fn an_entry_with_a_deadline_of_its_own_ends_there() {
+        let cache = TtlCache::new(Duration::from_secs(3_600), 8);
+        cache.insert_until("token", 1, at(0), at(10));
+        assert_eq!(cache.get("token", at(9)), Some(1));
+        assert_eq!(cache.get("token", at(10)), None);
+    }
+
+    #[test]
+    fn a_cache_full_of_fresh_entries_is_swept_at_most_once_a_second() {
+        let cache = TtlCache::new(Duration::from_secs(3_600), 100);
+        for key in 0..100 {
+            cache.insert(key, key, at(0));
+        }
+        for key in 100..10_000 {
+            cache.insert(key, key, at(0));
+        }
+        assert_eq!(cache.sweeps(), 1, "one scan, not one per insert");
+        assert_eq!(cache.len(), 100);
+        // Entries whose own deadline passed make room at the next sweep.
+        let cache = TtlCache::new(Duration::from_secs(3_600), 2);
+        cache.insert_until(1, 1, at(0), at(5));
+        cache.insert_until(2, 2, at(0), at(5));
+        cache.insert(3, 3, at(6));
+        assert_eq!(cache.get(&3, at(6)), Some(3));
     }
 
     #[test]

@@ -147,7 +147,8 @@ pub struct TokenService {
     /// Tokens whose signature and claims already verified, by SHA-256 of the whole token,
     /// so a client reusing its token costs a hash, not a signature check. A different
     /// token (forged or altered) has a different digest and is verified in full. Their
-    /// `exp` and `nbf` are checked again on every use.
+    /// `exp` and `nbf` are checked again on every use, and an entry is kept no longer than
+    /// its token's `exp` plus the leeway.
     verified: TtlCache<[u8; 32], AccessClaims>,
 }
 
@@ -334,7 +335,9 @@ impl TokenService {
             }
             None => {
                 let claims = self.verify_signature(token).await?;
-                self.verified.insert(digest, claims.clone(), now);
+                // Kept no longer than the token can be accepted.
+                let until = claims.expires_at() + time::Duration::seconds(i64::try_from(LEEWAY_SECONDS).unwrap_or(60));
+                self.verified.insert_until(digest, claims.clone(), now, until);
                 claims
             }
         };
