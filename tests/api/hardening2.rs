@@ -392,3 +392,85 @@ async fn an_embedder_serving_without_the_peer_address_is_refused_not_given_one_s
     );
     assert_eq!(embedded_login_status(&db, true).await, StatusCode::UNAUTHORIZED);
 }
+
+/// Sets a Postgres setting for the test database's future sessions and cuts its current
+/// ones, so that the server's next connections come up under it.
+async fn with_database_setting(app: &TestApp, setting: &str) {
+    use sqlx::Connection as _;
+    let name = app.db.postgres_name().expect("Postgres").to_owned();
+    let mut admin = sqlx::PgConnection::connect(&sesame_tests::postgres_admin_url())
+        .await
+        .unwrap();
+    sqlx::query(sqlx::AssertSqlSafe(format!("ALTER DATABASE \"{name}\" {setting}")))
+        .execute(&mut admin)
+        .await
+        .unwrap();
+    sqlx::query("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1")
+        .bind(&name)
+        .execute(&mut admin)
+        .await
+        .unwrap();
+    admin.close().await.ok();
+}
+
+/// A failover to a read-only standby (25006) and cancelled statements (57014) are outages:
+/// 503 with `Retry-After`, never 500; service resumes when they pass.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_read_only_standby_and_cancelled_statements_answer_503() {
+    let app = TestApp::spawn(Backend::Postgres, &[("SESAME_THROTTLE_ACCOUNT_IP", "1000/1m")]).await;
+    app.user("ada@example.com").await;
+    let mut seen = Vec::new();
+    // A failover to a standby: every write is refused with 25006.
+    with_database_setting(&app, "SET default_transaction_read_only = on").await;
+    for _ in 0..2 {
+        let registration = app.register("bob@example.com", PASSWORD).await;
+        seen.push((
+            "read-only",
+            registration.status(),
+            registration.headers().contains_key("retry-after"),
+        ));
+        let login = app.login_response("ada@example.com", WRONG).await;
+        seen.push(("read-only", login.status(), login.headers().contains_key("retry-after")));
+    }
+    with_database_setting(&app, "RESET default_transaction_read_only").await;
+    // Statements cancelled by the statement timeout (57014) while a table is locked.
+    with_database_setting(&app, "SET statement_timeout = '300ms'").await;
+    {
+        use sqlx::Connection as _;
+        let url = app.db.url.clone();
+        let mut locker = sqlx::PgConnection::connect(&url).await.unwrap();
+        sqlx::query("SET statement_timeout = 0")
+            .execute(&mut locker)
+            .await
+            .unwrap();
+        sqlx::query("BEGIN").execute(&mut locker).await.unwrap();
+        sqlx::query("LOCK TABLE users, login_failures IN ACCESS EXCLUSIVE MODE")
+            .execute(&mut locker)
+            .await
+            .unwrap();
+        for _ in 0..2 {
+            let registration = app.register("bob@example.com", PASSWORD).await;
+            seen.push((
+                "cancelled",
+                registration.status(),
+                registration.headers().contains_key("retry-after"),
+            ));
+            let login = app.login_response("ada@example.com", WRONG).await;
+            seen.push(("cancelled", login.status(), login.headers().contains_key("retry-after")));
+        }
+        sqlx::query("ROLLBACK").execute(&mut locker).await.unwrap();
+        locker.close().await.ok();
+    }
+    with_database_setting(&app, "RESET statement_timeout").await;
+    for (setting, status, retry_after) in &seen {
+        assert_eq!(*status, StatusCode::SERVICE_UNAVAILABLE, "{setting}: {seen:?}");
+        assert!(retry_after, "{setting}: 503 without Retry-After");
+    }
+    assert!(
+        eventually(Duration::from_secs(5), || async {
+            app.register("bob@example.com", PASSWORD).await.status() == StatusCode::CREATED
+        })
+        .await
+    );
+    app.stop().await;
+}
