@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use sesame_core::accounts::Registrar;
 use sesame_core::sessions::Origin;
-use sesame_core::{Core, CoreError};
+use sesame_core::{Clock as _, Core, CoreError};
 use sesame_domain::{Email, User, UserId};
 use sesame_storage::{DisabledUser, Store, UserRecord, UserStore};
 use sesame_tests::TestDb;
@@ -26,6 +26,7 @@ on_both_backends!(
     a_hash_upgrade_racing_a_password_change_never_brings_the_old_password_back,
     throttle_records_never_keep_an_account_name_as_typed,
     an_embedder_serving_without_the_peer_address_is_refused_not_given_one_shared_budget,
+    a_resource_server_caching_the_jwks_for_its_max_age_never_meets_an_unknown_kid,
 );
 
 const WRONG: &str = "not the right passphrase";
@@ -159,18 +160,17 @@ impl UserStore for Gated {
 
 /// An instance of the application on `db`, as the server builds it, over `store`.
 async fn instance(db: &TestDb, store: Store) -> Core {
+    instance_with_clock(db, store, Arc::new(sesame_core::SystemClock)).await
+}
+
+async fn instance_with_clock(db: &TestDb, store: Store, clock: sesame_core::SharedClock) -> Core {
     let env = |name: &str| (name == "SESAME_DATABASE_URL").then(|| db.url.clone());
     let config = sesame_server::Config::from_sources(None, env).unwrap();
     let issuer = "https://auth.example.com";
     let hashing = sesame_core::HashingPool::new(sesame_server::password_hasher().unwrap(), 2);
-    Core::new(
-        sesame_server::core_settings(&config, issuer),
-        store,
-        hashing,
-        Arc::new(sesame_core::SystemClock),
-    )
-    .await
-    .unwrap()
+    Core::new(sesame_server::core_settings(&config, issuer), store, hashing, clock)
+        .await
+        .unwrap()
 }
 
 /// Two instances on one database; the first's user lookups can be held.
@@ -473,4 +473,78 @@ async fn a_read_only_standby_and_cancelled_statements_answer_503() {
         .await
     );
     app.stop().await;
+}
+
+/// The `kid` in a compact JWT's header.
+fn kid_of(token: &str) -> String {
+    sesame_tests::jwt_part(token, 0)["kid"].as_str().unwrap().to_owned()
+}
+
+fn kids_in(jwks: &jsonwebtoken::jwk::JwkSet) -> Vec<String> {
+    jwks.keys.iter().filter_map(|k| k.common.key_id.clone()).collect()
+}
+
+async fn a_resource_server_caching_the_jwks_for_its_max_age_never_meets_an_unknown_kid(backend: Backend) {
+    const MAX_AGE: time::Duration = time::Duration::seconds(300);
+    let db = TestDb::create(backend).await;
+    db.store().await.database.migrate().await.unwrap();
+    let clock = sesame_core::ManualClock::new();
+    let a = instance_with_clock(&db, db.store().await, Arc::new(clock.clone())).await;
+    let b = instance_with_clock(&db, db.store().await, Arc::new(clock.clone())).await;
+    let owner = a
+        .accounts()
+        .register("ada@example.com", PASSWORD.into(), Registrar::Operator)
+        .await
+        .unwrap();
+    let client = a
+        .clients()
+        .register(owner.id, "sync", &["notes:read".to_owned()])
+        .await
+        .unwrap();
+    let presented = sesame_core::tokens::PresentedClient {
+        client_id: Some(client.client.id.as_str().to_owned()),
+        secret: client.key.key.expose().to_owned(),
+    };
+    let first_kid = a.tokens().signing_kid();
+
+    // A resource server fetched the JWKS just now and keeps it for its max-age.
+    let mut cached = (b.tokens().jwks(), clock.now());
+    // The operator rotates; every instance has the new key within its reload interval.
+    let rotated = a.tokens().rotate(false).await.unwrap();
+    b.tokens().reload_keys().await.unwrap();
+    assert!(kids_in(&b.tokens().jwks()).contains(&rotated.kid), "published at once");
+
+    let mut signed_by_new = false;
+    for step in 1..=90 {
+        clock.advance(std::time::Duration::from_secs(10));
+        if step % 3 == 0 {
+            // The scheduled reload.
+            a.tokens().reload_keys().await.unwrap();
+            b.tokens().reload_keys().await.unwrap();
+        }
+        if clock.now() - cached.1 >= MAX_AGE {
+            cached = (a.tokens().jwks(), clock.now());
+        }
+        for instance in [&a, &b] {
+            let token = instance
+                .tokens()
+                .exchange(&presented, None, "192.0.2.1")
+                .await
+                .unwrap()
+                .token;
+            let kid = kid_of(&token);
+            assert!(
+                kids_in(&cached.0).contains(&kid),
+                "at +{}s a token signed by {kid}, unknown to a JWKS fetched {}s ago",
+                step * 10,
+                (clock.now() - cached.1).whole_seconds()
+            );
+            signed_by_new |= kid == rotated.kid;
+        }
+    }
+    assert!(signed_by_new, "the new key never started signing");
+    assert_ne!(first_kid, rotated.kid);
+    // `--now` (a compromised key) signs at once.
+    let urgent = b.tokens().rotate(true).await.unwrap();
+    assert_eq!(b.tokens().signing_kid(), urgent.kid);
 }

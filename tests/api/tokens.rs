@@ -236,10 +236,14 @@ async fn a_rotated_key_signs_new_tokens_and_every_instance_accepts_old_and_new(b
     let old_token = first.token(&client.client_id, &client.key, None).await;
     let old_kid = jwt_part(&old_token, 0)["kid"].as_str().unwrap().to_owned();
 
-    // What `sesame keys rotate` does.
+    // What `sesame keys rotate --now` does.
     let store = first.store().await;
     let record = sesame_core::tokens::keys::generate(SigningAlg::EdDsa, sesame_domain::now()).unwrap();
-    store.signing_keys.add_signing_key(&record).await.unwrap();
+    store
+        .signing_keys
+        .add_signing_key(&record, std::time::Duration::ZERO)
+        .await
+        .unwrap();
     store.database.close().await;
 
     let second = TestApp::spawn_on(first.db.clone(), &FLEET).await;

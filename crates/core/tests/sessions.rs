@@ -94,6 +94,7 @@ fn settings() -> Settings {
             audience: "https://auth.example.com".into(),
             ttl: std::time::Duration::from_secs(900),
             alg: SigningAlg::EdDsa,
+            publish_delay: std::time::Duration::from_secs(330),
             sealer: Arc::new(Sealer::default()),
         },
     }

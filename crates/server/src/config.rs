@@ -115,6 +115,8 @@ pub struct Config {
     pub request_timeout: Duration,
     /// `SESAME_MAX_CONNECTIONS`: connections served at once.
     pub max_connections: usize,
+    /// `SESAME_KEY_PUBLISH_DELAY`: how long a rotated key is published before it signs.
+    pub key_publish_delay: Duration,
     /// `SESAME_SECRET_KEY` (or `_FILE`) and `SESAME_SECRET_KEY_OLD` (or `_FILE`): seal
     /// signing keys at rest. Its `Debug` shows no secret.
     pub sealer: std::sync::Arc<sesame_core::sealing::Sealer>,
@@ -143,6 +145,7 @@ impl std::fmt::Debug for Config {
             .field("idle_timeout", &self.idle_timeout)
             .field("request_timeout", &self.request_timeout)
             .field("max_connections", &self.max_connections)
+            .field("key_publish_delay", &self.key_publish_delay)
             .field("sealer", &self.sealer)
             .finish()
     }
@@ -174,6 +177,7 @@ const KEYS: &[&str] = &[
     "idle_timeout",
     "request_timeout",
     "max_connections",
+    "key_publish_delay",
     "secret_key",
     "secret_key_file",
     "secret_key_old",
@@ -364,6 +368,12 @@ impl Config {
                 .filter(|n| (1..=1_000_000).contains(n))
                 .ok_or_else(|| invalid("max_connections", "expected a whole number from 1 to 1000000"))?,
         };
+        // The JWKS max-age (300 s) plus the instances' key reload interval (30 s): by then
+        // every cached JWKS has been fetched again after every instance published the key.
+        let key_publish_delay = duration(sources, "key_publish_delay", "330s")?;
+        if key_publish_delay > Duration::from_secs(86_400) {
+            return Err(invalid("key_publish_delay", "must be at most 1d"));
+        }
         let current_secret = secret(sources, "secret_key")?;
         let old_secret = secret(sources, "secret_key_old")?;
         let sealer = sesame_core::sealing::Sealer::new(current_secret.as_deref(), old_secret.as_deref())
@@ -389,6 +399,7 @@ impl Config {
             idle_timeout,
             request_timeout,
             max_connections,
+            key_publish_delay,
             sealer: std::sync::Arc::new(sealer),
         };
         if config.cookie_same_site == SameSite::None && !config.cookie_is_secure(&config.default_issuer()) {

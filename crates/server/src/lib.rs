@@ -23,7 +23,7 @@ pub use config::Config;
 const SWEEP_INTERVAL: Duration = Duration::from_secs(300);
 
 /// How often signing keys are re-read, so a `sesame keys rotate` reaches every instance.
-const KEY_RELOAD_INTERVAL: Duration = Duration::from_secs(30);
+pub const KEY_RELOAD_INTERVAL: Duration = Duration::from_secs(30);
 
 /// Connects to the database named in the configuration and applies migrations.
 pub async fn open_store(config: &Config) -> anyhow::Result<Store> {
@@ -78,6 +78,7 @@ pub fn token_settings(config: &Config, issuer: &str) -> TokenSettings {
         audience: config.audience.clone().unwrap_or_else(|| issuer.to_owned()),
         ttl: config.token_ttl,
         alg: config.signing_alg,
+        publish_delay: config.key_publish_delay,
         sealer: config.sealer.clone(),
     }
 }

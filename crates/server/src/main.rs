@@ -101,9 +101,16 @@ enum ClientCommand {
 
 #[derive(Debug, Subcommand)]
 enum KeysCommand {
-    /// Make a new signing key active. Older keys stay published until every token they
-    /// signed has expired; running servers switch within 30 seconds.
-    Rotate,
+    /// Add a signing key: published in the JWKS at once, it starts signing after
+    /// SESAME_KEY_PUBLISH_DELAY (the JWKS max-age plus the key reload interval), so every
+    /// resource server has fetched it first. Older keys stay published until every token
+    /// they signed has expired.
+    Rotate {
+        /// Sign with the new key at once (a compromised key): resource servers holding
+        /// an older JWKS refuse its tokens until they fetch it again.
+        #[arg(long)]
+        now: bool,
+    },
     /// Seal every signing key under the current SESAME_SECRET_KEY (keys stored
     /// unencrypted, or sealed under SESAME_SECRET_KEY_OLD).
     Rewrap,
@@ -164,7 +171,7 @@ fn main() -> ExitCode {
             Command::Client(ClientCommand::RevokeKey { client_id, key_id }) => {
                 revoke_key(&config, &client_id, &key_id).await
             }
-            Command::Keys(KeysCommand::Rotate) => rotate_keys(&config).await,
+            Command::Keys(KeysCommand::Rotate { now }) => rotate_keys(&config, now).await,
             Command::Keys(KeysCommand::Rewrap) => rewrap_keys(&config).await,
             Command::Openapi | Command::BenchHash { .. } => Ok(()),
         }
@@ -508,12 +515,21 @@ async fn rewrap_keys(config: &Config) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn rotate_keys(config: &Config) -> anyhow::Result<()> {
+async fn rotate_keys(config: &Config, at_once: bool) -> anyhow::Result<()> {
     let core = open_core(config).await?;
-    let outcome = core.tokens().rotate().await;
+    let outcome = core.tokens().rotate(at_once).await;
     core.store().database.close().await;
     let record = outcome.map_err(explain)?;
-    say!("new signing key {} ({}) is active", record.kid, record.alg);
+    if at_once {
+        say!("new signing key {} ({}) signs now", record.kid, record.alg);
+    } else {
+        say!(
+            "new signing key {} ({}) is published now and signs in {} s",
+            record.kid,
+            record.alg,
+            config.key_publish_delay.as_secs()
+        );
+    }
     Ok(())
 }
 

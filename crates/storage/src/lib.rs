@@ -340,6 +340,9 @@ pub struct SigningKeyRecord {
     /// PKCS#8 DER, or that DER sealed under the operator's secret.
     pub private_der: Vec<u8>,
     pub created_at: OffsetDateTime,
+    /// When it starts signing, by the database's clock (`None`: at once; keys made
+    /// before two-phase rotation).
+    pub signs_from: Option<OffsetDateTime>,
 }
 
 impl std::fmt::Debug for SigningKeyRecord {
@@ -348,15 +351,18 @@ impl std::fmt::Debug for SigningKeyRecord {
             .field("kid", &self.kid)
             .field("alg", &self.alg)
             .field("created_at", &self.created_at)
+            .field("signs_from", &self.signs_from)
             .finish_non_exhaustive()
     }
 }
 
 #[async_trait]
 pub trait SigningKeyStore: Send + Sync {
-    /// Every signing key, oldest first.
+    /// Every signing key, in the order they were added (by the database's sequence).
     async fn signing_keys(&self) -> Result<Vec<SigningKeyRecord>>;
-    async fn add_signing_key(&self, key: &SigningKeyRecord) -> Result<()>;
+    /// Adds a key that signs from the database's clock plus `publish_for` (published
+    /// meanwhile, so resource servers fetch it before they meet it).
+    async fn add_signing_key(&self, key: &SigningKeyRecord, publish_for: std::time::Duration) -> Result<()>;
     /// Replaces a key's stored private part (sealed again under another secret); false
     /// if there is no such key.
     async fn replace_signing_key(&self, kid: &str, private_der: &[u8]) -> Result<bool>;

@@ -44,6 +44,8 @@ fn bind<'q>(mut query: Query<'q, Postgres, PgArguments>, args: &[Arg<'_>]) -> Qu
 impl Dialect for Postgres {
     const PING: &'static str = "UPDATE readiness SET checked_at = now() WHERE id = 1";
     const CLOCK: &'static str = "SELECT clock_timestamp() AS now";
+    const INSERT_SIGNING_KEY: &'static str = "INSERT INTO signing_keys (kid, alg, private_der, created_at, signs_from) \
+         VALUES ($1, $2, $3, $4, clock_timestamp() + $5 * interval '1 microsecond')";
 
     fn error(error: sqlx::Error) -> StorageError {
         err(error)

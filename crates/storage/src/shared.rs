@@ -44,6 +44,10 @@ pub trait Dialect: sqlx::Database {
     /// time.
     const CLOCK: &'static str;
 
+    /// Adds a signing key (`$1`–`$4`) with the next `seq` and `signs_from` the database's
+    /// clock plus `$5` microseconds.
+    const INSERT_SIGNING_KEY: &'static str;
+
     /// Translates a driver error into the terms callers act on.
     fn error(error: sqlx::Error) -> StorageError;
 
@@ -636,19 +640,21 @@ impl<DB: Dialect> SigningKeyStore for SqlStore<DB> {
                     alg: DB::text(row, "alg")?,
                     private_der: DB::bytes(row, "private_der")?,
                     created_at: DB::time(row, "created_at", "signing_keys.created_at")?,
+                    signs_from: DB::optional_time(row, "signs_from", "signing_keys.signs_from")?,
                 })
             })
             .collect()
     }
 
-    async fn add_signing_key(&self, key: &SigningKeyRecord) -> Result<()> {
+    async fn add_signing_key(&self, key: &SigningKeyRecord, publish_for: std::time::Duration) -> Result<()> {
         let args = [
             Arg::Text(&key.kid),
             Arg::Text(&key.alg),
             Arg::Bytes(&key.private_der),
             Arg::Time(key.created_at),
+            Arg::Int(i64::try_from(publish_for.as_micros()).unwrap_or(i64::MAX)),
         ];
-        self.execute(sql::INSERT_SIGNING_KEY, &args).await?;
+        self.execute(DB::INSERT_SIGNING_KEY, &args).await?;
         Ok(())
     }
 

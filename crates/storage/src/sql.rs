@@ -140,11 +140,10 @@ pub(crate) const CLIENT_SCOPES: &str = "SELECT DISTINCT scopes FROM clients";
 
 // Signing keys.
 
+/// In the database's order (`seq`), never a host's clock.
 pub(crate) const SIGNING_KEYS: &str =
-    "SELECT kid, alg, private_der, created_at FROM signing_keys ORDER BY created_at, kid";
+    "SELECT kid, alg, private_der, created_at, signs_from FROM signing_keys ORDER BY seq";
 pub(crate) const REPLACE_SIGNING_KEY: &str = "UPDATE signing_keys SET private_der = $2 WHERE kid = $1";
-pub(crate) const INSERT_SIGNING_KEY: &str =
-    "INSERT INTO signing_keys (kid, alg, private_der, created_at) VALUES ($1, $2, $3, $4)";
 
 // Revocations.
 

@@ -54,6 +54,9 @@ fn bind<'q>(mut query: Query<'q, Sqlite, SqliteArguments>, args: &[Arg<'_>]) -> 
 impl Dialect for Sqlite {
     const PING: &'static str = "UPDATE readiness SET checked_at = unixepoch() * 1000000 WHERE id = 1";
     const CLOCK: &'static str = "SELECT CAST(unixepoch('subsec') * 1000000 AS INTEGER) AS now";
+    const INSERT_SIGNING_KEY: &'static str = "INSERT INTO signing_keys (kid, alg, private_der, created_at, seq, signs_from) \
+         VALUES ($1, $2, $3, $4, (SELECT COALESCE(MAX(seq), 0) + 1 FROM signing_keys), \
+         CAST(unixepoch('subsec') * 1000000 AS INTEGER) + $5)";
 
     fn error(error: sqlx::Error) -> StorageError {
         err(error)

@@ -177,7 +177,7 @@ on_both_backends!(
     touching_a_key_only_moves_last_used_forward,
     a_key_with_a_taken_id_is_refused,
     registered_scopes_are_merged_sorted_and_distinct,
-    signing_keys_come_back_whole_oldest_first,
+    signing_keys_come_back_whole_in_the_order_they_were_added,
     a_signing_key_with_a_taken_kid_is_refused,
     revocations_since_are_bounded_by_creation_and_expiry,
     the_log_is_read_by_the_databases_clock_whatever_the_entries_say,
@@ -1067,39 +1067,60 @@ fn signing_key(kid: &str, created_at: OffsetDateTime) -> SigningKeyRecord {
         alg: "EdDSA".to_owned(),
         private_der: kid.bytes().chain([0, 255, 7]).collect(),
         created_at,
+        signs_from: None,
     }
 }
 
-async fn signing_keys_come_back_whole_oldest_first(store: &Store) {
+async fn signing_keys_come_back_whole_in_the_order_they_were_added(store: &Store) {
     assert!(store.signing_keys.signing_keys().await.unwrap().is_empty());
     let newest = SigningKeyRecord {
         alg: "ES256".to_owned(),
-        ..signing_key("k-newest", at(30))
+        ..signing_key("k-newest", at(5))
     };
+    // The order is the database's, whatever the writers' clocks said.
     for key in [
-        &newest,
-        &signing_key("k-b", at(10)),
+        &signing_key("k-old", at(30)),
         &signing_key("k-a", at(10)),
-        &signing_key("k-old", at(5)),
+        &signing_key("k-b", at(10)),
     ] {
-        store.signing_keys.add_signing_key(key).await.unwrap();
+        store
+            .signing_keys
+            .add_signing_key(key, std::time::Duration::ZERO)
+            .await
+            .unwrap();
     }
+    let before = sesame_domain::now();
+    store
+        .signing_keys
+        .add_signing_key(&newest, std::time::Duration::from_secs(330))
+        .await
+        .unwrap();
     let keys = store.signing_keys.signing_keys().await.unwrap();
     let kids: Vec<&str> = keys.iter().map(|k| k.kid.as_str()).collect();
     assert_eq!(kids, ["k-old", "k-a", "k-b", "k-newest"]);
     let last = &keys[3];
     assert_eq!(last.alg, "ES256");
     assert_eq!(last.private_der, newest.private_der);
-    assert_eq!(last.created_at, at(30));
+    assert_eq!(last.created_at, at(5));
+    // It signs from the database's clock plus the delay.
+    let signs_from = last.signs_from.expect("a start");
+    let wait = signs_from - before;
+    assert!(
+        wait > time::Duration::seconds(300) && wait < time::Duration::seconds(400),
+        "{wait}"
+    );
 }
 
 async fn a_signing_key_with_a_taken_kid_is_refused(store: &Store) {
     store
         .signing_keys
-        .add_signing_key(&signing_key("k-1", at(10)))
+        .add_signing_key(&signing_key("k-1", at(10)), std::time::Duration::ZERO)
         .await
         .unwrap();
-    let outcome = store.signing_keys.add_signing_key(&signing_key("k-1", at(20))).await;
+    let outcome = store
+        .signing_keys
+        .add_signing_key(&signing_key("k-1", at(20)), std::time::Duration::ZERO)
+        .await;
     assert!(matches!(outcome, Err(StorageError::Other(_))), "{outcome:?}");
     let keys = store.signing_keys.signing_keys().await.unwrap();
     assert_eq!(keys.len(), 1);

@@ -101,6 +101,7 @@ pub fn generate(alg: SigningAlg, now: OffsetDateTime) -> Result<SigningKeyRecord
         alg: alg.as_str().to_owned(),
         private_der,
         created_at: now,
+        signs_from: None,
     })
 }
 
@@ -159,7 +160,9 @@ pub struct VerifyingKey {
 
 /// Everything derived from the stored keys.
 pub struct KeyRing {
-    pub active: ActiveKey,
+    /// Every key that signs or will, in the database's order, with when it starts (`None`:
+    /// at once).
+    signers: Vec<(Option<OffsetDateTime>, ActiveKey)>,
     pub verifying: HashMap<String, VerifyingKey>,
     pub jwks: JwkSet,
 }
@@ -178,48 +181,71 @@ fn encoding_key(alg: SigningAlg, der: &[u8]) -> Result<EncodingKey, KeyError> {
 }
 
 impl KeyRing {
-    /// Builds the ring from every stored key (oldest first). The newest key signs. A
-    /// key stays trusted and published until `retain` after its successor was made:
-    /// long enough for every token it signed, and for every instance to have switched.
+    /// Builds the ring from every stored key, in the database's order. A key is published
+    /// (JWKS) and trusted from the moment it is stored; it signs from its `signs_from`, the
+    /// newest such key winning; it stays trusted and published until `retain` after a
+    /// later key started signing: long enough for every token it signed, and for every
+    /// instance to have switched.
     pub fn build(records: &[SigningKeyRecord], now: OffsetDateTime, retain: Duration) -> Result<Self, KeyError> {
-        let newest = records.last().ok_or_else(|| KeyError("no signing key".into()))?;
+        if records.is_empty() {
+            return Err(KeyError("no signing key".into()));
+        }
         let mut verifying = HashMap::new();
         let mut jwks = JwkSet { keys: Vec::new() };
-        let mut active = None;
+        let mut signers = Vec::new();
         for (index, record) in records.iter().enumerate() {
-            let successor_made = records.get(index + 1).map(|next| next.created_at);
-            let retired_long_ago = successor_made.is_some_and(|at| now - at > retain);
+            let succeeded_at = records[index + 1..]
+                .iter()
+                .map(|next| next.signs_from.unwrap_or(next.created_at))
+                .min();
+            let retired_long_ago = succeeded_at.is_some_and(|at| now - at > retain);
+            if retired_long_ago {
+                continue;
+            }
             let alg: SigningAlg = record.alg.parse()?;
             let encoding = encoding_key(alg, &record.private_der)?;
-            if !retired_long_ago {
-                let mut jwk = Jwk::from_encoding_key(&encoding, alg.jwt()).map_err(key_error)?;
-                jwk.common.key_id = Some(record.kid.clone());
-                jwk.common.public_key_use = Some(PublicKeyUse::Signature);
-                jwk.common.key_algorithm = Some(match alg {
-                    SigningAlg::EdDsa => KeyAlgorithm::EdDSA,
-                    SigningAlg::Es256 => KeyAlgorithm::ES256,
-                    SigningAlg::Rs256 => KeyAlgorithm::RS256,
-                });
-                let decoding = DecodingKey::from_jwk(&jwk).map_err(key_error)?;
-                verifying.insert(record.kid.clone(), VerifyingKey { alg, decoding });
-                jwks.keys.push(jwk);
-            }
-            if std::ptr::eq(record, newest) {
-                active = Some(ActiveKey {
+            let mut jwk = Jwk::from_encoding_key(&encoding, alg.jwt()).map_err(key_error)?;
+            jwk.common.key_id = Some(record.kid.clone());
+            jwk.common.public_key_use = Some(PublicKeyUse::Signature);
+            jwk.common.key_algorithm = Some(match alg {
+                SigningAlg::EdDsa => KeyAlgorithm::EdDSA,
+                SigningAlg::Es256 => KeyAlgorithm::ES256,
+                SigningAlg::Rs256 => KeyAlgorithm::RS256,
+            });
+            let decoding = DecodingKey::from_jwk(&jwk).map_err(key_error)?;
+            verifying.insert(record.kid.clone(), VerifyingKey { alg, decoding });
+            jwks.keys.push(jwk);
+            signers.push((
+                record.signs_from,
+                ActiveKey {
                     kid: record.kid.clone(),
                     alg,
                     signer: Signer::new(alg, &record.private_der, &encoding)?,
-                });
-            }
+                },
+            ));
         }
-        let active = active.ok_or_else(|| KeyError("no active key".into()))?;
-        // Newest first, so a reader of the JWKS sees the signing key at the top.
+        // Newest first, so a reader of the JWKS sees the latest key at the top.
         jwks.keys.reverse();
         Ok(Self {
-            active,
+            signers,
             verifying,
             jwks,
         })
+    }
+
+    /// The key that signs at `now`: the newest whose time has come (the oldest kept, if
+    /// none has: a clock set back before every key).
+    pub fn active(&self, now: OffsetDateTime) -> &ActiveKey {
+        let started = self
+            .signers
+            .iter()
+            .rev()
+            .find(|(from, _)| from.is_none_or(|from| from <= now));
+        // `build` refuses an empty ring, and a retired key is only dropped after a
+        // later one started, so there is always a first signer.
+        #[allow(clippy::expect_used)]
+        let first = self.signers.first().expect("a key ring has a key");
+        &started.unwrap_or(first).1
     }
 }
 
@@ -233,7 +259,7 @@ mod tests {
         for alg in [SigningAlg::EdDsa, SigningAlg::Es256, SigningAlg::Rs256] {
             let record = generate(alg, now).expect("generate");
             let ring = KeyRing::build(std::slice::from_ref(&record), now, Duration::from_secs(3_600)).expect("ring");
-            assert_eq!(ring.active.kid, record.kid);
+            assert_eq!(ring.active(now).kid, record.kid);
             assert_eq!(ring.jwks.keys.len(), 1);
             let json = serde_json::to_value(&ring.jwks).expect("json");
             let text = json.to_string();
@@ -245,6 +271,29 @@ mod tests {
     }
 
     #[test]
+    fn a_rotated_key_is_published_at_once_and_signs_only_from_its_time() {
+        let start = sesame_domain::now();
+        let old = generate(SigningAlg::EdDsa, start).expect("old");
+        let new = SigningKeyRecord {
+            signs_from: Some(start + time::Duration::minutes(5)),
+            ..generate(SigningAlg::EdDsa, start + time::Duration::minutes(1)).expect("new")
+        };
+        let records = [old.clone(), new.clone()];
+        let retain = Duration::from_secs(600);
+        let before = start + time::Duration::minutes(2);
+        let ring = KeyRing::build(&records, before, retain).expect("ring");
+        assert_eq!(ring.active(before).kid, old.kid, "the new key does not sign yet");
+        assert!(ring.verifying.contains_key(&new.kid), "but it is published");
+        assert_eq!(ring.jwks.keys.len(), 2);
+        assert_eq!(ring.active(start + time::Duration::minutes(5)).kid, new.kid);
+        // The old key is kept for `retain` after the new one started, not after it was made.
+        let later = KeyRing::build(&records, start + time::Duration::minutes(14), retain).expect("ring");
+        assert!(later.verifying.contains_key(&old.kid));
+        let gone = KeyRing::build(&records, start + time::Duration::minutes(16), retain).expect("ring");
+        assert!(!gone.verifying.contains_key(&old.kid));
+    }
+
+    #[test]
     fn a_retired_key_is_published_until_its_retention_ends() {
         let start = sesame_domain::now();
         let old = generate(SigningAlg::EdDsa, start).expect("old");
@@ -252,7 +301,7 @@ mod tests {
         let records = [old.clone(), new.clone()];
         let retain = Duration::from_secs(600);
         let ring = KeyRing::build(&records, start + time::Duration::minutes(5), retain).expect("ring");
-        assert_eq!(ring.active.kid, new.kid);
+        assert_eq!(ring.active(start + time::Duration::minutes(5)).kid, new.kid);
         assert!(ring.verifying.contains_key(&old.kid));
         assert_eq!(ring.jwks.keys.len(), 2);
         let later = KeyRing::build(&records, start + time::Duration::minutes(12), retain).expect("ring");

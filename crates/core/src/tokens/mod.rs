@@ -296,9 +296,15 @@ impl Tokens<'_> {
             .map_err(load_error)
     }
 
-    /// Makes a new signing key active.
-    pub async fn rotate(&self) -> Result<sesame_storage::SigningKeyRecord> {
-        self.0.tokens.rotate().await.map_err(load_error)
+    /// Adds a signing key: published at once, signing after the publish delay (or at
+    /// once with `at_once`).
+    pub async fn rotate(&self, at_once: bool) -> Result<sesame_storage::SigningKeyRecord> {
+        self.0.tokens.rotate(at_once).await.map_err(load_error)
+    }
+
+    /// The kid that signs now, here.
+    pub fn signing_kid(&self) -> String {
+        self.0.tokens.signing_kid()
     }
 
     /// Re-reads the signing keys (after a rotation by another process).

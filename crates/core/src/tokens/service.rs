@@ -50,6 +50,8 @@ pub struct TokenSettings {
     pub ttl: Duration,
     /// The algorithm for keys made by this instance.
     pub alg: SigningAlg,
+    /// How long a rotated key is published before it signs (`SESAME_KEY_PUBLISH_DELAY`).
+    pub publish_delay: Duration,
     /// Seals signing keys at rest (and opens them), under the operator's secret.
     pub sealer: Arc<Sealer>,
 }
@@ -163,9 +165,10 @@ impl TokenService {
         let mut opened = open_all(&settings.sealer, &records)?;
         if records.is_empty() {
             let record = keys::generate(settings.alg, clock.now())?;
+            // The first key signs at once: no resource server can hold an older set.
             store
                 .signing_keys
-                .add_signing_key(&sealed(&settings.sealer, &record)?)
+                .add_signing_key(&sealed(&settings.sealer, &record)?, Duration::ZERO)
                 .await?;
             tracing::info!(kid = %record.kid, alg = %record.alg, "created the first signing key");
             records = store.signing_keys.signing_keys().await?;
@@ -192,13 +195,20 @@ impl TokenService {
         })
     }
 
-    /// Makes a new signing key active (`sesame keys rotate`): it signs from now on here,
-    /// and on every other instance within their next key reload.
-    pub async fn rotate(&self) -> Result<sesame_storage::SigningKeyRecord, LoadError> {
+    /// Adds a signing key (`sesame keys rotate`): published at once (here, and on every
+    /// other instance within their next key reload), it signs only after the publish
+    /// delay, so every resource server has fetched it before it meets a token it signed;
+    /// `at_once` (`--now`, for a compromised key) skips the wait.
+    pub async fn rotate(&self, at_once: bool) -> Result<sesame_storage::SigningKeyRecord, LoadError> {
         let record = keys::generate(self.settings.alg, self.clock.now())?;
+        let delay = if at_once {
+            Duration::ZERO
+        } else {
+            self.settings.publish_delay
+        };
         self.store
             .signing_keys
-            .add_signing_key(&sealed(&self.settings.sealer, &record)?)
+            .add_signing_key(&sealed(&self.settings.sealer, &record)?, delay)
             .await?;
         self.reload_keys().await?;
         tracing::info!(kid = %record.kid, alg = %record.alg, "signing key rotated");
@@ -267,6 +277,11 @@ impl TokenService {
         Ok(())
     }
 
+    /// The kid that signs now.
+    pub fn signing_kid(&self) -> String {
+        self.ring().active(self.clock.now()).kid.clone()
+    }
+
     /// The published keys.
     pub fn jwks(&self) -> JwkSet {
         self.ring().jwks.clone()
@@ -299,10 +314,11 @@ impl TokenService {
             owner: Some(owner.to_string()),
             owner_version: Some(owner_version),
         };
-        let mut header = Header::new(ring.active.alg.jwt());
+        let active = ring.active(self.clock.now());
+        let mut header = Header::new(active.alg.jwt());
         header.typ = Some("at+jwt".to_owned());
-        header.kid = Some(ring.active.kid.clone());
-        let token = sign(&header, &claims, &ring.active.signer)?;
+        header.kid = Some(active.kid.clone());
+        let token = sign(&header, &claims, &active.signer)?;
         Ok(IssuedToken {
             token,
             expires_in: self.settings.ttl.as_secs(),
