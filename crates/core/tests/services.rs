@@ -1,0 +1,340 @@
+//! Service-level tests of every lifecycle, on SQLite and Postgres, with a manual clock:
+//! time is moved, never waited for.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use sesame_core::accounts::Registrar;
+use sesame_core::sealing::Sealer;
+use sesame_core::sessions::{Origin, StartedSession};
+use sesame_core::tokens::PresentedClient;
+use sesame_core::{Core, CoreError, HashingPool, ManualClock, Settings, SigningAlg, TokenSettings};
+use sesame_domain::password::{HashParams, PasswordHasher};
+use sesame_domain::{Budget, PasswordPolicy, SessionPolicy, ThrottlePolicy};
+use sesame_tests::{Backend, TestDb, on_both_backends};
+
+on_both_backends!(
+    a_session_ends_after_its_idle_lifetime_unless_used,
+    a_session_ends_at_its_absolute_lifetime_however_it_is_used,
+    logging_out_everywhere_ends_every_other_session,
+    a_password_change_ends_every_other_session,
+    disabling_a_user_ends_sessions_refuses_keys_and_revokes_tokens,
+    a_revoked_key_stops_at_once_and_a_new_key_works,
+    a_token_is_issued_verified_introspected_revoked_and_expires,
+    revocations_are_pruned_once_no_token_they_concern_can_be_live,
+    a_throttle_window_closes_on_the_budget_and_opens_when_it_passes,
+);
+
+const PASSWORD: &str = "correct horse battery staple";
+const IP: &str = "192.0.2.1";
+
+fn settings() -> Settings {
+    Settings {
+        sessions: SessionPolicy {
+            idle: Duration::from_secs(30 * 60),
+            absolute: Duration::from_secs(12 * 3_600),
+        },
+        throttle: ThrottlePolicy {
+            account_ip: Budget {
+                limit: 3,
+                window: Duration::from_secs(60),
+            },
+            ..ThrottlePolicy::default()
+        },
+        passwords: PasswordPolicy { min_length: 8 },
+        registration_open: true,
+        tokens: TokenSettings {
+            issuer: "https://auth.example.com".into(),
+            audience: "https://auth.example.com".into(),
+            ttl: Duration::from_secs(900),
+            alg: SigningAlg::EdDsa,
+            publish_delay: Duration::from_secs(330),
+            sealer: Arc::new(Sealer::default()),
+        },
+    }
+}
+
+/// The application on a fresh database of `backend`, reading time from a manual clock.
+async fn core(backend: Backend) -> (Core, ManualClock, Arc<TestDb>) {
+    let db = TestDb::create(backend).await;
+    let store = db.store().await;
+    store.database.migrate().await.unwrap();
+    let clock = ManualClock::new();
+    let hashing = HashingPool::new(PasswordHasher::new(HashParams::default()).unwrap(), 2);
+    let core = Core::new(settings(), store, hashing, Arc::new(clock.clone()))
+        .await
+        .unwrap();
+    (core, clock, db)
+}
+
+fn origin() -> Origin {
+    Origin {
+        ip: IP.into(),
+        user_agent: Some("tests".into()),
+    }
+}
+
+async fn signed_in(core: &Core, email: &str) -> StartedSession {
+    if core.accounts().find(email).await.is_err() {
+        core.accounts()
+            .register(email, PASSWORD.into(), Registrar::Operator)
+            .await
+            .unwrap();
+    }
+    core.sessions()
+        .login(email, PASSWORD.into(), &origin(), None)
+        .await
+        .unwrap()
+}
+
+async fn is_live(core: &Core, session: &StartedSession) -> bool {
+    match core.sessions().authenticate(&session.handle.hash()).await {
+        Ok(_) => true,
+        Err(CoreError::SessionEnded) => false,
+        Err(other) => panic!("{other:?}"),
+    }
+}
+
+fn minutes(n: u64) -> Duration {
+    Duration::from_secs(n * 60)
+}
+
+async fn a_session_ends_after_its_idle_lifetime_unless_used(backend: Backend) {
+    let (core, clock, _db) = core(backend).await;
+    let session = signed_in(&core, "ada@example.com").await;
+    // Used every 29 minutes, it lives on past the idle lifetime.
+    for _ in 0..4 {
+        clock.advance(minutes(29));
+        assert!(is_live(&core, &session).await);
+    }
+    // Left alone for 30 minutes, it ends, and stays ended.
+    clock.advance(minutes(30));
+    assert!(!is_live(&core, &session).await);
+    clock.advance(time::Duration::minutes(-20));
+    assert!(
+        !is_live(&core, &session).await,
+        "an ended session is deleted, not resumed"
+    );
+}
+
+async fn a_session_ends_at_its_absolute_lifetime_however_it_is_used(backend: Backend) {
+    let (core, clock, _db) = core(backend).await;
+    let session = signed_in(&core, "ada@example.com").await;
+    for _ in 0..35 {
+        clock.advance(minutes(20));
+        assert!(is_live(&core, &session).await);
+    }
+    // 11 h 40 min so far; at 12 h it ends although it was used 20 minutes ago.
+    clock.advance(minutes(20));
+    assert!(!is_live(&core, &session).await);
+}
+
+async fn logging_out_everywhere_ends_every_other_session(backend: Backend) {
+    let (core, _clock, _db) = core(backend).await;
+    let current = signed_in(&core, "ada@example.com").await;
+    let others = [
+        signed_in(&core, "ada@example.com").await,
+        signed_in(&core, "ada@example.com").await,
+    ];
+    let bystander = signed_in(&core, "bob@example.com").await;
+    let ended = core
+        .sessions()
+        .end_others(current.user.id, Some(current.session.session_id))
+        .await
+        .unwrap();
+    assert_eq!(ended, 2);
+    assert!(is_live(&core, &current).await);
+    for other in &others {
+        assert!(!is_live(&core, other).await);
+    }
+    assert!(is_live(&core, &bystander).await);
+    assert_eq!(core.sessions().list(current.user.id).await.unwrap().len(), 1);
+}
+
+async fn a_password_change_ends_every_other_session(backend: Backend) {
+    let (core, _clock, _db) = core(backend).await;
+    let current = signed_in(&core, "ada@example.com").await;
+    let other = signed_in(&core, "ada@example.com").await;
+    // A wrong current password changes nothing.
+    let wrong = core
+        .accounts()
+        .change_password(&current.session, "not it at all".into(), "a new passphrase".into(), IP)
+        .await;
+    assert!(matches!(wrong, Err(CoreError::WrongCurrentPassword)));
+    assert!(is_live(&core, &other).await);
+    core.accounts()
+        .change_password(&current.session, PASSWORD.into(), "a new passphrase".into(), IP)
+        .await
+        .unwrap();
+    assert!(is_live(&core, &current).await);
+    assert!(!is_live(&core, &other).await);
+    let old = core
+        .sessions()
+        .login("ada@example.com", PASSWORD.into(), &origin(), None)
+        .await;
+    assert!(matches!(old, Err(CoreError::InvalidCredentials)));
+    core.sessions()
+        .login("ada@example.com", "a new passphrase".into(), &origin(), None)
+        .await
+        .unwrap();
+}
+
+/// A client of `owner` with one scope; its id and key as a client presents them.
+async fn client_of(core: &Core, owner: &StartedSession) -> PresentedClient {
+    let created = core
+        .clients()
+        .register(owner.user.id, "sync", &["notes:read".to_owned()])
+        .await
+        .unwrap();
+    PresentedClient {
+        client_id: Some(created.client.id.as_str().to_owned()),
+        secret: created.key.key.expose().to_owned(),
+    }
+}
+
+async fn disabling_a_user_ends_sessions_refuses_keys_and_revokes_tokens(backend: Backend) {
+    let (core, _clock, _db) = core(backend).await;
+    let ada = signed_in(&core, "ada@example.com").await;
+    let client = client_of(&core, &ada).await;
+    let token = core.tokens().exchange(&client, None, IP).await.unwrap().token;
+    assert!(core.tokens().verify(&token).await.is_ok());
+
+    core.accounts().disable("ada@example.com").await.unwrap();
+    assert!(!is_live(&core, &ada).await);
+    assert!(matches!(
+        core.tokens().exchange(&client, None, IP).await,
+        Err(CoreError::InvalidClient)
+    ));
+    assert!(core.tokens().verify(&token).await.is_err());
+    assert!(core.tokens().introspect(&token).await.is_none());
+
+    // Enabled again: the key works, the old token stays revoked, no session comes back.
+    core.accounts().enable("ada@example.com").await.unwrap();
+    let fresh = core.tokens().exchange(&client, None, IP).await.unwrap().token;
+    assert!(core.tokens().verify(&fresh).await.is_ok());
+    assert!(core.tokens().verify(&token).await.is_err());
+    assert!(!is_live(&core, &ada).await);
+}
+
+async fn a_revoked_key_stops_at_once_and_a_new_key_works(backend: Backend) {
+    let (core, _clock, _db) = core(backend).await;
+    let ada = signed_in(&core, "ada@example.com").await;
+    let first = client_of(&core, &ada).await;
+    let client_id = first.client_id.clone().unwrap();
+    // Exchanged once, the key is in the cache.
+    let token = core.tokens().exchange(&first, None, IP).await.unwrap().token;
+    let second = core.clients().add_key(ada.user.id, &client_id).await.unwrap();
+    let second = PresentedClient {
+        client_id: Some(client_id.clone()),
+        secret: second.key.expose().to_owned(),
+    };
+    let listed = core.clients().get(ada.user.id, &client_id).await.unwrap();
+    let first_key = listed.keys[0].id.0.to_string();
+    core.clients()
+        .revoke_key(ada.user.id, &client_id, &first_key)
+        .await
+        .unwrap();
+    // At once, although cached: the key, and every token exchanged with it.
+    assert!(matches!(
+        core.tokens().exchange(&first, None, IP).await,
+        Err(CoreError::InvalidClient)
+    ));
+    assert!(core.tokens().verify(&token).await.is_err());
+    let other = core.tokens().exchange(&second, None, IP).await.unwrap().token;
+    assert!(core.tokens().verify(&other).await.is_ok());
+    // Someone else's client is not found, and its keys cannot be touched.
+    let bob = signed_in(&core, "bob@example.com").await;
+    assert!(matches!(
+        core.clients().revoke_key(bob.user.id, &client_id, &first_key).await,
+        Err(CoreError::NotFound)
+    ));
+}
+
+async fn a_token_is_issued_verified_introspected_revoked_and_expires(backend: Backend) {
+    let (core, clock, _db) = core(backend).await;
+    let ada = signed_in(&core, "ada@example.com").await;
+    let client = client_of(&core, &ada).await;
+    let caller = core.tokens().authenticate_client(&client, IP).await.unwrap();
+    let issued = core.tokens().exchange(&client, Some("notes:read"), IP).await.unwrap();
+    assert_eq!(issued.expires_in, 900);
+    let verified = core.tokens().verify(&issued.token).await.unwrap();
+    assert_eq!(verified.client_id.as_str(), client.client_id.as_deref().unwrap());
+    let introspected = core.tokens().introspect(&issued.token).await.unwrap();
+    assert_eq!(introspected.owner.as_deref(), Some(ada.user.id.to_string().as_str()));
+    assert!(matches!(
+        core.tokens().exchange(&client, Some("admin"), IP).await,
+        Err(CoreError::InvalidScope(_))
+    ));
+
+    core.tokens().revoke(&caller, &issued.token, IP).await.unwrap();
+    assert!(core.tokens().verify(&issued.token).await.is_err());
+    assert!(core.tokens().introspect(&issued.token).await.is_none());
+
+    // Another token expires with its lifetime, give or take the 60 s leeway.
+    let other = core.tokens().exchange(&client, None, IP).await.unwrap().token;
+    clock.advance(Duration::from_secs(900 + 60));
+    assert!(core.tokens().verify(&other).await.is_ok(), "within the leeway");
+    clock.advance(Duration::from_secs(1));
+    assert!(core.tokens().verify(&other).await.is_err());
+}
+
+async fn revocations_are_pruned_once_no_token_they_concern_can_be_live(backend: Backend) {
+    let (core, clock, db) = core(backend).await;
+    let ada = signed_in(&core, "ada@example.com").await;
+    let client = client_of(&core, &ada).await;
+    let caller = core.tokens().authenticate_client(&client, IP).await.unwrap();
+    let token = core.tokens().exchange(&client, None, IP).await.unwrap().token;
+    core.tokens().revoke(&caller, &token, IP).await.unwrap();
+    let store = db.store().await;
+    let logged = || async {
+        store
+            .revocations
+            .revocations_since(time::OffsetDateTime::UNIX_EPOCH, time::OffsetDateTime::UNIX_EPOCH)
+            .await
+            .unwrap()
+            .len()
+    };
+    assert_eq!(logged().await, 1);
+    core.sweep().await;
+    assert_eq!(logged().await, 1, "kept while the token could be live");
+    clock.advance(Duration::from_secs(900 + 61));
+    core.sweep().await;
+    assert_eq!(logged().await, 0);
+    store.database.close().await;
+}
+
+async fn a_throttle_window_closes_on_the_budget_and_opens_when_it_passes(backend: Backend) {
+    let (core, clock, _db) = core(backend).await;
+    core.accounts()
+        .register("ada@example.com", PASSWORD.into(), Registrar::Operator)
+        .await
+        .unwrap();
+    let login = |password: &'static str| {
+        let core = core.clone();
+        async move {
+            core.sessions()
+                .login("ada@example.com", password.into(), &origin(), None)
+                .await
+        }
+    };
+    for _ in 0..3 {
+        assert!(matches!(
+            login("wrong wrong wrong").await,
+            Err(CoreError::InvalidCredentials)
+        ));
+    }
+    // The budget (3 a minute) is spent: refused whatever the password, with the wait.
+    match login(PASSWORD).await {
+        Err(CoreError::Throttled { retry_after }) => {
+            assert!(retry_after > Duration::ZERO && retry_after <= Duration::from_secs(60));
+        }
+        other => panic!("{other:?}"),
+    }
+    clock.advance(Duration::from_secs(59));
+    assert!(matches!(login(PASSWORD).await, Err(CoreError::Throttled { .. })));
+    // A minute after the failures, the window has passed them.
+    clock.advance(Duration::from_secs(2));
+    assert!(login(PASSWORD).await.is_ok());
+}
