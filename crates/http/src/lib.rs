@@ -68,7 +68,7 @@ fn api() -> OpenApiRouter<AppState> {
         .routes(routes!(routes::oauth::introspect_token))
         .routes(routes!(routes::oauth::jwks))
         .routes(routes!(routes::oauth::server_metadata))
-        .routes(routes!(metrics::metrics))
+        .routes(routes!(routes::health::metrics))
 }
 
 /// The OpenAPI document, as served at `/openapi.json`.

@@ -15,9 +15,10 @@ use sesame_domain::principal::ClientToken;
 use sesame_domain::{ApiKey, ApiKeyId, ClientId, Scopes};
 use sesame_storage::{ApiKeyRecord, ClientRecord, OwnerState, Revocation, RevocationKind};
 
+pub use crate::error::TokenError;
 pub use keys::SigningAlg;
 pub use revocation::RevocationSet;
-pub use service::{AccessClaims, Grantee, IssuedToken, LoadError, TokenError, TokenService, TokenSettings};
+pub use service::{AccessClaims, Grantee, IssuedToken, LoadError, TokenService, TokenSettings};
 
 use crate::Context;
 use crate::cache::TtlCache;

@@ -22,6 +22,7 @@ use super::keys::{self, KeyRing, SigningAlg};
 use super::revocation::{RevocationSet, TokenIds};
 use crate::cache::TtlCache;
 use crate::clock::SharedClock;
+use crate::error::TokenError;
 use crate::sealing::{SealError, Sealer};
 
 /// The most clock skew tolerated on `exp` and `nbf`, in seconds.
@@ -114,26 +115,6 @@ impl std::fmt::Debug for IssuedToken {
             .field("expires_in", &self.expires_in)
             .finish_non_exhaustive()
     }
-}
-
-/// Why a token was refused. Every variant is answered the same way (401 invalid_token);
-/// the distinction is for logs and tests.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum TokenError {
-    #[error("malformed token")]
-    Malformed,
-    #[error("wrong typ header")]
-    WrongType,
-    #[error("untrusted key reference in header")]
-    UntrustedHeader,
-    #[error("unknown signing key")]
-    UnknownKey,
-    #[error("invalid token: {0}")]
-    Invalid(String),
-    #[error("token revoked")]
-    Revoked,
-    #[error("signing failed")]
-    Signing,
 }
 
 /// Signs and verifies access tokens with the stored keys, and keeps the revocation set.

@@ -4,10 +4,13 @@ use std::time::Duration;
 
 use axum::Json;
 use axum::extract::State;
+use axum::http::{HeaderValue, header};
+use axum::response::{IntoResponse as _, Response};
 use serde::Serialize;
 use utoipa::ToSchema;
 
 use crate::error::{ApiError, Problem};
+use crate::metrics::OPENMETRICS;
 use crate::state::AppState;
 
 /// How long readiness waits for the database.
@@ -38,4 +41,18 @@ pub async fn healthz() -> Json<Status> {
 pub async fn readyz(State(state): State<AppState>) -> Result<Json<Status>, ApiError> {
     state.core.ready(READY_TIMEOUT).await?;
     Ok(Json(Status { status: "ready" }))
+}
+
+/// Prometheus metrics.
+#[utoipa::path(get, path = "/metrics", tag = "operations",
+    responses((status = 200, description = "OpenMetrics text", content_type = "application/openmetrics-text", body = String)))]
+pub async fn metrics(State(state): State<AppState>) -> Response {
+    let text = state
+        .metrics
+        .render(state.core.hashing().in_flight(), state.core.readiness_probes());
+    let mut response = text.into_response();
+    response
+        .headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static(OPENMETRICS));
+    response
 }
