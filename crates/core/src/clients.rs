@@ -5,6 +5,8 @@
 use sesame_domain::{ApiKey, ApiKeyId, ClientId, Scopes, UserId};
 use sesame_storage::{ApiKeyRecord, ClientRecord, ClientWithKeys, RevocationKind};
 
+use time::OffsetDateTime;
+
 use crate::Context;
 use crate::error::{CoreError, FieldError, Result};
 
@@ -24,6 +26,49 @@ impl std::fmt::Debug for NewKey {
         f.debug_struct("NewKey")
             .field("id", &self.record.id)
             .finish_non_exhaustive()
+    }
+}
+
+/// A client as its owner or the operator sees it: never a key's secret or hash.
+#[derive(Debug, Clone)]
+pub struct ClientView {
+    pub id: ClientId,
+    pub owner: UserId,
+    pub name: String,
+    pub scopes: Scopes,
+    pub created_at: OffsetDateTime,
+    /// Live and revoked, oldest first.
+    pub keys: Vec<KeyView>,
+}
+
+/// One of a client's keys, as listed.
+#[derive(Debug, Clone)]
+pub struct KeyView {
+    pub id: ApiKeyId,
+    pub created_at: OffsetDateTime,
+    pub last_used_at: Option<OffsetDateTime>,
+    pub revoked_at: Option<OffsetDateTime>,
+}
+
+impl From<ClientWithKeys> for ClientView {
+    fn from(found: ClientWithKeys) -> Self {
+        Self {
+            id: found.client.id,
+            owner: found.client.owner_id,
+            name: found.client.name,
+            scopes: found.client.scopes,
+            created_at: found.client.created_at,
+            keys: found
+                .keys
+                .into_iter()
+                .map(|key| KeyView {
+                    id: key.id,
+                    created_at: key.created_at,
+                    last_used_at: key.last_used_at,
+                    revoked_at: key.revoked_at,
+                })
+                .collect(),
+        }
     }
 }
 
@@ -95,13 +140,18 @@ impl Clients<'_> {
     }
 
     /// The owner's clients with their keys (never the keys' secrets).
-    pub async fn list(&self, owner: UserId) -> Result<Vec<ClientWithKeys>> {
-        Ok(self.0.store.clients.list_clients(owner).await?)
+    pub async fn list(&self, owner: UserId) -> Result<Vec<ClientView>> {
+        let found = self.0.store.clients.list_clients(owner).await?;
+        Ok(found.into_iter().map(ClientView::from).collect())
     }
 
     /// One of the owner's clients; someone else's, or a malformed id, is
     /// [`CoreError::NotFound`] (their existence is not revealed).
-    pub async fn get(&self, owner: UserId, id: &str) -> Result<ClientWithKeys> {
+    pub async fn get(&self, owner: UserId, id: &str) -> Result<ClientView> {
+        self.find_owned(owner, id).await.map(ClientView::from)
+    }
+
+    async fn find_owned(&self, owner: UserId, id: &str) -> Result<ClientWithKeys> {
         let id = ClientId::parse(id).ok_or(CoreError::NotFound)?;
         let found = self
             .0
@@ -118,7 +168,7 @@ impl Clients<'_> {
 
     /// Adds a key to one of the owner's clients (several may be live at once).
     pub async fn add_key(&self, owner: UserId, id: &str) -> Result<NewKey> {
-        let found = self.get(owner, id).await?;
+        let found = self.find_owned(owner, id).await?;
         let key = self.new_key(&found.client.id);
         self.0.store.clients.add_key(&key.record).await?;
         tracing::info!(client_id = %found.client.id, key_id = %key.record.id, "API key created");
@@ -128,7 +178,7 @@ impl Clients<'_> {
     /// Revokes a key: it and every token exchanged with it stop working at once.
     pub async fn revoke_key(&self, owner: UserId, id: &str, key_id: &str) -> Result<()> {
         let cx = self.0;
-        let found = self.get(owner, id).await?;
+        let found = self.find_owned(owner, id).await?;
         let key_id = uuid::Uuid::parse_str(key_id)
             .map(ApiKeyId)
             .map_err(|_| CoreError::NotFound)?;
@@ -143,10 +193,13 @@ impl Clients<'_> {
     }
 
     /// Every client, or one owner's, with its keys (the operator's list).
-    pub async fn list_all(&self, owner: Option<UserId>) -> Result<Vec<ClientWithKeys>> {
+    pub async fn list_all(&self, owner: Option<UserId>) -> Result<Vec<ClientView>> {
         match owner {
             Some(owner) => self.list(owner).await,
-            None => Ok(self.0.store.clients.list_all_clients().await?),
+            None => {
+                let found = self.0.store.clients.list_all_clients().await?;
+                Ok(found.into_iter().map(ClientView::from).collect())
+            }
         }
     }
 

@@ -135,6 +135,11 @@ impl Core {
         &self.0.store
     }
 
+    /// Closes the database connections (a command that is done).
+    pub async fn close(&self) {
+        self.0.store.database.close().await;
+    }
+
     pub fn hashing(&self) -> &HashingPool {
         &self.0.hashing
     }

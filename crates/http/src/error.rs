@@ -8,7 +8,6 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 use sesame_core::CoreError;
-use sesame_storage::StorageError;
 use utoipa::ToSchema;
 
 /// The media type of every error body outside the OAuth token path.
@@ -92,7 +91,7 @@ pub enum ApiError {
     Throttled { retry_after: Duration },
     /// The database or the hashing pool cannot take the request now.
     #[error("service unavailable")]
-    Unavailable(#[source] Option<StorageError>),
+    Unavailable(#[source] Option<Box<dyn std::error::Error + Send + Sync>>),
     #[error("internal error")]
     Internal(#[source] Box<dyn std::error::Error + Send + Sync>),
 }
@@ -256,7 +255,7 @@ impl ApiError {
         match self {
             Self::Internal(cause) => tracing::error!(error = %cause, source = ?cause.source(), "internal error"),
             Self::Unavailable(Some(cause)) => {
-                tracing::warn!(error = %cause, source = ?std::error::Error::source(cause), "database unavailable");
+                tracing::warn!(error = %cause, source = ?cause.source(), "database unavailable");
             }
             _ => {}
         }
@@ -282,16 +281,10 @@ impl From<CoreError> for ApiError {
             CoreError::WrongCurrentPassword => Self::WrongCurrentPassword,
             CoreError::EmailTaken => Self::EmailTaken,
             CoreError::Throttled { retry_after } => Self::Throttled { retry_after },
-            CoreError::Unavailable(cause) => Self::Unavailable(cause),
+            CoreError::Unavailable(cause) => Self::Unavailable(cause.map(|c| Box::new(c) as _)),
             CoreError::Internal(cause) => Self::Internal(cause),
             CoreError::Misconfigured(message) => Self::Internal(message.into()),
         }
-    }
-}
-
-impl From<StorageError> for ApiError {
-    fn from(error: StorageError) -> Self {
-        CoreError::from(error).into()
     }
 }
 

@@ -369,7 +369,7 @@ async fn add_user(config: &Config, email: &str, password_stdin: bool) -> anyhow:
     let password = read_password(password_stdin)?;
     let core = open_core(config).await?;
     let outcome = core.accounts().register(email, password, Registrar::Operator).await;
-    core.store().database.close().await;
+    core.close().await;
     match outcome {
         Ok(user) => {
             say!("created user {} ({})", user.email, user.id);
@@ -383,7 +383,7 @@ async fn add_user(config: &Config, email: &str, password_stdin: bool) -> anyhow:
 async fn disable_user(config: &Config, email: &str) -> anyhow::Result<()> {
     let core = open_core(config).await?;
     let outcome = core.accounts().disable(email).await;
-    core.store().database.close().await;
+    core.close().await;
     match outcome {
         Ok(id) => {
             say!(
@@ -400,7 +400,7 @@ async fn disable_user(config: &Config, email: &str) -> anyhow::Result<()> {
 async fn enable_user(config: &Config, email: &str) -> anyhow::Result<()> {
     let core = open_core(config).await?;
     let outcome = core.accounts().enable(email).await;
-    core.store().database.close().await;
+    core.close().await;
     match outcome {
         Ok(id) => {
             say!("enabled user {} ({id})", email.trim().to_lowercase());
@@ -424,17 +424,16 @@ async fn list_clients(config: &Config, owner: Option<&str>) -> anyhow::Result<()
         core.clients().list_all(owner).await.map_err(explain)
     }
     .await;
-    core.store().database.close().await;
-    for found in outcome? {
-        let client = &found.client;
+    core.close().await;
+    for client in outcome? {
         say!(
             "{}\towner={}\tname={:?}\ttype=confidential\tscopes={}",
             client.id,
-            client.owner_id,
+            client.owner,
             client.name,
             client.scopes.to_text()
         );
-        for key in &found.keys {
+        for key in &client.keys {
             let state = key
                 .revoked_at
                 .map_or_else(|| "live".to_owned(), |at| format!("revoked {at}"));
@@ -451,7 +450,7 @@ async fn delete_client(config: &Config, client_id: &str) -> anyhow::Result<()> {
         core.clients().delete(owner, client_id).await
     }
     .await;
-    core.store().database.close().await;
+    core.close().await;
     match outcome {
         Ok(()) => {
             say!("deleted client {client_id}; its keys and tokens have stopped working");
@@ -469,7 +468,7 @@ async fn revoke_key(config: &Config, client_id: &str, key_id: &str) -> anyhow::R
         core.clients().revoke_key(owner, client_id, key_id).await
     }
     .await;
-    core.store().database.close().await;
+    core.close().await;
     match outcome {
         Ok(()) => {
             say!("revoked key {key_id} of client {client_id}; it and its tokens have stopped working");
@@ -495,7 +494,7 @@ async fn add_client(config: &Config, owner: &str, name: &str, scopes: &[String])
             .map_err(explain)
     }
     .await;
-    core.store().database.close().await;
+    core.close().await;
     let created = outcome?;
     say!("client_id: {}", created.client.id);
     say!("api_key:   {}", created.key.key.expose());
@@ -509,7 +508,7 @@ async fn rewrap_keys(config: &Config) -> anyhow::Result<()> {
     }
     let core = open_core(config).await?;
     let outcome = core.tokens().rewrap().await;
-    core.store().database.close().await;
+    core.close().await;
     let (rewrapped, total) = outcome.map_err(explain)?;
     say!("sealed {rewrapped} of {total} signing keys under the current secret (the others already were)");
     Ok(())
@@ -518,7 +517,7 @@ async fn rewrap_keys(config: &Config) -> anyhow::Result<()> {
 async fn rotate_keys(config: &Config, at_once: bool) -> anyhow::Result<()> {
     let core = open_core(config).await?;
     let outcome = core.tokens().rotate(at_once).await;
-    core.store().database.close().await;
+    core.close().await;
     let record = outcome.map_err(explain)?;
     if at_once {
         say!("new signing key {} ({}) signs now", record.kid, record.alg);

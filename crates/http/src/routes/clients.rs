@@ -4,8 +4,7 @@ use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use serde::{Deserialize, Serialize};
-use sesame_core::clients::{NewClient, NewKey};
-use sesame_storage::ClientWithKeys;
+use sesame_core::clients::{ClientView, NewClient, NewKey};
 use time::OffsetDateTime;
 use utoipa::ToSchema;
 use uuid::Uuid;
@@ -79,14 +78,14 @@ pub struct ClientBody {
     pub keys: Vec<ApiKeyInfo>,
 }
 
-impl From<ClientWithKeys> for ClientBody {
-    fn from(found: ClientWithKeys) -> Self {
+impl From<ClientView> for ClientBody {
+    fn from(client: ClientView) -> Self {
         Self {
-            client_id: found.client.id.as_str().to_owned(),
-            name: found.client.name,
-            scopes: found.client.scopes.to_vec(),
-            created_at: found.client.created_at,
-            keys: found
+            client_id: client.id.as_str().to_owned(),
+            name: client.name,
+            scopes: client.scopes.to_vec(),
+            created_at: client.created_at,
+            keys: client
                 .keys
                 .into_iter()
                 .map(|k| ApiKeyInfo {
