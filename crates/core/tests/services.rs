@@ -9,7 +9,7 @@ use std::time::Duration;
 use sesame_core::accounts::Registrar;
 use sesame_core::sealing::Sealer;
 use sesame_core::sessions::{Origin, StartedSession};
-use sesame_core::tokens::PresentedClient;
+use sesame_core::tokens::{ClientAuth, Grant, GrantRequest, PresentedClient};
 use sesame_core::{Core, CoreError, HashingPool, ManualClock, Settings, SigningAlg, TokenSettings};
 use sesame_domain::password::{HashParams, PasswordHasher};
 use sesame_domain::{Budget, PasswordPolicy, SessionPolicy, ThrottlePolicy};
@@ -25,6 +25,7 @@ on_both_backends!(
     a_token_is_issued_verified_introspected_revoked_and_expires,
     revocations_are_pruned_once_no_token_they_concern_can_be_live,
     a_throttle_window_closes_on_the_budget_and_opens_when_it_passes,
+    a_token_request_authenticates_the_client_however_it_presented_itself,
 );
 
 const PASSWORD: &str = "correct horse battery staple";
@@ -337,4 +338,50 @@ async fn a_throttle_window_closes_on_the_budget_and_opens_when_it_passes(backend
     // A minute after the failures, the window has passed them.
     clock.advance(Duration::from_secs(2));
     assert!(login(PASSWORD).await.is_ok());
+}
+
+async fn a_token_request_authenticates_the_client_however_it_presented_itself(backend: Backend) {
+    let (core, _clock, _db) = core(backend).await;
+    let ada = signed_in(&core, "ada@example.com").await;
+    let client = client_of(&core, &ada).await;
+    let (id, key) = (client.client_id.clone().unwrap(), client.secret.clone());
+    let request = |client: ClientAuth, scope: Option<&str>| GrantRequest {
+        grant: Grant::ClientCredentials,
+        client,
+        scope: scope.map(str::to_owned),
+    };
+    for auth in [
+        ClientAuth::Basic {
+            client_id: id.clone(),
+            secret: key.clone(),
+        },
+        ClientAuth::Post {
+            client_id: Some(id.clone()),
+            secret: key.clone(),
+        },
+        ClientAuth::Post {
+            client_id: None,
+            secret: key.clone(),
+        },
+        ClientAuth::ApiKey { secret: key.clone() },
+    ] {
+        let granted = core
+            .tokens()
+            .grant(&request(auth, Some("notes:read")), IP)
+            .await
+            .unwrap();
+        assert_eq!((granted.token_type, granted.scope.as_str()), ("Bearer", "notes:read"));
+        assert!(core.tokens().verify(&granted.access_token).await.is_ok());
+    }
+    // A key presented under another client's id is no key at all.
+    let bob = signed_in(&core, "bob@example.com").await;
+    let other = client_of(&core, &bob).await;
+    let mismatched = ClientAuth::Basic {
+        client_id: other.client_id.unwrap(),
+        secret: key,
+    };
+    assert!(matches!(
+        core.tokens().grant(&request(mismatched, None), IP).await,
+        Err(CoreError::InvalidClient)
+    ));
 }

@@ -12,7 +12,7 @@ use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use serde::Serialize;
 use sesame_core::CoreError;
-use sesame_core::tokens::PresentedClient;
+use sesame_core::tokens::ClientAuth;
 use utoipa::ToSchema;
 
 use crate::error::{ApiError, retry_after_value};
@@ -126,9 +126,9 @@ impl OAuthError {
 
     /// An application error for a client that authenticated (or tried to) as `presented`:
     /// a failed authentication challenges Basic when Basic was used.
-    pub fn for_client(error: CoreError, presented: &Presented) -> Self {
+    pub fn for_client(error: CoreError, client: &ClientAuth) -> Self {
         match error {
-            CoreError::InvalidClient => Self::invalid_client(presented.via_basic),
+            CoreError::InvalidClient => Self::invalid_client(client.is_basic()),
             other => other.into(),
         }
     }
@@ -245,14 +245,6 @@ pub fn refuse_query_credentials(uri: &Uri) -> Result<(), OAuthError> {
     Ok(())
 }
 
-/// Client credentials as the request carried them.
-#[derive(Debug)]
-pub struct Presented {
-    pub client: PresentedClient,
-    /// Whether HTTP Basic carried them (a failure then challenges Basic).
-    pub via_basic: bool,
-}
-
 /// Decodes `Authorization: Basic` per RFC 6749 §2.3.1: base64 of
 /// `urlencode(client_id) ":" urlencode(secret)`. `None` when the header is not Basic.
 pub fn basic_credentials(headers: &HeaderMap) -> Option<Result<(String, String), OAuthError>> {
@@ -278,33 +270,24 @@ pub fn basic_credentials(headers: &HeaderMap) -> Option<Result<(String, String),
 
 /// Collects the client's credentials from Basic or the form (`client_secret_post`),
 /// refusing two methods at once (RFC 6749 §2.3).
-pub fn presented_client(headers: &HeaderMap, form: &HashMap<String, String>) -> Result<Presented, OAuthError> {
+pub fn presented_client(headers: &HeaderMap, form: &HashMap<String, String>) -> Result<ClientAuth, OAuthError> {
     let basic = basic_credentials(headers).transpose()?;
     let form_secret = form.get("client_secret");
     match (basic, form_secret) {
         (Some(_), Some(_)) => Err(OAuthError::invalid_request(
             "Use one client authentication method, not two.",
         )),
-        (Some((id, secret)), None) => {
-            if form.get("client_id").is_some_and(|form_id| *form_id != id) {
+        (Some((client_id, secret)), None) => {
+            if form.get("client_id").is_some_and(|form_id| *form_id != client_id) {
                 return Err(OAuthError::invalid_request(
                     "client_id differs from the Basic credentials.",
                 ));
             }
-            Ok(Presented {
-                client: PresentedClient {
-                    client_id: Some(id),
-                    secret,
-                },
-                via_basic: true,
-            })
+            Ok(ClientAuth::Basic { client_id, secret })
         }
-        (None, Some(secret)) => Ok(Presented {
-            client: PresentedClient {
-                client_id: form.get("client_id").cloned(),
-                secret: secret.clone(),
-            },
-            via_basic: false,
+        (None, Some(secret)) => Ok(ClientAuth::Post {
+            client_id: form.get("client_id").cloned(),
+            secret: secret.clone(),
         }),
         (None, None) => {
             if headers.contains_key(header::AUTHORIZATION) {

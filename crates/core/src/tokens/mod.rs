@@ -3,6 +3,7 @@
 //! in-memory revocation set that keeps every instance's bearer checks free of database
 //! reads.
 
+pub mod grant;
 pub mod keys;
 pub mod revocation;
 pub mod service;
@@ -16,6 +17,7 @@ use sesame_domain::{ApiKey, ApiKeyId, ClientId, Scopes};
 use sesame_storage::{ApiKeyRecord, ClientRecord, OwnerState, Revocation, RevocationKind};
 
 pub use crate::error::TokenError;
+pub use grant::{ClientAuth, Grant, GrantRequest, GrantResponse};
 pub use keys::SigningAlg;
 pub use revocation::RevocationSet;
 pub use service::{AccessClaims, Grantee, IssuedToken, LoadError, TokenService, TokenSettings};
@@ -221,6 +223,38 @@ impl Tokens<'_> {
             "token issued"
         );
         Ok(issued)
+    }
+
+    /// A token request (`POST /login` for a token): the client authenticated as it
+    /// presented itself, then the grant it asks for.
+    pub async fn grant(&self, request: &GrantRequest, ip: &str) -> Result<GrantResponse> {
+        match request.grant {
+            Grant::ClientCredentials => {
+                let issued = self
+                    .exchange(&request.client.presented(), request.scope.as_deref(), ip)
+                    .await?;
+                Ok(GrantResponse {
+                    access_token: issued.token,
+                    token_type: "Bearer",
+                    expires_in: issued.expires_in,
+                    scope: issued.claims.scope,
+                })
+            }
+        }
+    }
+
+    /// RFC 7009 for an authenticated client, in one call: revokes `token` if it is the
+    /// client's own.
+    pub async fn revoke_as(&self, client: &ClientAuth, token: &str, ip: &str) -> Result<()> {
+        let caller = self.authenticate_client(&client.presented(), ip).await?;
+        self.revoke(&caller, token, ip).await
+    }
+
+    /// RFC 7662 for an authenticated client, in one call: the claims of a live token,
+    /// `None` for anything else.
+    pub async fn introspect_as(&self, client: &ClientAuth, token: &str, ip: &str) -> Result<Option<AccessClaims>> {
+        self.authenticate_client(&client.presented(), ip).await?;
+        Ok(self.introspect(token).await)
     }
 
     /// Signs a token for a client, exchanged with the given key, with these scopes.

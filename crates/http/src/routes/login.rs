@@ -7,7 +7,7 @@ use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 use sesame_core::sessions::Origin;
-use sesame_core::tokens::PresentedClient;
+use sesame_core::tokens::{ClientAuth, Grant, GrantRequest};
 use tower_cookies::Cookies;
 use utoipa::ToSchema;
 
@@ -16,7 +16,7 @@ use crate::client_ip::ClientIp;
 use crate::error::{ApiError, Problem};
 use crate::json::{self, is_json};
 use crate::oauth::OAuthErrorBody;
-use crate::oauth::{self, OAuthError, Presented};
+use crate::oauth::{self, OAuthError};
 use crate::responses::{NotJson, Unavailable};
 use crate::routes::{SessionSummary, UserBody};
 use crate::state::AppState;
@@ -174,10 +174,8 @@ pub async fn login(
             metrics.record_login(response.status());
             response
         }
-        Ok(LoginBody::ClientCredentials { presented, scope }) => {
-            let response = exchange(&state, &ip, &presented, scope.as_deref())
-                .await
-                .into_response();
+        Ok(LoginBody::Token(request)) => {
+            let response = grant(&state, &ip, &request).await.into_response();
             metrics.record_token_issue(response.status());
             response
         }
@@ -199,11 +197,8 @@ pub async fn login(
 pub enum LoginBody {
     /// A JSON email and password.
     Password(PasswordLogin),
-    /// The client-credentials form, or a JSON `api_key`.
-    ClientCredentials {
-        presented: Presented,
-        scope: Option<String>,
-    },
+    /// A token request: the client-credentials form, or a JSON `api_key`.
+    Token(GrantRequest),
 }
 
 /// Why `POST /login`'s body was refused, in the shape of the path it was meant for.
@@ -256,16 +251,11 @@ where
             .is_some_and(|value| value.get("api_key").is_some());
         if is_key_exchange {
             let login = json::parse::<ApiKeyLogin>(&body).map_err(|e| LoginRejection::Token(e.into()))?;
-            return Ok(Self::ClientCredentials {
-                presented: Presented {
-                    client: PresentedClient {
-                        client_id: None,
-                        secret: login.api_key,
-                    },
-                    via_basic: false,
-                },
+            return Ok(Self::Token(GrantRequest {
+                grant: Grant::ClientCredentials,
+                client: ClientAuth::ApiKey { secret: login.api_key },
                 scope: login.scope,
-            });
+            }));
         }
         json::parse::<PasswordLogin>(&body)
             .map(Self::Password)
@@ -285,30 +275,27 @@ fn client_credentials_form(headers: &HeaderMap, body: &[u8]) -> Result<LoginBody
         Some(_) => return Err(OAuthError::unsupported_grant_type()),
         None => return Err(OAuthError::invalid_request("grant_type is required.")),
     }
-    let presented = oauth::presented_client(headers, &form)?;
-    Ok(LoginBody::ClientCredentials {
-        presented,
+    let client = oauth::presented_client(headers, &form)?;
+    Ok(LoginBody::Token(GrantRequest {
+        grant: Grant::ClientCredentials,
+        client,
         scope: form.remove("scope"),
-    })
+    }))
 }
 
-async fn exchange(
-    state: &AppState,
-    ip: &str,
-    presented: &Presented,
-    scope: Option<&str>,
-) -> Result<Response, OAuthError> {
-    let issued = state
+/// The token path: one call to `Tokens::grant`.
+async fn grant(state: &AppState, ip: &str, request: &GrantRequest) -> Result<Response, OAuthError> {
+    let granted = state
         .core
         .tokens()
-        .exchange(&presented.client, scope, ip)
+        .grant(request, ip)
         .await
-        .map_err(|e| OAuthError::for_client(e, presented))?;
+        .map_err(|e| OAuthError::for_client(e, &request.client))?;
     let mut response = Json(TokenResponse {
-        access_token: issued.token,
-        token_type: "Bearer",
-        expires_in: issued.expires_in,
-        scope: issued.claims.scope,
+        access_token: granted.access_token,
+        token_type: granted.token_type,
+        expires_in: granted.expires_in,
+        scope: granted.scope,
     })
     .into_response();
     let headers = response.headers_mut();

@@ -7,7 +7,7 @@ use axum::http::{HeaderMap, HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use serde::Serialize;
-use sesame_core::tokens::AuthenticatedClient;
+use sesame_core::tokens::ClientAuth;
 use utoipa::ToSchema;
 
 use crate::client_ip::ClientIp;
@@ -64,12 +64,9 @@ pub struct Introspection {
     pub owner: Option<String>,
 }
 
-/// Reads a client-authenticated form with a `token` parameter.
-async fn authenticated_token_form(
-    state: &AppState,
-    ip: &str,
-    request: Request,
-) -> Result<(AuthenticatedClient, String), OAuthError> {
+/// Reads a client-authenticated form with a `token` parameter: how the client presented
+/// itself (checked by the one service call that follows), and the token.
+async fn token_form(state: &AppState, request: Request) -> Result<(ClientAuth, String), OAuthError> {
     oauth::refuse_query_credentials(request.uri())?;
     let headers: HeaderMap = request.headers().clone();
     if !oauth::is_form(&headers) {
@@ -79,13 +76,7 @@ async fn authenticated_token_form(
         .await
         .map_err(|e| OAuthError::from(json::body_error(e)))?;
     let form = oauth::parse_form(&body)?;
-    let presented = oauth::presented_client(&headers, &form)?;
-    let client = state
-        .core
-        .tokens()
-        .authenticate_client(&presented.client, ip)
-        .await
-        .map_err(|e| OAuthError::for_client(e, &presented))?;
+    let client = oauth::presented_client(&headers, &form)?;
     let token = form
         .get("token")
         .filter(|t| !t.is_empty())
@@ -103,14 +94,14 @@ async fn authenticated_token_form(
         ClientAuthenticated,
     ))]
 pub async fn revoke_token(State(state): State<AppState>, ClientIp(ip): ClientIp, request: Request) -> Response {
-    let (caller, token) = match authenticated_token_form(&state, &ip, request).await {
+    let (client, token) = match token_form(&state, request).await {
         Ok(found) => found,
         Err(error) => return error.into_response(),
     };
     // Only a token that verifies (signature, issuer, audience, unexpired) and belongs to
     // the caller is revoked; anything else is silently accepted.
-    if let Err(error) = state.core.tokens().revoke(&caller, &token, &ip).await {
-        return OAuthError::from(error).into_response();
+    if let Err(error) = state.core.tokens().revoke_as(&client, &token, &ip).await {
+        return OAuthError::for_client(error, &client).into_response();
     }
     no_store(axum::http::StatusCode::OK.into_response())
 }
@@ -124,11 +115,15 @@ pub async fn revoke_token(State(state): State<AppState>, ClientIp(ip): ClientIp,
         ClientAuthenticated,
     ))]
 pub async fn introspect_token(State(state): State<AppState>, ClientIp(ip): ClientIp, request: Request) -> Response {
-    let (_caller, token) = match authenticated_token_form(&state, &ip, request).await {
+    let (client, token) = match token_form(&state, request).await {
         Ok(found) => found,
         Err(error) => return error.into_response(),
     };
-    let answer = match state.core.tokens().introspect(&token).await {
+    let introspected = match state.core.tokens().introspect_as(&client, &token, &ip).await {
+        Ok(introspected) => introspected,
+        Err(error) => return OAuthError::for_client(error, &client).into_response(),
+    };
+    let answer = match introspected {
         Some(claims) => Introspection {
             active: true,
             client_id: Some(claims.client_id),

@@ -1,0 +1,92 @@
+//! Token requests: one type for every grant `POST /login` serves (client credentials
+//! today; the authorization code and refresh grants and `resource` slot in here), and the
+//! client authentication it carried, decided here rather than in the HTTP layer.
+
+use super::PresentedClient;
+
+/// How a client proved itself in a request (RFC 6749 §2.3.1).
+pub enum ClientAuth {
+    /// HTTP Basic (`client_secret_basic`): a failure is answered with a Basic challenge.
+    Basic { client_id: String, secret: String },
+    /// `client_id` and `client_secret` in the body (`client_secret_post`); the id may be
+    /// left out, the key naming its client.
+    Post { client_id: Option<String>, secret: String },
+    /// sesame's JSON body, `{"api_key": …}`.
+    ApiKey { secret: String },
+}
+
+impl std::fmt::Debug for ClientAuth {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Basic { client_id, .. } => f
+                .debug_struct("Basic")
+                .field("client_id", client_id)
+                .field("secret", &"[redacted]")
+                .finish(),
+            Self::Post { client_id, .. } => f
+                .debug_struct("Post")
+                .field("client_id", client_id)
+                .field("secret", &"[redacted]")
+                .finish(),
+            Self::ApiKey { .. } => f.debug_struct("ApiKey").field("secret", &"[redacted]").finish(),
+        }
+    }
+}
+
+impl ClientAuth {
+    /// Whether the client used HTTP Basic.
+    pub fn is_basic(&self) -> bool {
+        matches!(self, Self::Basic { .. })
+    }
+
+    pub(crate) fn presented(&self) -> PresentedClient {
+        match self {
+            Self::Basic { client_id, secret } => PresentedClient {
+                client_id: Some(client_id.clone()),
+                secret: secret.clone(),
+            },
+            Self::Post { client_id, secret } => PresentedClient {
+                client_id: client_id.clone(),
+                secret: secret.clone(),
+            },
+            Self::ApiKey { secret } => PresentedClient {
+                client_id: None,
+                secret: secret.clone(),
+            },
+        }
+    }
+}
+
+/// The grant a token request asks for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Grant {
+    /// RFC 6749 §4.4: the client acts as itself.
+    ClientCredentials,
+}
+
+/// One token request, as parsed from any body `POST /login` accepts for tokens.
+#[derive(Debug)]
+pub struct GrantRequest {
+    pub grant: Grant,
+    pub client: ClientAuth,
+    /// Space-separated scopes to narrow the token to; all the client's when absent.
+    pub scope: Option<String>,
+}
+
+/// A token response (RFC 6749 §5.1).
+pub struct GrantResponse {
+    pub access_token: String,
+    pub token_type: &'static str,
+    pub expires_in: u64,
+    pub scope: String,
+}
+
+impl std::fmt::Debug for GrantResponse {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("GrantResponse")
+            .field("access_token", &"[redacted]")
+            .field("expires_in", &self.expires_in)
+            .field("scope", &self.scope)
+            .finish_non_exhaustive()
+    }
+}
