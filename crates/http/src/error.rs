@@ -251,6 +251,17 @@ impl ApiError {
         }
     }
 
+    /// How a login that ended with this error is counted.
+    pub(crate) fn outcome(&self) -> crate::metrics::Outcome {
+        use crate::metrics::Outcome;
+        match self {
+            Self::InvalidCredentials | Self::Unauthenticated => Outcome::Refused,
+            Self::Throttled { .. } => Outcome::Throttled,
+            Self::Unavailable(_) | Self::Internal(_) => Outcome::Error,
+            _ => Outcome::Rejected,
+        }
+    }
+
     pub(crate) fn log(&self) {
         match self {
             Self::Internal(cause) => tracing::error!(error = %cause, source = ?cause.source(), "internal error"),

@@ -6,7 +6,6 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use axum::extract::{MatchedPath, Request, State};
-use axum::http::StatusCode;
 use axum::middleware::Next;
 use axum::response::Response;
 use prometheus_client::encoding::EncodeLabelSet;
@@ -111,30 +110,45 @@ impl Default for Metrics {
     }
 }
 
-/// How a login or exchange ended, from its status code.
-fn result_of(status: StatusCode, unauthorized: &'static str) -> &'static str {
-    match status.as_u16() {
-        200..=299 => "success",
-        401 => unauthorized,
-        429 => "throttled",
-        400..=499 => "rejected",
-        _ => "error",
+/// How a login or a token request ended, decided where it ended (never read back from a
+/// rendered response).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    Success,
+    /// Wrong credentials: `invalid_credentials` for a login, `invalid_client` for a token.
+    Refused,
+    Throttled,
+    /// Any other refusal of the request (a bad body, a scope not granted).
+    Rejected,
+    /// The server or its database failed.
+    Error,
+}
+
+impl Outcome {
+    fn label(self, refused: &'static str) -> &'static str {
+        match self {
+            Self::Success => "success",
+            Self::Refused => refused,
+            Self::Throttled => "throttled",
+            Self::Rejected => "rejected",
+            Self::Error => "error",
+        }
     }
 }
 
 impl Metrics {
-    pub fn record_login(&self, status: StatusCode) {
+    pub fn record_login(&self, outcome: Outcome) {
         self.logins
             .get_or_create(&ResultLabels {
-                result: result_of(status, "invalid_credentials"),
+                result: outcome.label("invalid_credentials"),
             })
             .inc();
     }
 
-    pub fn record_token_issue(&self, status: StatusCode) {
+    pub fn record_token_issue(&self, outcome: Outcome) {
         self.token_issues
             .get_or_create(&ResultLabels {
-                result: result_of(status, "invalid_client"),
+                result: outcome.label("invalid_client"),
             })
             .inc();
     }

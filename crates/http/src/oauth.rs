@@ -94,6 +94,20 @@ impl OAuthError {
         )
     }
 
+    /// How a token request that ended with this error is counted.
+    pub(crate) fn outcome(&self) -> crate::metrics::Outcome {
+        use crate::metrics::Outcome;
+        if self.body.error == "invalid_client" {
+            Outcome::Refused
+        } else if self.status == StatusCode::TOO_MANY_REQUESTS {
+            Outcome::Throttled
+        } else if self.status.is_server_error() {
+            Outcome::Error
+        } else {
+            Outcome::Rejected
+        }
+    }
+
     pub fn error(&self) -> &'static str {
         self.body.error
     }

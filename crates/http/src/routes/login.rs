@@ -15,6 +15,7 @@ use crate::auth::{MaybeSessionUser, clearing_cookie, presented_handle, session_c
 use crate::client_ip::ClientIp;
 use crate::error::{ApiError, Problem};
 use crate::json::{self, is_json};
+use crate::metrics::Outcome;
 use crate::oauth::OAuthErrorBody;
 use crate::oauth::{self, OAuthError};
 use crate::responses::{NotJson, Unavailable};
@@ -168,26 +169,22 @@ pub async fn login(
     let metrics = &state.metrics;
     match body {
         Ok(LoginBody::Password(login)) => {
-            let response = login_with_password(&state, &ip, &cookies, &headers, login)
-                .await
-                .into_response();
-            metrics.record_login(response.status());
-            response
+            let outcome = login_with_password(&state, &ip, &cookies, &headers, login).await;
+            metrics.record_login(outcome.as_ref().map_or_else(ApiError::outcome, |_| Outcome::Success));
+            outcome.into_response()
         }
         Ok(LoginBody::Token(request)) => {
-            let response = grant(&state, &ip, &request).await.into_response();
-            metrics.record_token_issue(response.status());
-            response
+            let outcome = grant(&state, &ip, &request).await;
+            metrics.record_token_issue(outcome.as_ref().map_or_else(OAuthError::outcome, |_| Outcome::Success));
+            outcome.into_response()
         }
         Err(LoginRejection::Password(error)) => {
-            let response = error.into_response();
-            metrics.record_login(response.status());
-            response
+            metrics.record_login(error.outcome());
+            error.into_response()
         }
         Err(LoginRejection::Token(error)) => {
-            let response = error.into_response();
-            metrics.record_token_issue(response.status());
-            response
+            metrics.record_token_issue(error.outcome());
+            error.into_response()
         }
         Err(LoginRejection::Unsorted(response)) => response,
     }
