@@ -2,9 +2,10 @@
 //! SQLite and on Postgres from one test body each (`on_both_backends!`), so the two
 //! backends cannot drift apart.
 //!
-//! SQLite gets a file in a temporary directory. Postgres gets a fresh database per test
-//! on `SESAME_TEST_DATABASE_URL` (an admin connection that may create databases), dropped
-//! afterwards; without that variable the Postgres half says so and passes.
+//! Databases come from the black-box suite's support crate: SQLite gets a file in a
+//! temporary directory, Postgres a fresh database per test on `SESAME_TEST_DATABASE_URL`
+//! (default `postgres://postgres@127.0.0.1:5432/postgres`), dropped afterwards. A
+//! Postgres that cannot be reached fails the test; nothing is skipped.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -13,113 +14,23 @@ use sesame_domain::{
     User, UserId,
 };
 use sesame_storage::{
-    ApiKeyRecord, Backend, ClientRecord, ConnectOptions, NewSession, Revocation, RevocationKind, SigningKeyRecord,
-    StorageError, Store,
+    ApiKeyRecord, Backend, ClientRecord, NewSession, Revocation, RevocationKind, SigningKeyRecord, StorageError, Store,
 };
-use sqlx::Connection as _;
 use time::macros::datetime;
 use time::{Duration, OffsetDateTime};
 
-/// A database that exists for one test and is removed when dropped (also on panic).
-struct TestDb {
-    store: Store,
-    cleanup: Cleanup,
-}
-
-enum Cleanup {
-    Sqlite(#[allow(dead_code)] tempfile::TempDir),
-    Postgres { admin_url: String, name: String },
-}
-
-impl TestDb {
-    async fn sqlite() -> Self {
-        let dir = tempfile::tempdir().expect("temp dir");
-        let url = format!("sqlite://{}", dir.path().join("sesame.db").display());
-        let store = open(&url, Backend::Sqlite).await;
-        Self {
-            store,
-            cleanup: Cleanup::Sqlite(dir),
-        }
-    }
-
-    /// `None`, after saying so, when no Postgres is configured.
-    async fn postgres() -> Option<Self> {
-        let Some(admin_url) = std::env::var("SESAME_TEST_DATABASE_URL").ok().filter(|u| !u.is_empty()) else {
-            // In CI the Postgres half must run: a missing database fails, never skips.
-            assert!(
-                std::env::var("CI").is_err(),
-                "SESAME_TEST_DATABASE_URL is not set in CI: the Postgres half cannot be skipped \
-                 (run the suite through tests/with-postgres.sh)"
-            );
-            eprintln!(
-                "SESAME_TEST_DATABASE_URL is not set: skipping the Postgres half (tests/with-postgres.sh sets it)"
-            );
-            return None;
-        };
-        let name = format!("sesame_storage_{}", uuid::Uuid::now_v7().simple());
-        let mut admin = sqlx::PgConnection::connect(&admin_url)
-            .await
-            .unwrap_or_else(|e| panic!("cannot reach Postgres at {admin_url}: {e}"));
-        sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE \"{name}\"")))
-            .execute(&mut admin)
-            .await
-            .expect("create test database");
-        admin.close().await.ok();
-        let store = open(&with_database(&admin_url, &name), Backend::Postgres).await;
-        Some(Self {
-            store,
-            cleanup: Cleanup::Postgres { admin_url, name },
-        })
-    }
-}
-
-async fn open(url: &str, backend: Backend) -> Store {
-    let store = Store::connect(url, &ConnectOptions::default()).await.expect("connect");
-    assert_eq!(store.backend, backend);
-    store.database.migrate().await.expect("migrate");
-    store
-}
-
-/// Replaces the database name in a Postgres URL.
-fn with_database(admin_url: &str, database: &str) -> String {
-    let (base, query) = admin_url
-        .split_once('?')
-        .map_or((admin_url, None), |(b, q)| (b, Some(q)));
-    let after_scheme = base.find("://").map_or(0, |i| i + 3);
-    let root = match base[after_scheme..].find('/') {
-        Some(slash) => &base[..after_scheme + slash],
-        None => base,
+/// A migrated store on a fresh database of `backend` (the suite's own: a temporary
+/// SQLite file, or a Postgres database dropped afterwards; a missing Postgres fails).
+async fn store_on(backend: sesame_tests::Backend) -> (std::sync::Arc<sesame_tests::TestDb>, Store) {
+    let db = sesame_tests::TestDb::create(backend).await;
+    let store = db.store().await;
+    let expected = match backend {
+        sesame_tests::Backend::Sqlite => Backend::Sqlite,
+        sesame_tests::Backend::Postgres => Backend::Postgres,
     };
-    match query {
-        Some(q) => format!("{root}/{database}?{q}"),
-        None => format!("{root}/{database}"),
-    }
-}
-
-impl Drop for TestDb {
-    fn drop(&mut self) {
-        if let Cleanup::Postgres { admin_url, name } = &self.cleanup {
-            let (admin_url, name) = (admin_url.clone(), name.clone());
-            // Drop runs inside the test's runtime; do the async work on a thread of its own.
-            let _ = std::thread::spawn(move || {
-                let runtime = tokio::runtime::Builder::new_current_thread()
-                    .enable_all()
-                    .build()
-                    .ok()?;
-                runtime.block_on(async {
-                    let mut admin = sqlx::PgConnection::connect(&admin_url).await.ok()?;
-                    sqlx::query(sqlx::AssertSqlSafe(format!(
-                        "DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"
-                    )))
-                    .execute(&mut admin)
-                    .await
-                    .ok()?;
-                    admin.close().await.ok()
-                })
-            })
-            .join();
-        }
-    }
+    assert_eq!(store.backend, expected);
+    store.database.migrate().await.expect("migrate");
+    (db, store)
 }
 
 /// Runs each named test body (an `async fn(&Store)`) once on SQLite and once on Postgres.
@@ -129,9 +40,9 @@ macro_rules! on_both_backends {
             $(
                 #[tokio::test]
                 async fn $name() {
-                    let db = super::TestDb::sqlite().await;
-                    super::$name(&db.store).await;
-                    db.store.database.close().await;
+                    let (_db, store) = super::store_on(sesame_tests::Backend::Sqlite).await;
+                    super::$name(&store).await;
+                    store.database.close().await;
                 }
             )*
         }
@@ -139,11 +50,9 @@ macro_rules! on_both_backends {
             $(
                 #[tokio::test]
                 async fn $name() {
-                    let Some(db) = super::TestDb::postgres().await else {
-                        return;
-                    };
-                    super::$name(&db.store).await;
-                    db.store.database.close().await;
+                    let (_db, store) = super::store_on(sesame_tests::Backend::Postgres).await;
+                    super::$name(&store).await;
+                    store.database.close().await;
                 }
             )*
         }
