@@ -26,6 +26,8 @@ fn ring() -> &'static (KeyRing, TokenSettings) {
             audience: "https://auth.example".into(),
             ttl: Duration::from_secs(900),
             alg: SigningAlg::EdDsa,
+            publish_delay: Duration::from_secs(330),
+            sealer: std::sync::Arc::new(sesame_core::sealing::Sealer::default()),
         };
         (ring, settings)
     })
