@@ -231,6 +231,9 @@ async fn a_created_user_is_found_by_email_and_by_id(store: &Store) {
         assert_eq!(found.password_hash, "$argon2id$hash");
         assert_eq!(found.disabled_at, None);
         assert!(!found.is_disabled());
+        // Its Debug, as a log line would print it, leaves the hash out.
+        let shown = format!("{found:?}");
+        assert!(!shown.contains("argon2id") && shown.contains("[redacted]"), "{shown}");
     }
 }
 
