@@ -548,3 +548,53 @@ async fn a_resource_server_caching_the_jwks_for_its_max_age_never_meets_an_unkno
     let urgent = b.tokens().rotate(true).await.unwrap();
     assert_eq!(b.tokens().signing_kid(), urgent.kid);
 }
+
+/// Runs `sql` on the test database as its owner.
+async fn run_sql(app: &TestApp, statements: &[&str]) {
+    use sqlx::Connection as _;
+    let mut conn = sqlx::PgConnection::connect(&app.db.url).await.unwrap();
+    for statement in statements {
+        sqlx::query(sqlx::AssertSqlSafe(statement.to_string()))
+            .execute(&mut conn)
+            .await
+            .unwrap();
+    }
+    conn.close().await.ok();
+}
+
+/// A serialization failure (40001) is retried once: one that passes the second time is
+/// never seen; one that keeps failing is an outage (503 with `Retry-After`), never a 500.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_serialization_failure_is_retried_once_then_answered_503() {
+    let app = TestApp::spawn(Backend::Postgres, &[]).await;
+    // Every other insert into users fails as a serializable transaction that lost a race.
+    run_sql(
+        &app,
+        &[
+            "CREATE SEQUENCE conflicts",
+            "CREATE FUNCTION conflict_every_other() RETURNS trigger LANGUAGE plpgsql AS $$ \
+             BEGIN IF nextval('conflicts') % 2 = 1 THEN \
+             RAISE EXCEPTION 'could not serialize access' USING ERRCODE = '40001'; END IF; \
+             RETURN NEW; END $$",
+            "CREATE TRIGGER conflict BEFORE INSERT ON users FOR EACH ROW EXECUTE FUNCTION conflict_every_other()",
+        ],
+    )
+    .await;
+    for email in ["ada@example.com", "bob@example.com"] {
+        let response = app.register(email, PASSWORD).await;
+        assert_eq!(response.status(), StatusCode::CREATED, "{email}: retried once");
+    }
+    // Now every insert fails: the second try fails too, and the answer is an outage.
+    run_sql(
+        &app,
+        &[
+            "CREATE OR REPLACE FUNCTION conflict_every_other() RETURNS trigger LANGUAGE plpgsql AS $$ \
+           BEGIN RAISE EXCEPTION 'could not serialize access' USING ERRCODE = '40001'; END $$",
+        ],
+    )
+    .await;
+    let response = app.register("alan@example.com", PASSWORD).await;
+    assert!(response.headers().contains_key("retry-after"));
+    assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+    app.stop().await;
+}

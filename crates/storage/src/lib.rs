@@ -48,6 +48,19 @@ pub enum StorageError {
 
 pub type Result<T, E = StorageError> = std::result::Result<T, E>;
 
+impl StorageError {
+    /// A serialization failure or a deadlock (Postgres `40001`, `40P01`): the statement
+    /// lost a race and may simply be run again.
+    pub fn is_retryable_conflict(&self) -> bool {
+        match self {
+            Self::Unavailable(sqlx::Error::Database(db)) => {
+                matches!(db.code().as_deref(), Some("40001" | "40P01"))
+            }
+            _ => false,
+        }
+    }
+}
+
 /// Maps a driver error, translating broken uniqueness rules callers answer for into their
 /// own variants.
 pub(crate) fn classify(error: sqlx::Error, backend: Backend) -> StorageError {

@@ -134,16 +134,29 @@ impl<DB: Dialect> SqlStore<DB> {
         self.pool.begin().await.map_err(DB::error)
     }
 
+    /// One statement (its own transaction), tried a second time after a serialization
+    /// failure or a deadlock: both mean "try again", and the second try usually passes.
     async fn execute(&self, sql: &'static str, args: &[Arg<'_>]) -> Result<u64> {
-        DB::execute(&mut *self.conn().await?, sql, args).await
+        match DB::execute(&mut *self.conn().await?, sql, args).await {
+            Err(error) if error.is_retryable_conflict() => DB::execute(&mut *self.conn().await?, sql, args).await,
+            outcome => outcome,
+        }
     }
 
     async fn fetch_optional(&self, sql: &'static str, args: &[Arg<'_>]) -> Result<Option<DB::Row>> {
-        DB::fetch_optional(&mut *self.conn().await?, sql, args).await
+        match DB::fetch_optional(&mut *self.conn().await?, sql, args).await {
+            Err(error) if error.is_retryable_conflict() => {
+                DB::fetch_optional(&mut *self.conn().await?, sql, args).await
+            }
+            outcome => outcome,
+        }
     }
 
     async fn fetch_all(&self, sql: &'static str, args: &[Arg<'_>]) -> Result<Vec<DB::Row>> {
-        DB::fetch_all(&mut *self.conn().await?, sql, args).await
+        match DB::fetch_all(&mut *self.conn().await?, sql, args).await {
+            Err(error) if error.is_retryable_conflict() => DB::fetch_all(&mut *self.conn().await?, sql, args).await,
+            outcome => outcome,
+        }
     }
 
     /// Bumps the user's credential version, ends every session but `keep`, and moves
