@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use axum::routing::get;
+use axum::routing::{get, post};
 use reqwest::StatusCode;
 use sesame_tests::{Backend, TestApp, TestDb, eventually};
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
@@ -125,19 +125,31 @@ async fn a_handler_past_the_request_timeout_is_answered_503_and_its_work_finishe
     let finished = Arc::new(AtomicBool::new(false));
     let slow = {
         let (release, finished) = (release.clone(), finished.clone());
-        axum::Router::new().route(
-            "/slow",
-            get(move || async move {
-                release.notified().await;
-                finished.store(true, Ordering::SeqCst);
-                "done"
-            }),
-        )
+        axum::Router::new()
+            .route(
+                "/slow",
+                post(move || async move {
+                    release.notified().await;
+                    finished.store(true, Ordering::SeqCst);
+                    "done"
+                }),
+            )
+            .route(
+                "/slow-read",
+                get(|| async {
+                    tokio::time::sleep(Duration::from_secs(30)).await;
+                    "late"
+                }),
+            )
     };
     let db = TestDb::create(Backend::Sqlite).await;
     let app = TestApp::spawn_with(db, &[("SESAME_REQUEST_TIMEOUT", "1s")], slow).await;
+    // A read past the timeout is answered 503 too (and simply dropped).
+    let read = app.http().get(app.url("/slow-read")).send().await.unwrap();
+    assert_eq!(read.status(), StatusCode::SERVICE_UNAVAILABLE);
+    assert!(read.headers().contains_key("retry-after"));
     let started = Instant::now();
-    let response = app.http().get(app.url("/slow")).send().await.unwrap();
+    let response = app.http().post(app.url("/slow")).send().await.unwrap();
     let took = started.elapsed();
     assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
     assert!(response.headers().contains_key("retry-after"));

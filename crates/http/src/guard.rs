@@ -93,11 +93,22 @@ pub fn cors_layer(config: &HttpConfig) -> CorsLayer {
         .max_age(std::time::Duration::from_secs(600))
 }
 
-/// Answers `503` with `Retry-After` when a handler runs past the request timeout. The
-/// handler runs in a task of its own and is never cancelled midway, neither by the
-/// timeout nor by a client that hangs up: what it started (a failed attempt's charge, a
-/// password change and the sessions it ends) is finished.
+/// Answers `503` with `Retry-After` when a handler runs past the request timeout. An
+/// unsafe request's handler runs in a task of its own and is never cancelled midway,
+/// neither by the timeout nor by a client that hangs up: what it started (a failed
+/// attempt's charge, a password change and the sessions it ends) is finished. A safe
+/// request (GET, HEAD, OPTIONS) starts nothing that must finish, and is simply dropped at
+/// the timeout, which spares every read a task of its own.
 pub async fn request_timeout(State(limit): State<std::time::Duration>, request: Request, next: Next) -> Response {
+    if !is_unsafe(request.method()) {
+        return match tokio::time::timeout(limit, next.run(request)).await {
+            Ok(response) => response,
+            Err(_) => {
+                tracing::warn!(limit_ms = limit.as_millis(), "request timed out");
+                ApiError::Unavailable(None).into_response()
+            }
+        };
+    }
     let mut work = tokio::spawn(next.run(request));
     match tokio::time::timeout(limit, &mut work).await {
         Ok(Ok(response)) => response,

@@ -159,8 +159,7 @@ impl<IO: AsyncRead + Unpin> AsyncRead for Guarded<IO> {
         }
         let before = buf.filled().len();
         ready!(Pin::new(&mut this.io).poll_read(cx, buf))?;
-        let filled = buf.filled()[before..].to_vec();
-        this.saw(&filled);
+        this.saw(&buf.filled()[before..]);
         if matches!(this.phase, Phase::Headers { .. }) {
             // Register the deadline's waker before hyper waits for more bytes.
             let _ = this.deadline.as_mut().poll(cx);
