@@ -587,15 +587,7 @@ async fn a_database_refusing_connections_answers_503_and_service_resumes() {
 
 /// The number after a metric's name in `/metrics`.
 async fn metric(app: &TestApp, name: &str) -> u64 {
-    let text = app
-        .http()
-        .get(app.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let text = app.metrics_text().await;
     text.lines()
         .find_map(|line| line.strip_prefix(name).and_then(|rest| rest.trim().parse().ok()))
         .unwrap_or_else(|| panic!("no {name} in {text}"))
@@ -637,15 +629,7 @@ async fn an_invented_http_method_adds_no_metric_series(backend: Backend) {
         let method = reqwest::Method::from_bytes(format!("INVENTED{n}").as_bytes()).unwrap();
         app.http().request(method, app.url("/healthz")).send().await.unwrap();
     }
-    let text = app
-        .http()
-        .get(app.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let text = app.metrics_text().await;
     assert!(!text.contains("INVENTED"), "{text}");
     assert!(text.contains("method=\"OTHER\""), "{text}");
     app.stop().await;

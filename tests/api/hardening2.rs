@@ -68,15 +68,7 @@ async fn wrong_password_logins_that_hang_up_mid_hash_still_spend_the_budget(back
 
 /// Password logins answered so far, by any result, from `/metrics`.
 async fn logins_answered(app: &TestApp) -> u64 {
-    let text = app
-        .http()
-        .get(app.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let text = app.metrics_text().await;
     text.lines()
         .filter(|line| line.starts_with("sesame_logins_total{"))
         .filter_map(|line| line.rsplit(' ').next()?.parse::<u64>().ok())
@@ -199,6 +191,32 @@ fn origin() -> Origin {
 
 const NEW: &str = "a brand new passphrase";
 
+/// A login with the old password on `a`, held after it has read the user while the owner
+/// changes the password on `b`, then let go; its outcome.
+async fn login_racing_a_password_change(
+    a: &Core,
+    gate: &Gated,
+    b: &Core,
+    owner: &sesame_core::sessions::StartedSession,
+) -> Result<sesame_core::sessions::StartedSession, CoreError> {
+    gate.armed.store(true, Ordering::SeqCst);
+    let racing = {
+        let a = a.clone();
+        tokio::spawn(async move {
+            a.sessions()
+                .login("ada@example.com", PASSWORD.into(), &origin(), None)
+                .await
+        })
+    };
+    gate.reached.notified().await;
+    b.accounts()
+        .change_password(&owner.session, PASSWORD.into(), NEW.into(), "192.0.2.9")
+        .await
+        .unwrap();
+    gate.release.notify_one();
+    racing.await.unwrap()
+}
+
 async fn a_login_racing_a_password_change_on_another_instance_gets_no_session(backend: Backend) {
     let (_db, a, gate, b) = two_instances(backend).await;
     b.accounts()
@@ -211,24 +229,8 @@ async fn a_login_racing_a_password_change_on_another_instance_gets_no_session(ba
         .await
         .unwrap();
 
-    // Someone who knows the old password logs in on A; A has read the user...
-    gate.armed.store(true, Ordering::SeqCst);
-    let racing = {
-        let a = a.clone();
-        tokio::spawn(async move {
-            a.sessions()
-                .login("ada@example.com", PASSWORD.into(), &origin(), None)
-                .await
-        })
-    };
-    gate.reached.notified().await;
-    // ...when the owner changes the password on B.
-    b.accounts()
-        .change_password(&owner.session, PASSWORD.into(), NEW.into(), "192.0.2.9")
-        .await
-        .unwrap();
-    gate.release.notify_one();
-    match racing.await.unwrap() {
+    // Someone who knows the old password logs in on A while the owner changes it on B.
+    match login_racing_a_password_change(&a, &gate, &b, &owner).await {
         Err(CoreError::InvalidCredentials) => {}
         Ok(started) => {
             let survives = b.sessions().authenticate(&started.handle.hash()).await.is_ok();
@@ -277,22 +279,7 @@ async fn a_hash_upgrade_racing_a_password_change_never_brings_the_old_password_b
             .unwrap()
     );
 
-    gate.armed.store(true, Ordering::SeqCst);
-    let racing = {
-        let a = a.clone();
-        tokio::spawn(async move {
-            a.sessions()
-                .login("ada@example.com", PASSWORD.into(), &origin(), None)
-                .await
-        })
-    };
-    gate.reached.notified().await;
-    b.accounts()
-        .change_password(&owner.session, PASSWORD.into(), NEW.into(), "192.0.2.9")
-        .await
-        .unwrap();
-    gate.release.notify_one();
-    let _ = racing.await.unwrap();
+    let _ = login_racing_a_password_change(&a, &gate, &b, &owner).await;
 
     // The upgrade of the old hash did not overwrite the new password.
     let old = b

@@ -360,6 +360,12 @@ impl TestApp {
         self.sesame(&["user", "disable", email]).await;
     }
 
+    /// The `/metrics` exposition text.
+    pub async fn metrics_text(&self) -> String {
+        let response = self.http.get(self.url("/metrics")).send().await.expect("request");
+        response.text().await.expect("metrics text")
+    }
+
     pub async fn me(&self, session: &Session) -> Response {
         self.with_session(reqwest::Method::GET, "/me", session)
             .send()

@@ -151,15 +151,15 @@ impl Clients<'_> {
         self.find_owned(owner, id).await.map(ClientView::from)
     }
 
-    async fn find_owned(&self, owner: UserId, id: &str) -> Result<ClientWithKeys> {
+    /// A client by id, whoever owns it; a malformed or unknown id is
+    /// [`CoreError::NotFound`].
+    async fn find(&self, id: &str) -> Result<ClientWithKeys> {
         let id = ClientId::parse(id).ok_or(CoreError::NotFound)?;
-        let found = self
-            .0
-            .store
-            .clients
-            .find_client(&id)
-            .await?
-            .ok_or(CoreError::NotFound)?;
+        self.0.store.clients.find_client(&id).await?.ok_or(CoreError::NotFound)
+    }
+
+    async fn find_owned(&self, owner: UserId, id: &str) -> Result<ClientWithKeys> {
+        let found = self.find(id).await?;
         if found.client.owner_id != owner {
             return Err(CoreError::NotFound);
         }
@@ -206,15 +206,7 @@ impl Clients<'_> {
     /// The owner of a client, for the operator's commands; [`CoreError::NotFound`] if
     /// there is no such client.
     pub async fn owner_of(&self, id: &str) -> Result<UserId> {
-        let id = ClientId::parse(id).ok_or(CoreError::NotFound)?;
-        let found = self
-            .0
-            .store
-            .clients
-            .find_client(&id)
-            .await?
-            .ok_or(CoreError::NotFound)?;
-        Ok(found.client.owner_id)
+        Ok(self.find(id).await?.client.owner_id)
     }
 
     /// Deletes a client: all its keys and tokens stop working at once.
