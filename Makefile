@@ -10,8 +10,9 @@ run:
 	$(CARGO) run -p sesame-server --bin sesame -- serve
 
 ## test: the whole suite on SQLite and Postgres (finds or starts a Postgres), then the
-## contract tests
+## contract tests; the suite runs the `sesame` binary itself, so it is built first
 test:
+	$(CARGO) build -p sesame-server --bin sesame
 	tests/with-postgres.sh $(CARGO) test --workspace --all-targets
 	CARGO="$(CARGO)" tests/contract/run.sh
 
