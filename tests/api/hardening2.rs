@@ -148,6 +148,13 @@ impl UserStore for Gated {
     async fn enable_user(&self, email: &Email) -> sesame_storage::Result<Option<UserId>> {
         self.inner.enable_user(email).await
     }
+
+    async fn change_granted_scopes(
+        &self,
+        change: &sesame_storage::GrantChange<'_>,
+    ) -> sesame_storage::Result<sesame_storage::GrantOutcome> {
+        self.inner.change_granted_scopes(change).await
+    }
 }
 
 /// An instance of the application on `db`, as the server builds it, over `store`.

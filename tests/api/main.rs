@@ -34,6 +34,7 @@ mod openapi;
 mod password_change;
 mod registration;
 mod responsiveness;
+mod scopes;
 mod sessions;
 mod throttling;
 mod tokens;

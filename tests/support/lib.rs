@@ -186,6 +186,8 @@ pub struct TestApp {
     pub base: String,
     pub db: Arc<TestDb>,
     pub config: Config,
+    /// The settings it was started with, for the CLI runs that share its configuration.
+    settings: Vec<(String, String)>,
     server: Option<RunningServer>,
     http: Client,
 }
@@ -272,6 +274,10 @@ impl TestApp {
             base,
             db,
             config,
+            settings: settings
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                .collect(),
             server: Some(server),
             http: Client::builder()
                 .redirect(reqwest::redirect::Policy::none())
@@ -350,9 +356,16 @@ impl TestApp {
         String::from_utf8(output.stdout).expect("utf-8 output")
     }
 
-    /// Runs the `sesame` binary on this app's database, whatever its outcome.
+    /// Runs the `sesame` binary on this app's database and with its settings, whatever its
+    /// outcome.
     pub async fn sesame_output(&self, args: &[&str]) -> std::process::Output {
-        self.db.sesame(args, &[]).await
+        let settings: Vec<(&str, &str)> = self
+            .settings
+            .iter()
+            .filter(|(k, _)| k != "SESAME_LISTEN")
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect();
+        self.db.sesame(args, &settings).await
     }
 
     /// Disables a user with `sesame user disable`.
@@ -384,7 +397,7 @@ pub fn sesame_binary() -> std::path::PathBuf {
     let binary = profile_dir.join(format!("sesame{}", std::env::consts::EXE_SUFFIX));
     assert!(
         binary.exists(),
-        "{} is missing: build it with `cargo build -p sesame-server` (cargo test --workspace does)",
+        "{} is missing: build it with `cargo build -p sesame-server --bin sesame` (`make test` does)",
         binary.display()
     );
     binary

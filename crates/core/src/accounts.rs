@@ -2,8 +2,8 @@
 
 use sesame_domain::password::Verification;
 use sesame_domain::principal::UserSession;
-use sesame_domain::{Email, Password, User, UserId};
-use sesame_storage::{RevocationKind, UserRecord};
+use sesame_domain::{Email, Password, Scopes, User, UserId};
+use sesame_storage::{GrantChange, GrantOutcome, RevocationKind, UserRecord};
 
 use crate::Context;
 use crate::error::{CoreError, FieldError, Result};
@@ -135,6 +135,94 @@ impl Accounts<'_> {
         cx.keys.remove_owner(disabled.id);
         tracing::info!(user_id = %disabled.id, "user disabled; sessions, client keys and tokens ended");
         Ok(disabled.id)
+    }
+
+    /// Gives a user restricted scopes of the catalogue (`sesame user grant`); the
+    /// scopes they now hold, with the granted ones.
+    pub async fn grant_scopes(&self, email: &str, scopes: &[String]) -> Result<Scopes> {
+        let catalogue = &self.0.settings.scopes;
+        let asked = Self::restricted_scopes(catalogue, scopes)?;
+        self.change_grants(email, |granted| {
+            Scopes::from_scopes(granted.iter().chain(asked.iter()).cloned())
+        })
+        .await
+    }
+
+    /// Takes restricted scopes away from a user (`sesame user revoke`): no token issued
+    /// afterwards to their clients carries them, and their clients' earlier tokens are
+    /// revoked at once here and within a poll elsewhere.
+    pub async fn revoke_scopes(&self, email: &str, scopes: &[String]) -> Result<Scopes> {
+        let asked = Scopes::from_list(scopes.iter().map(String::as_str))
+            .map_err(|e| CoreError::validation("scopes", e.to_string()))?;
+        self.change_grants(email, |granted| granted.filter(|s| !asked.contains(s.as_str())))
+            .await
+    }
+
+    /// The scopes asked for, each of which must be a restricted scope of the catalogue.
+    fn restricted_scopes(catalogue: &sesame_domain::Catalogue, scopes: &[String]) -> Result<Scopes> {
+        let asked = Scopes::from_list(scopes.iter().map(String::as_str))
+            .map_err(|e| CoreError::validation("scopes", e.to_string()))?;
+        if !catalogue.is_declared() {
+            return Err(CoreError::validation(
+                "scopes",
+                "there is no scope catalogue: every user holds every scope (set SESAME_SCOPES and SESAME_RESTRICTED_SCOPES)",
+            ));
+        }
+        if let Some(scope) = asked.iter().find(|s| !catalogue.is_restricted(s.as_str())) {
+            let why = if catalogue.contains(scope.as_str()) {
+                "is self-service: every user holds it"
+            } else {
+                "is not in the catalogue"
+            };
+            return Err(CoreError::validation(
+                "scopes",
+                format!("scope {:?} {why}", scope.as_str()),
+            ));
+        }
+        Ok(asked)
+    }
+
+    /// Applies `change` to a user's granted scopes, retrying if another change lands
+    /// between the read and the write; taking any away revokes their clients' tokens.
+    async fn change_grants(&self, email: &str, change: impl Fn(&Scopes) -> Scopes) -> Result<Scopes> {
+        let cx = self.0;
+        for _ in 0..8 {
+            let record = self.find(email).await?;
+            let from = record.granted_scopes;
+            let to = change(&from);
+            if to == from {
+                return Ok(to);
+            }
+            let takes_away = from.iter().any(|s| !to.contains(s.as_str()));
+            let revoke = takes_away.then(|| {
+                let entry = cx.tokens.revocation(RevocationKind::Owner, String::new());
+                (entry.created_at, entry.expires_at)
+            });
+            let outcome = cx
+                .store
+                .users
+                .change_granted_scopes(&GrantChange {
+                    user: record.user.id,
+                    from: &from,
+                    to: &to,
+                    revoke,
+                })
+                .await?;
+            let GrantOutcome::Changed { revocation } = outcome else {
+                continue;
+            };
+            if let Some(revocation) = revocation {
+                cx.tokens.revocations().apply([&revocation]);
+                cx.keys.remove_owner(record.user.id);
+            }
+            // Sessions hold what their user holds: read again on the next request.
+            cx.sessions.forget_user(record.user.id);
+            tracing::info!(user_id = %record.user.id, granted = %to.to_text(), "granted scopes changed");
+            return Ok(to);
+        }
+        Err(CoreError::internal(std::io::Error::other(
+            "the user's scopes kept changing under this command; try again",
+        )))
     }
 
     /// Lifts a disable: the user may sign in again and their clients' keys that were not

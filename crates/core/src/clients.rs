@@ -126,6 +126,7 @@ impl Clients<'_> {
     /// Registers a client for `owner` with a first key, after [`check_client`].
     pub async fn register(&self, owner: UserId, name: &str, scopes: &[String]) -> Result<NewClient> {
         let (name, scopes) = check_client(name, scopes)?;
+        self.check_held(owner, &scopes).await?;
         let client = ClientRecord {
             id: ClientId::generate(),
             owner_id: owner,
@@ -137,6 +138,36 @@ impl Clients<'_> {
         self.0.store.clients.create_client(&client, &key.record).await?;
         tracing::info!(client_id = %client.id, owner_id = %owner, "client registered");
         Ok(NewClient { client, key })
+    }
+
+    /// Every scope must be in the catalogue and held by the owner (§9): restricted ones
+    /// only when the operator granted them.
+    async fn check_held(&self, owner: UserId, scopes: &Scopes) -> Result<()> {
+        let catalogue = &self.0.settings.scopes;
+        let refuse = |scope: &sesame_domain::Scope, why: &str| {
+            Err(CoreError::validation(
+                "scopes",
+                format!("scope {:?} {why}", scope.as_str()),
+            ))
+        };
+        if let Some(unknown) = catalogue.unknown(scopes) {
+            return refuse(unknown, "is not in the catalogue");
+        }
+        if !scopes.iter().any(|s| catalogue.is_restricted(s.as_str())) {
+            return Ok(());
+        }
+        let user = self
+            .0
+            .store
+            .users
+            .find_user_by_id(owner)
+            .await?
+            .ok_or(CoreError::NotFound)?;
+        let held = catalogue.held(&user.granted_scopes);
+        match scopes.iter().find(|s| !held.contains(s.as_str())) {
+            Some(scope) => refuse(scope, "is restricted and has not been granted to this user"),
+            None => Ok(()),
+        }
     }
 
     /// The owner's clients with their keys (never the keys' secrets).

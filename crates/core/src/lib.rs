@@ -45,6 +45,8 @@ pub struct Settings {
     /// Whether anyone may register themselves (operators always may).
     pub registration_open: bool,
     pub tokens: TokenSettings,
+    /// The scope catalogue (§9): which scopes exist and who may hold them.
+    pub scopes: sesame_domain::Catalogue,
 }
 
 /// What every service shares.

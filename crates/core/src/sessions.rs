@@ -17,7 +17,7 @@ use std::time::Duration;
 
 use sesame_domain::password::Verification;
 use sesame_domain::principal::UserSession;
-use sesame_domain::{CsrfToken, Email, Password, SessionHandle, SessionHandleHash, SessionId, User, UserId};
+use sesame_domain::{CsrfToken, Email, Held, Password, SessionHandle, SessionHandleHash, SessionId, User, UserId};
 use sesame_storage::{NewSession, SessionRecord};
 use time::OffsetDateTime;
 
@@ -39,6 +39,7 @@ pub const MAX_USER_AGENT: usize = 512;
 pub(crate) struct CachedSession {
     session: SessionRecord,
     user: User,
+    held: Held,
 }
 
 /// The live-session cache. Every session this instance ends bumps `ended`, and a session
@@ -84,6 +85,12 @@ impl SessionCache {
         self.ended();
         self.entries
             .remove_where(|entry| entry.user.id == user && Some(entry.session.id) != keep);
+    }
+
+    /// Forgets a user's cached sessions (they stay live; the next request reads them
+    /// again).
+    pub(crate) fn forget_user(&self, user: UserId) {
+        self.remove_user(user, None);
     }
 
     fn remove_session(&self, id: SessionId) {
@@ -211,6 +218,7 @@ impl Sessions<'_> {
                 session_id: session.id,
                 expires_at: cx.settings.sessions.expires_at(now, now),
                 csrf_token: session.csrf_token,
+                held: cx.settings.scopes.held(&record.granted_scopes),
             },
             user: record.user,
         })
@@ -228,8 +236,8 @@ impl Sessions<'_> {
             .entries
             .get(hash, now)
             .filter(|c| policy.is_live(c.session.created_at, c.session.last_seen_at, now));
-        let (session, user) = match cached {
-            Some(cached) => (cached.session, cached.user),
+        let (session, user, held) = match cached {
+            Some(cached) => (cached.session, cached.user, cached.held),
             None => {
                 let read_at = cx.sessions.generation();
                 let Some((session, user)) = cx.store.sessions.find_session(hash).await? else {
@@ -244,16 +252,18 @@ impl Sessions<'_> {
                     }
                     return Err(CoreError::SessionEnded);
                 }
+                let held = cx.settings.scopes.held(&user.granted_scopes);
                 cx.sessions.insert_if_unchanged(
                     *hash,
                     CachedSession {
                         session: session.clone(),
                         user: user.user.clone(),
+                        held: held.clone(),
                     },
                     read_at,
                     now,
                 );
-                (session, user.user)
+                (session, user.user, held)
             }
         };
         let mut last_seen = session.last_seen_at;
@@ -273,6 +283,7 @@ impl Sessions<'_> {
             session_id: session.id,
             expires_at: policy.expires_at(session.created_at, last_seen),
             csrf_token: session.csrf_token,
+            held,
         })
     }
 

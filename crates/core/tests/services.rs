@@ -12,10 +12,11 @@ use sesame_core::sessions::{Origin, StartedSession};
 use sesame_core::tokens::{ClientAuth, Grant, GrantRequest, PresentedClient};
 use sesame_core::{Core, CoreError, HashingPool, ManualClock, Settings, SigningAlg, TokenSettings};
 use sesame_domain::password::{HashParams, PasswordHasher};
-use sesame_domain::{Budget, PasswordPolicy, SessionPolicy, ThrottlePolicy};
+use sesame_domain::{Budget, Catalogue, PasswordPolicy, ScopeInfo, SessionPolicy, ThrottlePolicy};
 use sesame_tests::{Backend, TestDb, on_both_backends};
 
 on_both_backends!(
+    taking_a_scope_away_revokes_the_owners_tokens_at_once_and_later_ones_lack_it,
     a_session_ends_after_its_idle_lifetime_unless_used,
     a_session_ends_at_its_absolute_lifetime_however_it_is_used,
     logging_out_everywhere_ends_every_other_session,
@@ -53,18 +54,24 @@ fn settings() -> Settings {
             alg: SigningAlg::EdDsa,
             publish_delay: Duration::from_secs(330),
             sealer: Arc::new(Sealer::default()),
+            resources: Vec::new(),
         },
+        scopes: Catalogue::Open,
     }
 }
 
 /// The application on a fresh database of `backend`, reading time from a manual clock.
 async fn core(backend: Backend) -> (Core, ManualClock, Arc<TestDb>) {
+    core_with(backend, settings()).await
+}
+
+async fn core_with(backend: Backend, settings: Settings) -> (Core, ManualClock, Arc<TestDb>) {
     let db = TestDb::create(backend).await;
     let store = db.store().await;
     store.database.migrate().await.unwrap();
     let clock = ManualClock::new();
     let hashing = HashingPool::new(PasswordHasher::new(HashParams::default()).unwrap(), 2);
-    let core = Core::new(settings(), store, hashing, Arc::new(clock.clone()))
+    let core = Core::new(settings, store, hashing, Arc::new(clock.clone()))
         .await
         .unwrap();
     (core, clock, db)
@@ -193,6 +200,73 @@ async fn client_of(core: &Core, owner: &StartedSession) -> PresentedClient {
         client_id: Some(created.client.id.as_str().to_owned()),
         secret: created.key.key.expose().to_owned(),
     }
+}
+
+async fn taking_a_scope_away_revokes_the_owners_tokens_at_once_and_later_ones_lack_it(backend: Backend) {
+    let scope = |name: &str| sesame_domain::Scope::parse(name).unwrap();
+    let restricted = ScopeInfo {
+        description: None,
+        restricted: true,
+    };
+    let catalogue = Catalogue::declared([
+        (scope("notes:read"), ScopeInfo::default()),
+        (scope("admin"), restricted),
+    ]);
+    let (core, _clock, _db) = core_with(
+        backend,
+        Settings {
+            scopes: catalogue,
+            ..settings()
+        },
+    )
+    .await;
+    let ada = signed_in(&core, "ada@example.com").await;
+    let both = ["admin".to_owned(), "notes:read".to_owned()];
+    assert!(matches!(
+        core.clients().register(ada.user.id, "admin tool", &both).await,
+        Err(CoreError::Validation(_))
+    ));
+    assert!(
+        !core
+            .sessions()
+            .authenticate(&ada.handle.hash())
+            .await
+            .unwrap()
+            .held
+            .contains("admin")
+    );
+
+    core.accounts()
+        .grant_scopes("ada@example.com", &["admin".into()])
+        .await
+        .unwrap();
+    let session = core.sessions().authenticate(&ada.handle.hash()).await.unwrap();
+    assert!(session.held.contains("admin"), "a grant is seen at once by the session");
+    let created = core.clients().register(ada.user.id, "admin tool", &both).await.unwrap();
+    let client = PresentedClient {
+        client_id: Some(created.client.id.as_str().to_owned()),
+        secret: created.key.key.expose().to_owned(),
+    };
+    let token = core.tokens().exchange(&client, None, IP).await.unwrap();
+    assert_eq!(token.claims.scope, "admin notes:read");
+    assert!(core.tokens().verify(&token.token).await.is_ok());
+
+    core.accounts()
+        .revoke_scopes("ada@example.com", &["admin".into()])
+        .await
+        .unwrap();
+    assert!(core.tokens().verify(&token.token).await.is_err(), "revoked at once");
+    let later = core.tokens().exchange(&client, None, IP).await.unwrap();
+    assert_eq!(later.claims.scope, "notes:read");
+    assert!(core.tokens().verify(&later.token).await.is_ok());
+    assert!(matches!(
+        core.tokens().exchange(&client, Some("admin"), IP).await,
+        Err(CoreError::InvalidScope(_))
+    ));
+    let session = core.sessions().authenticate(&ada.handle.hash()).await.unwrap();
+    assert!(!session.held.contains("admin"));
+    // The session itself lives on: taking a scope away is not a logout.
+    assert!(is_live(&core, &ada).await);
 }
 
 async fn disabling_a_user_ends_sessions_refuses_keys_and_revokes_tokens(backend: Backend) {

@@ -96,7 +96,9 @@ fn settings() -> Settings {
             alg: SigningAlg::EdDsa,
             publish_delay: std::time::Duration::from_secs(330),
             sealer: Arc::new(Sealer::default()),
+            resources: Vec::new(),
         },
+        scopes: sesame_domain::Catalogue::Open,
     }
 }
 

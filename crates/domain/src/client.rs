@@ -181,6 +181,15 @@ impl Scopes {
         items.into_iter().map(Scope::parse).collect::<Result<_, _>>().map(Self)
     }
 
+    pub fn from_scopes(items: impl IntoIterator<Item = Scope>) -> Self {
+        Self(items.into_iter().collect())
+    }
+
+    /// The scopes that pass `keep`.
+    pub fn filter(&self, mut keep: impl FnMut(&Scope) -> bool) -> Self {
+        Self(self.0.iter().filter(|s| keep(s)).cloned().collect())
+    }
+
     /// Parses the space-separated form used in OAuth (`scope=a b c`).
     pub fn parse_space_separated(text: &str) -> Result<Self, ScopeError> {
         Self::from_list(text.split(' ').filter(|s| !s.is_empty()))

@@ -3,6 +3,7 @@
 //! session lifetimes, login throttling). Nothing here does I/O; everything here can be
 //! tested without a database or a socket.
 
+pub mod catalogue;
 pub mod client;
 pub mod duration;
 pub mod email;
@@ -14,6 +15,7 @@ pub mod session;
 pub mod throttle;
 pub mod user;
 
+pub use catalogue::{Catalogue, Held, ScopeInfo};
 pub use client::{ApiKey, ApiKeyHash, ApiKeyId, ClientId, Scope, ScopeError, Scopes};
 pub use duration::{DurationError, parse_duration};
 pub use email::{Email, EmailError};

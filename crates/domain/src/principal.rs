@@ -2,9 +2,10 @@
 
 use time::OffsetDateTime;
 
+use crate::catalogue::Held;
 use crate::client::{ClientId, Scopes};
 use crate::session::{CsrfToken, SessionId};
-use crate::user::User;
+use crate::user::{User, UserId};
 
 /// An authenticated caller.
 #[derive(Debug, Clone)]
@@ -22,12 +23,16 @@ pub struct UserSession {
     pub session_id: SessionId,
     pub expires_at: OffsetDateTime,
     pub csrf_token: CsrfToken,
+    /// The scopes the user holds (§9).
+    pub held: Held,
 }
 
 /// A client and the access token that authenticated the request.
 #[derive(Debug, Clone)]
 pub struct ClientToken {
     pub client_id: ClientId,
+    /// The user who owns the client (§9).
+    pub owner: Option<UserId>,
     pub scopes: Scopes,
     pub expires_at: OffsetDateTime,
     /// The token's `jti`.
@@ -35,11 +40,11 @@ pub struct ClientToken {
 }
 
 impl Principal {
-    /// Whether the caller may act with this scope. Scopes limit what third-party clients
-    /// may do; a user's own session is not limited by them.
+    /// Whether the caller may act with this scope: a token that carries it, or a session
+    /// whose user holds it (never a blanket pass, §9).
     pub fn has_scope(&self, scope: &str) -> bool {
         match self {
-            Self::User(_) => true,
+            Self::User(session) => session.held.contains(scope),
             Self::Client(token) => token.scopes.contains(scope),
         }
     }

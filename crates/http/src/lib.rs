@@ -85,7 +85,8 @@ pub fn router(state: AppState) -> Router {
 /// middleware (cookies, cross-site guard, body limit, CORS) and can use the
 /// [`Authenticated`] and [`RequireScope`] extractors.
 pub fn router_with(state: AppState, extra: Router<AppState>) -> Router {
-    let (routes, document) = api().split_for_parts();
+    let (routes, mut document) = api().split_for_parts();
+    openapi::configure(&mut document, &state.core.settings().scopes);
     let routes = routes.merge(extra);
     let document = std::sync::Arc::new(document);
     let config = state.config.clone();

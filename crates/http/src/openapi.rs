@@ -33,6 +33,29 @@ pub struct ApiDoc;
 
 struct SharedComponents;
 
+/// The client-credentials scheme, listing `scopes`.
+fn client_credentials(scopes: Scopes) -> SecurityScheme {
+    SecurityScheme::OAuth2(OAuth2::with_description(
+        [Flow::ClientCredentials(ClientCredentials::new("/login", scopes))],
+        "The client-credentials grant: client_id and API key (as client_secret) at /login. \
+         A token carries the scopes its client was registered with, or those it asks for among them.",
+    ))
+}
+
+/// What the document says that depends on the configuration, added at start: the scope
+/// catalogue in the OAuth flows (left empty without one, as in the committed document).
+pub fn configure(document: &mut utoipa::openapi::OpenApi, catalogue: &sesame_domain::Catalogue) {
+    let sesame_domain::Catalogue::Declared(entries) = catalogue else {
+        return;
+    };
+    let scopes = Scopes::from_iter(entries.iter().map(|(scope, info)| {
+        let description = info.description.clone().unwrap_or_else(|| scope.as_str().to_owned());
+        (scope.as_str().to_owned(), description)
+    }));
+    let components = document.components.get_or_insert_with(Default::default);
+    components.add_security_scheme("oauth2_client_credentials", client_credentials(scopes));
+}
+
 impl Modify for SharedComponents {
     fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
         let components = openapi.components.get_or_insert_with(Default::default);
@@ -63,14 +86,7 @@ impl Modify for SharedComponents {
                     .build(),
             ),
         );
-        components.add_security_scheme(
-            "oauth2_client_credentials",
-            SecurityScheme::OAuth2(OAuth2::with_description(
-                [Flow::ClientCredentials(ClientCredentials::new("/login", Scopes::new()))],
-                "The client-credentials grant: client_id and API key (as client_secret) at /login. \
-                 Scopes are those registered for each client.",
-            )),
-        );
+        components.add_security_scheme("oauth2_client_credentials", client_credentials(Scopes::new()));
         components.add_security_scheme(
             "client_basic",
             SecurityScheme::Http(

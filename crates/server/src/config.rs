@@ -8,7 +8,9 @@ use std::net::SocketAddr;
 use std::path::Path;
 use std::time::Duration;
 
-use sesame_domain::{Budget, PasswordPolicy, SessionPolicy, ThrottlePolicy, parse_duration};
+use sesame_domain::{
+    Budget, Catalogue, PasswordPolicy, Scope, ScopeInfo, SessionPolicy, ThrottlePolicy, parse_duration,
+};
 use tower_cookies::cookie::SameSite;
 
 /// A setting that could not be used.
@@ -120,6 +122,11 @@ pub struct Config {
     /// `SESAME_SECRET_KEY` (or `_FILE`) and `SESAME_SECRET_KEY_OLD` (or `_FILE`): seal
     /// signing keys at rest. Its `Debug` shows no secret.
     pub sealer: std::sync::Arc<sesame_core::sealing::Sealer>,
+    /// `SESAME_SCOPES` and `SESAME_RESTRICTED_SCOPES`, or the file's `[scopes.<name>]`
+    /// tables: the scope catalogue (none: every scope is self-service).
+    pub scopes: Catalogue,
+    /// `SESAME_RESOURCES`: absolute URIs a token may be minted for besides the audience.
+    pub resources: Vec<String>,
 }
 
 impl std::fmt::Debug for Config {
@@ -147,6 +154,8 @@ impl std::fmt::Debug for Config {
             .field("max_connections", &self.max_connections)
             .field("key_publish_delay", &self.key_publish_delay)
             .field("sealer", &self.sealer)
+            .field("scopes", &self.scopes)
+            .field("resources", &self.resources)
             .finish()
     }
 }
@@ -182,11 +191,16 @@ const KEYS: &[&str] = &[
     "secret_key_file",
     "secret_key_old",
     "secret_key_old_file",
+    "scopes",
+    "restricted_scopes",
+    "resources",
 ];
 
 /// Raw settings, merged from the file and the environment, before checking.
 struct Sources {
     values: HashMap<&'static str, String>,
+    /// The file's `[scopes.<name>]` tables, in the file's order.
+    scope_tables: Vec<(String, ScopeInfo)>,
 }
 
 impl Sources {
@@ -212,6 +226,7 @@ impl Config {
     /// environment wins over the file; `DATABASE_URL` is a fallback for the database.
     pub fn from_sources(toml_text: Option<&str>, env: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
         let mut values = HashMap::new();
+        let mut scope_tables = Vec::new();
         if let Some(text) = toml_text {
             let table: toml::Table = text.parse().map_err(|e: toml::de::Error| ConfigError {
                 setting: "--config".into(),
@@ -223,6 +238,10 @@ impl Config {
                     message: format!("unknown setting `{key}`"),
                 })?;
                 let text = match value {
+                    toml::Value::Table(tables) if *known == "scopes" => {
+                        scope_tables = scope_tables_of(tables)?;
+                        continue;
+                    }
                     toml::Value::String(s) => s,
                     toml::Value::Integer(i) => i.to_string(),
                     toml::Value::Boolean(b) => b.to_string(),
@@ -250,7 +269,7 @@ impl Config {
         {
             values.insert("database_url", url);
         }
-        Self::check(&Sources { values })
+        Self::check(&Sources { values, scope_tables })
     }
 
     fn check(sources: &Sources) -> Result<Self, ConfigError> {
@@ -378,7 +397,22 @@ impl Config {
         let old_secret = secret(sources, "secret_key_old")?;
         let sealer = sesame_core::sealing::Sealer::new(current_secret.as_deref(), old_secret.as_deref())
             .map_err(|e| invalid("secret_key", e.to_string()))?;
+        let scopes = catalogue(sources)?;
+        let resources = match sources.get("resources") {
+            None => Vec::new(),
+            Some(list) => list
+                .split(',')
+                .map(str::trim)
+                .filter(|r| !r.is_empty())
+                .map(|r| {
+                    check_resource(r)
+                        .ok_or_else(|| invalid("resources", format!("{r:?} is not an absolute URI without a fragment")))
+                })
+                .collect::<Result<_, _>>()?,
+        };
         let config = Self {
+            scopes,
+            resources,
             database_url,
             listen,
             issuer,
@@ -420,6 +454,98 @@ impl Config {
     pub fn cookie_is_secure(&self, issuer: &str) -> bool {
         self.cookie_secure.unwrap_or_else(|| issuer.starts_with("https://"))
     }
+}
+
+/// The file's `[scopes.<name>]` tables: `description` (a string) and `restricted` (a
+/// boolean), both optional.
+fn scope_tables_of(tables: toml::Table) -> Result<Vec<(String, ScopeInfo)>, ConfigError> {
+    let mut out = Vec::new();
+    for (name, value) in tables {
+        let setting = || format!("[scopes.{name:?}]");
+        let fail = |message: String| ConfigError {
+            setting: setting(),
+            message,
+        };
+        let toml::Value::Table(table) = value else {
+            return Err(fail("expected a table with `description` and `restricted`".into()));
+        };
+        let mut info = ScopeInfo::default();
+        for (key, value) in table {
+            match (key.as_str(), value) {
+                ("description", toml::Value::String(text)) => info.description = Some(text),
+                ("restricted", toml::Value::Boolean(flag)) => info.restricted = flag,
+                ("description", _) => return Err(fail("`description` must be a string".into())),
+                ("restricted", _) => return Err(fail("`restricted` must be true or false".into())),
+                (other, _) => {
+                    return Err(fail(format!(
+                        "unknown key `{other}` (expected description, restricted)"
+                    )));
+                }
+            }
+        }
+        out.push((name, info));
+    }
+    Ok(out)
+}
+
+/// The catalogue: `SESAME_SCOPES` and `SESAME_RESTRICTED_SCOPES` when either is set (a
+/// file table of the same name still gives its description), else the file's tables,
+/// else none.
+fn catalogue(sources: &Sources) -> Result<Catalogue, ConfigError> {
+    let described = |name: &str| {
+        sources
+            .scope_tables
+            .iter()
+            .find(|(n, _)| n == name)
+            .and_then(|(_, info)| info.description.clone())
+    };
+    let parse = |key: &str, name: &str| {
+        Scope::parse(name).map_err(|_| invalid(key, format!("{name:?} is not a scope: 1 to 64 of a-z 0-9 _ . : -")))
+    };
+    let listed = |key: &'static str| -> Vec<&str> {
+        sources
+            .get(key)
+            .map(|list| list.split(',').map(str::trim).filter(|s| !s.is_empty()).collect())
+            .unwrap_or_default()
+    };
+    let (open, restricted) = (listed("scopes"), listed("restricted_scopes"));
+    let mut entries = Vec::new();
+    if sources.get("scopes").is_some() || sources.get("restricted_scopes").is_some() {
+        for (key, names, is_restricted) in [("scopes", open, false), ("restricted_scopes", restricted, true)] {
+            for name in names {
+                let info = ScopeInfo {
+                    description: described(name),
+                    restricted: is_restricted,
+                };
+                entries.push((parse(key, name)?, info));
+            }
+        }
+    } else {
+        for (name, info) in &sources.scope_tables {
+            let scope = Scope::parse(name).map_err(|_| ConfigError {
+                setting: format!("[scopes.{name:?}]"),
+                message: "not a scope: 1 to 64 of a-z 0-9 _ . : -".into(),
+            })?;
+            entries.push((scope, info.clone()));
+        }
+    }
+    if entries.is_empty() {
+        return Ok(Catalogue::Open);
+    }
+    // A scope listed as both self-service and restricted is restricted.
+    let mut merged: std::collections::BTreeMap<Scope, ScopeInfo> = std::collections::BTreeMap::new();
+    for (scope, info) in entries {
+        let entry = merged.entry(scope).or_default();
+        entry.restricted |= info.restricted;
+        entry.description = entry.description.take().or(info.description);
+    }
+    Ok(Catalogue::declared(merged))
+}
+
+/// An absolute URI (a scheme, then something) without a fragment (RFC 8707 §2).
+fn check_resource(text: &str) -> Option<String> {
+    let url = url::Url::parse(text).ok()?;
+    (url.fragment().is_none() && !url.cannot_be_a_base()).then(|| text.to_owned())
 }
 
 /// A secret given as `<key>` or in the file `<key>_file` (one trailing newline ignored),
@@ -553,6 +679,46 @@ mod tests {
     }
 
     #[test]
+    fn the_scope_catalogue_comes_from_the_file_or_the_environment() {
+        use sesame_domain::Catalogue;
+        assert_eq!(
+            Config::from_sources(None, env(&[])).expect("valid").scopes,
+            Catalogue::Open
+        );
+        let file = r#"
+            [scopes."notes:read"]
+            description = "Read your notes"
+            [scopes.admin]
+            description = "Administer the service"
+            restricted = true
+        "#;
+        let from_file = Config::from_sources(Some(file), env(&[])).expect("valid").scopes;
+        assert_eq!(from_file.names(), ["admin", "notes:read"]);
+        assert!(from_file.is_restricted("admin") && !from_file.is_restricted("notes:read"));
+        assert_eq!(
+            from_file.get("notes:read").and_then(|i| i.description.as_deref()),
+            Some("Read your notes")
+        );
+        // The environment replaces the file's catalogue, keeping its descriptions.
+        let replaced = Config::from_sources(Some(file), env(&[("SESAME_SCOPES", "notes:read,notes:write")]))
+            .expect("valid")
+            .scopes;
+        assert_eq!(replaced.names(), ["notes:read", "notes:write"]);
+        assert_eq!(
+            replaced.get("notes:read").and_then(|i| i.description.as_deref()),
+            Some("Read your notes")
+        );
+        for bad in [
+            "[scopes.\"Bad Scope\"]\ndescription = \"x\"",
+            "[scopes.admin]\nrestricted = \"yes\"",
+            "[scopes.admin]\ncolour = \"blue\"",
+        ] {
+            let error = Config::from_sources(Some(bad), env(&[])).expect_err(bad);
+            assert!(error.setting.starts_with("[scopes."), "{bad}: {error}");
+        }
+    }
+
+    #[test]
     fn invalid_settings_name_themselves() {
         for (name, value) in [
             ("SESAME_LISTEN", "localhost"),
@@ -569,6 +735,10 @@ mod tests {
             ("SESAME_ISSUER", "auth.example.com"),
             ("SESAME_DATABASE_URL", "mysql://x"),
             ("SESAME_TRUST_PROXY", "yes"),
+            ("SESAME_SCOPES", "notes:read,Notes"),
+            ("SESAME_RESTRICTED_SCOPES", "admin rights"),
+            ("SESAME_RESOURCES", "/relative"),
+            ("SESAME_RESOURCES", "https://api.example.com/#frag"),
         ] {
             let error = Config::from_sources(None, env(&[(name, value)])).expect_err(value);
             assert_eq!(error.setting, name, "{value}");

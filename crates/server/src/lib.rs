@@ -54,6 +54,7 @@ pub fn core_settings(config: &Config, issuer: &str) -> Settings {
         passwords: config.passwords,
         registration_open: config.registration_open,
         tokens: token_settings(config, issuer),
+        scopes: config.scopes.clone(),
     }
 }
 
@@ -80,6 +81,7 @@ pub fn token_settings(config: &Config, issuer: &str) -> TokenSettings {
         alg: config.signing_alg,
         publish_delay: config.key_publish_delay,
         sealer: config.sealer.clone(),
+        resources: config.resources.clone(),
     }
 }
 
@@ -157,6 +159,11 @@ pub async fn start_with_clock(
     if !config.sealer.is_enabled() && issuer.starts_with("https://") {
         tracing::warn!(
             "signing keys are stored unencrypted: set SESAME_SECRET_KEY (at least 32 bytes) and run `sesame keys rewrap`"
+        );
+    }
+    if !config.scopes.is_declared() {
+        tracing::warn!(
+            "no scope catalogue: any well-formed scope may be put on a client (set SESAME_SCOPES and SESAME_RESTRICTED_SCOPES, or [scopes.<name>] in the config file)"
         );
     }
     let state = AppState::new(http_config(config, &issuer), core.clone());

@@ -130,6 +130,20 @@ enum UserCommand {
     Disable { email: String },
     /// Lift a disable (nothing it ended comes back; keys not revoked work again).
     Enable { email: String },
+    /// Give a user restricted scopes of the catalogue: they may then put them on their
+    /// clients.
+    Grant {
+        email: String,
+        #[arg(required = true, value_name = "SCOPE")]
+        scopes: Vec<String>,
+    },
+    /// Take restricted scopes away from a user: their clients' tokens issued before now
+    /// stop working at once, and no later token carries them.
+    Revoke {
+        email: String,
+        #[arg(required = true, value_name = "SCOPE")]
+        scopes: Vec<String>,
+    },
 }
 
 fn main() -> ExitCode {
@@ -163,6 +177,10 @@ fn main() -> ExitCode {
             }
             Command::User(UserCommand::Disable { email }) => disable_user(&config, &email).await,
             Command::User(UserCommand::Enable { email }) => enable_user(&config, &email).await,
+            Command::User(UserCommand::Grant { email, scopes }) => change_scopes(&config, &email, &scopes, true).await,
+            Command::User(UserCommand::Revoke { email, scopes }) => {
+                change_scopes(&config, &email, &scopes, false).await
+            }
             Command::Client(ClientCommand::Add { owner, name, scopes }) => {
                 add_client(&config, &owner, &name, &scopes).await
             }
@@ -390,6 +408,34 @@ async fn disable_user(config: &Config, email: &str) -> anyhow::Result<()> {
                 "disabled user {} ({id}); their sessions, client keys and tokens have ended",
                 email.trim().to_lowercase()
             );
+            Ok(())
+        }
+        Err(CoreError::NotFound) => bail!("no user with email {}", email.trim().to_lowercase()),
+        Err(other) => Err(explain(other)),
+    }
+}
+
+async fn change_scopes(config: &Config, email: &str, scopes: &[String], grant: bool) -> anyhow::Result<()> {
+    let core = open_core(config).await?;
+    let accounts = core.accounts();
+    let outcome = if grant {
+        accounts.grant_scopes(email, scopes).await
+    } else {
+        accounts.revoke_scopes(email, scopes).await
+    };
+    core.close().await;
+    match outcome {
+        Ok(granted) => {
+            let email = email.trim().to_lowercase();
+            let listed = if granted.is_empty() {
+                "none".to_owned()
+            } else {
+                granted.to_text()
+            };
+            say!("{email} is granted: {listed}");
+            if !grant {
+                say!("their clients' earlier tokens are revoked");
+            }
             Ok(())
         }
         Err(CoreError::NotFound) => bail!("no user with email {}", email.trim().to_lowercase()),

@@ -119,6 +119,11 @@ pub struct UserRecord {
     pub disabled_at: Option<OffsetDateTime>,
     /// Bumped by every change that ends what the credentials made before it.
     pub credential_version: i64,
+    /// The restricted scopes the operator granted (§9).
+    pub granted_scopes: Scopes,
+    /// The version of the user's clients' tokens: bumped by a disable or a scope taken
+    /// away, each logging an owner revocation of every token issued under an older one.
+    pub token_version: i64,
 }
 
 impl std::fmt::Debug for UserRecord {
@@ -128,6 +133,8 @@ impl std::fmt::Debug for UserRecord {
             .field("password_hash", &"[redacted]")
             .field("disabled_at", &self.disabled_at)
             .field("credential_version", &self.credential_version)
+            .field("granted_scopes", &self.granted_scopes)
+            .field("token_version", &self.token_version)
             .finish()
     }
 }
@@ -168,6 +175,9 @@ pub trait UserStore: Send + Sync {
     ) -> Result<Option<DisabledUser>>;
     /// Lifts a disable. `None` if no such user.
     async fn enable_user(&self, email: &Email) -> Result<Option<UserId>>;
+    /// Changes a user's granted scopes if they are still what the change read, and, when it
+    /// takes scopes away, revokes the user's clients' earlier tokens in the same step.
+    async fn change_granted_scopes(&self, change: &GrantChange<'_>) -> Result<GrantOutcome>;
 }
 
 /// A session to store.
@@ -296,10 +306,35 @@ pub struct ApiKeyRecord {
 }
 
 /// What an exchange needs to know of a client's owner.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct OwnerState {
     pub disabled: bool,
-    pub credential_version: i64,
+    /// The owner's token version: what the token records as `owner_version`.
+    pub token_version: i64,
+    /// The restricted scopes granted to the owner.
+    pub granted_scopes: Scopes,
+}
+
+/// A change of the restricted scopes granted to a user, made only if they are still
+/// `from`.
+#[derive(Debug, Clone)]
+pub struct GrantChange<'a> {
+    pub user: UserId,
+    pub from: &'a Scopes,
+    pub to: &'a Scopes,
+    /// When scopes are taken away: revoke the user's clients' earlier tokens, logged at
+    /// `.0` and kept until `.1`.
+    pub revoke: Option<(OffsetDateTime, OffsetDateTime)>,
+}
+
+/// What a [`GrantChange`] did.
+#[derive(Debug, Clone)]
+pub enum GrantOutcome {
+    /// The granted scopes were no longer `from` (another change won): read and retry.
+    Stale,
+    Changed {
+        revocation: Option<Revocation>,
+    },
 }
 
 /// A client with all its keys (live and revoked), oldest key first.
@@ -329,19 +364,6 @@ pub trait ClientStore: Send + Sync {
     async fn list_all_clients(&self) -> Result<Vec<ClientWithKeys>>;
     /// Records use of a key (coalesced by the caller).
     async fn touch_key(&self, id: ApiKeyId, at: OffsetDateTime) -> Result<()>;
-    /// Every scope some client holds, sorted.
-    async fn registered_scopes(&self) -> Result<Vec<String>>;
-}
-
-/// Splits stored space-separated scope lists into one sorted, de-duplicated list.
-pub(crate) fn merge_scopes(lists: Vec<String>) -> Vec<String> {
-    let set: std::collections::BTreeSet<String> = lists
-        .iter()
-        .flat_map(|l| l.split(' '))
-        .filter(|s| !s.is_empty())
-        .map(str::to_owned)
-        .collect();
-    set.into_iter().collect()
 }
 
 /// A token-signing key. `Debug` hides the private part.

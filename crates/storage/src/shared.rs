@@ -15,9 +15,9 @@ use time::OffsetDateTime;
 use uuid::Uuid;
 
 use crate::{
-    ApiKeyRecord, Charge, ClientRecord, ClientStore, ClientWithKeys, Database, DisabledUser, NewSession, OwnerState,
-    Reservation, Result, Revocation, RevocationKind, RevocationStore, SessionRecord, SessionStore, SigningKeyRecord,
-    SigningKeyStore, StorageError, ThrottleStore, UserRecord, UserStore, corrupt, sql,
+    ApiKeyRecord, Charge, ClientRecord, ClientStore, ClientWithKeys, Database, DisabledUser, GrantChange, GrantOutcome,
+    NewSession, OwnerState, Reservation, Result, Revocation, RevocationKind, RevocationStore, SessionRecord,
+    SessionStore, SigningKeyRecord, SigningKeyStore, StorageError, ThrottleStore, UserRecord, UserStore, corrupt, sql,
 };
 
 /// A statement parameter. Each backend binds ids and times in its own column types
@@ -271,7 +271,13 @@ fn user_from_row<DB: Dialect>(row: &DB::Row) -> Result<UserRecord> {
         password_hash: DB::text(row, "password_hash")?,
         disabled_at: DB::optional_time(row, "disabled_at", "users.disabled_at")?,
         credential_version: DB::integer(row, "credential_version")?,
+        granted_scopes: scopes_of::<DB>(row, "granted_scopes", "users.granted_scopes")?,
+        token_version: DB::integer(row, "token_version")?,
     })
+}
+
+fn scopes_of<DB: Dialect>(row: &DB::Row, column: &str, what: &'static str) -> Result<Scopes> {
+    Scopes::parse_space_separated(&DB::text(row, column)?).map_err(|_| StorageError::Corrupt(what))
 }
 
 fn session_from_row<DB: Dialect>(row: &DB::Row) -> Result<SessionRecord> {
@@ -289,12 +295,11 @@ fn session_from_row<DB: Dialect>(row: &DB::Row) -> Result<SessionRecord> {
 
 fn client_from_row<DB: Dialect>(row: &DB::Row) -> Result<ClientRecord> {
     let id = DB::text(row, "c_id")?;
-    let scopes = DB::text(row, "scopes")?;
     Ok(ClientRecord {
         id: ClientId::parse(&id).ok_or(StorageError::Corrupt("clients.id"))?,
         owner_id: UserId(DB::uuid(row, "owner_id", "clients.owner_id")?),
         name: DB::text(row, "name")?,
-        scopes: Scopes::parse_space_separated(&scopes).map_err(|_| StorageError::Corrupt("clients.scopes"))?,
+        scopes: scopes_of::<DB>(row, "scopes", "clients.scopes")?,
         created_at: DB::time(row, "c_created_at", "clients.created_at")?,
     })
 }
@@ -406,7 +411,7 @@ impl<DB: Dialect> UserStore for SqlStore<DB> {
             return Ok(None);
         };
         let id = UserId(DB::uuid(&row, "id", "users.id")?);
-        let version = DB::integer(&row, "credential_version")?;
+        let version = DB::integer(&row, "token_version")?;
         Self::delete_sessions_of(&mut tx, id, None).await?;
         let revocation = Revocation {
             kind: RevocationKind::Owner,
@@ -417,6 +422,36 @@ impl<DB: Dialect> UserStore for SqlStore<DB> {
         Self::insert_revocation(&mut tx, &revocation).await?;
         tx.commit().await.map_err(DB::error)?;
         Ok(Some(DisabledUser { id, revocation }))
+    }
+
+    async fn change_granted_scopes(&self, change: &GrantChange<'_>) -> Result<GrantOutcome> {
+        let mut tx = self.begin().await?;
+        let (from, to) = (change.from.to_text(), change.to.to_text());
+        let args = [
+            Arg::Id(change.user.0),
+            Arg::Text(&from),
+            Arg::Text(&to),
+            Arg::Int(i64::from(change.revoke.is_some())),
+        ];
+        let Some(row) = DB::fetch_optional(&mut tx, sql::SET_GRANTED_SCOPES, &args).await? else {
+            return Ok(GrantOutcome::Stale);
+        };
+        let revocation = match change.revoke {
+            None => None,
+            Some((at, keep_until)) => {
+                let version = DB::integer(&row, "token_version")?;
+                let revocation = Revocation {
+                    kind: RevocationKind::Owner,
+                    subject: format!("{}:{version}", change.user.0),
+                    created_at: at,
+                    expires_at: keep_until,
+                };
+                Self::insert_revocation(&mut tx, &revocation).await?;
+                Some(revocation)
+            }
+        };
+        tx.commit().await.map_err(DB::error)?;
+        Ok(GrantOutcome::Changed { revocation })
     }
 
     async fn enable_user(&self, email: &Email) -> Result<Option<UserId>> {
@@ -613,7 +648,8 @@ impl<DB: Dialect> ClientStore for SqlStore<DB> {
         row.map(|row| {
             let owner = OwnerState {
                 disabled: DB::optional_time(&row, "owner_disabled_at", "users.disabled_at")?.is_some(),
-                credential_version: DB::integer(&row, "owner_version")?,
+                token_version: DB::integer(&row, "owner_version")?,
+                granted_scopes: scopes_of::<DB>(&row, "owner_granted", "users.granted_scopes")?,
             };
             Ok((key_from_row::<DB>(&row)?, client_from_row::<DB>(&row)?, owner))
         })
@@ -630,15 +666,6 @@ impl<DB: Dialect> ClientStore for SqlStore<DB> {
     async fn touch_key(&self, id: ApiKeyId, at: OffsetDateTime) -> Result<()> {
         self.execute(sql::TOUCH_KEY, &[Arg::Id(id.0), Arg::Time(at)]).await?;
         Ok(())
-    }
-
-    async fn registered_scopes(&self) -> Result<Vec<String>> {
-        let rows = self.fetch_all(sql::CLIENT_SCOPES, &[]).await?;
-        let lists = rows
-            .iter()
-            .map(|row| DB::text(row, "scopes"))
-            .collect::<Result<Vec<_>>>()?;
-        Ok(crate::merge_scopes(lists))
     }
 }
 

@@ -9,7 +9,8 @@
 
 macro_rules! user_columns {
     () => {
-        "u.id, u.email, u.password_hash, u.created_at, u.disabled_at, u.credential_version"
+        "u.id, u.email, u.password_hash, u.created_at, u.disabled_at, u.credential_version, u.granted_scopes, \
+         u.token_version"
     };
 }
 macro_rules! session_columns {
@@ -44,7 +45,12 @@ pub(crate) const SET_SESSION_VERSION: &str = "UPDATE sessions SET credential_ver
 /// Keeps the first time a user was disabled; every disable bumps the credential version,
 /// so the tokens issued before it are told apart from those issued after an enable.
 pub(crate) const DISABLE_USER: &str = "UPDATE users SET disabled_at = COALESCE(disabled_at, $2), \
-     credential_version = credential_version + 1 WHERE email = $1 RETURNING id, credential_version";
+     credential_version = credential_version + 1, token_version = token_version + 1 WHERE email = $1 \
+     RETURNING id, token_version";
+/// Changes the granted scopes only if they are still what the caller read (no lost update
+/// between two operators); `$4` is 1 to bump the token version (a scope taken away).
+pub(crate) const SET_GRANTED_SCOPES: &str = "UPDATE users SET granted_scopes = $3, token_version = token_version + $4 \
+     WHERE id = $1 AND granted_scopes = $2 RETURNING token_version";
 pub(crate) const ENABLE_USER: &str = "UPDATE users SET disabled_at = NULL WHERE email = $1 RETURNING id";
 
 // Sessions.
@@ -120,7 +126,7 @@ pub(crate) const KEY_BY_ID: &str = concat!(
     key_columns!(),
     ", ",
     client_columns!(),
-    ", u.disabled_at AS owner_disabled_at, u.credential_version AS owner_version",
+    ", u.disabled_at AS owner_disabled_at, u.token_version AS owner_version, u.granted_scopes AS owner_granted",
     " FROM api_keys k JOIN clients c ON c.id = k.client_id JOIN users u ON u.id = c.owner_id WHERE k.id = $1"
 );
 pub(crate) const LIST_ALL_CLIENTS: &str = concat!(
@@ -136,7 +142,6 @@ pub(crate) const ALL_KEYS: &str = concat!(
 /// Only ever moves `last_used_at` forward, whatever order concurrent touches land in.
 pub(crate) const TOUCH_KEY: &str =
     "UPDATE api_keys SET last_used_at = $2 WHERE id = $1 AND (last_used_at IS NULL OR last_used_at < $2)";
-pub(crate) const CLIENT_SCOPES: &str = "SELECT DISTINCT scopes FROM clients";
 
 // Signing keys.
 

@@ -14,7 +14,8 @@ use sesame_domain::{
     User, UserId,
 };
 use sesame_storage::{
-    ApiKeyRecord, Backend, ClientRecord, NewSession, Revocation, RevocationKind, SigningKeyRecord, StorageError, Store,
+    ApiKeyRecord, Backend, ClientRecord, GrantChange, GrantOutcome, NewSession, Revocation, RevocationKind,
+    SigningKeyRecord, StorageError, Store,
 };
 use time::macros::datetime;
 use time::{Duration, OffsetDateTime};
@@ -69,6 +70,7 @@ on_both_backends!(
     changing_the_password_ends_every_other_session_of_that_user,
     disabling_a_user_ends_their_sessions_and_keeps_the_first_time,
     disabling_an_unknown_email_finds_no_one,
+    granted_scopes_change_only_from_what_was_read_and_taking_one_away_revokes,
     a_session_is_found_by_its_handle_hash_with_its_user,
     a_reused_session_handle_hash_is_refused_but_is_no_email_conflict,
     touching_a_session_only_moves_last_seen_forward,
@@ -91,7 +93,6 @@ on_both_backends!(
     revoking_a_key_of_another_client_or_an_unknown_key_returns_false,
     touching_a_key_only_moves_last_used_forward,
     a_key_with_a_taken_id_is_refused,
-    registered_scopes_are_merged_sorted_and_distinct,
     signing_keys_come_back_whole_in_the_order_they_were_added,
     a_signing_key_with_a_taken_kid_is_refused,
     revocations_since_are_bounded_by_creation_and_expiry,
@@ -413,6 +414,58 @@ async fn disabling_a_user_ends_their_sessions_and_keeps_the_first_time(store: &S
     );
 }
 
+async fn granted_scopes_change_only_from_what_was_read_and_taking_one_away_revokes(store: &Store) {
+    let user = add_user(store, "ada@example.com").await;
+    let (_, key) = add_client(store, &user, "admin", at(10)).await;
+    let none = Scopes::default();
+    let admin = Scopes::from_list(["admin"]).unwrap();
+    let both = Scopes::from_list(["admin", "billing"]).unwrap();
+    let change = |from, to, revoke| GrantChange {
+        user: user.id,
+        from,
+        to,
+        revoke,
+    };
+
+    let granted = store
+        .users
+        .change_granted_scopes(&change(&none, &both, None))
+        .await
+        .unwrap();
+    assert!(matches!(granted, GrantOutcome::Changed { revocation: None }));
+    let record = store.users.find_user_by_id(user.id).await.unwrap().unwrap();
+    assert_eq!((record.granted_scopes.clone(), record.token_version), (both.clone(), 0));
+    let (_, _, owner) = store.clients.find_key(key.id).await.unwrap().unwrap();
+    assert_eq!(owner.granted_scopes, both);
+
+    // A change made from a stale read is refused, and changes nothing.
+    let stale = store
+        .users
+        .change_granted_scopes(&change(&none, &admin, None))
+        .await
+        .unwrap();
+    assert!(matches!(stale, GrantOutcome::Stale));
+
+    // Taking one away bumps the token version and logs the owner revocation with it.
+    let taken = store
+        .users
+        .change_granted_scopes(&change(&both, &admin, Some((at(20), at(4000)))))
+        .await
+        .unwrap();
+    let GrantOutcome::Changed {
+        revocation: Some(revocation),
+    } = taken
+    else {
+        panic!("a revocation: {taken:?}");
+    };
+    assert_eq!(revocation.kind, RevocationKind::Owner);
+    assert_eq!(revocation.subject, format!("{}:1", user.id.0));
+    let record = store.users.find_user_by_id(user.id).await.unwrap().unwrap();
+    assert_eq!((record.granted_scopes, record.token_version), (admin, 1));
+    let logged = store.revocations.revocations_since(at(0), at(100)).await.unwrap();
+    assert!(logged.iter().any(|r| r.subject == revocation.subject), "{logged:?}");
+}
+
 async fn disabling_an_unknown_email_finds_no_one(store: &Store) {
     let user = add_user(store, "ada@example.com").await;
     assert_eq!(
@@ -626,32 +679,24 @@ async fn expired_sessions_are_deleted_on_either_deadline(store: &Store) {
 
 // Login failures.
 
+async fn fail(store: &Store, keys: &[ThrottleKey], at: OffsetDateTime) {
+    store.throttle.record_failure(keys, at).await.unwrap();
+}
+
+async fn failures(store: &Store, keys: &[ThrottleKey], since: OffsetDateTime) -> Vec<(String, OffsetDateTime)> {
+    store.throttle.recent_failures(keys, since).await.unwrap()
+}
+
 async fn recent_failures_are_those_of_the_asked_keys_inside_the_window(store: &Store) {
     let account = ThrottleKey::account("ada@example.com");
     let ip = ThrottleKey::ip("192.0.2.7");
     let pair = ThrottleKey::account_ip("ada@example.com", "192.0.2.7");
     let elsewhere = ThrottleKey::ip("198.51.100.1");
-    store
-        .throttle
-        .record_failure(&[account.clone(), ip.clone()], at(10))
-        .await
-        .unwrap();
-    store
-        .throttle
-        .record_failure(std::slice::from_ref(&account), at(20))
-        .await
-        .unwrap();
-    store
-        .throttle
-        .record_failure(std::slice::from_ref(&elsewhere), at(20))
-        .await
-        .unwrap();
+    fail(store, &[account.clone(), ip.clone()], at(10)).await;
+    fail(store, std::slice::from_ref(&account), at(20)).await;
+    fail(store, std::slice::from_ref(&elsewhere), at(20)).await;
 
-    let mut all = store
-        .throttle
-        .recent_failures(&[account.clone(), ip.clone(), pair.clone()], at(0))
-        .await
-        .unwrap();
+    let mut all = failures(store, &[account.clone(), ip.clone(), pair.clone()], at(0)).await;
     all.sort();
     let expected = [
         (account.as_str().to_owned(), at(10)),
@@ -661,36 +706,20 @@ async fn recent_failures_are_those_of_the_asked_keys_inside_the_window(store: &S
     assert_eq!(all, expected);
 
     // The window is open at its start: a failure exactly at `since` no longer counts.
-    let recent = store
-        .throttle
-        .recent_failures(&[account.clone(), ip], at(10))
-        .await
-        .unwrap();
+    let recent = failures(store, &[account.clone(), ip], at(10)).await;
     assert_eq!(recent, [(account.as_str().to_owned(), at(20))]);
-    assert!(store.throttle.recent_failures(&[pair], at(0)).await.unwrap().is_empty());
-    assert!(store.throttle.recent_failures(&[], at(0)).await.unwrap().is_empty());
+    assert!(failures(store, &[pair], at(0)).await.is_empty());
+    assert!(failures(store, &[], at(0)).await.is_empty());
 }
 
 async fn clearing_failures_forgets_one_key_only(store: &Store) {
     let pair = ThrottleKey::account_ip("ada@example.com", "192.0.2.7");
     let account = ThrottleKey::account("ada@example.com");
-    store
-        .throttle
-        .record_failure(&[pair.clone(), account.clone()], at(10))
-        .await
-        .unwrap();
-    store
-        .throttle
-        .record_failure(std::slice::from_ref(&pair), at(11))
-        .await
-        .unwrap();
+    fail(store, &[pair.clone(), account.clone()], at(10)).await;
+    fail(store, std::slice::from_ref(&pair), at(11)).await;
 
     store.throttle.clear_failures(&pair).await.unwrap();
-    let left = store
-        .throttle
-        .recent_failures(&[pair.clone(), account.clone()], at(0))
-        .await
-        .unwrap();
+    let left = failures(store, &[pair.clone(), account.clone()], at(0)).await;
     assert_eq!(left, [(account.as_str().to_owned(), at(10))]);
     store.throttle.clear_failures(&pair).await.unwrap();
 }
@@ -723,7 +752,7 @@ async fn concurrent_reservations_never_charge_past_a_limit(store: &Store) {
     }
     let charged = set.join_all().await.into_iter().filter(|c| *c).count();
     assert_eq!(charged, 5);
-    let recorded = store.throttle.recent_failures(&[pair, ip], at(0)).await.unwrap();
+    let recorded = failures(store, &[pair, ip], at(0)).await;
     assert_eq!(recorded.len(), 10, "five charges under each of two keys");
 }
 
@@ -746,25 +775,17 @@ async fn a_released_reservation_frees_its_place_and_a_settled_one_stays(store: &
     // A settled failure is cleared by a success's reset; one in flight is not.
     store.throttle.settle(first).await.unwrap();
     store.throttle.clear_failures(&pair).await.unwrap();
-    let left = store.throttle.recent_failures(&[pair], at(0)).await.unwrap();
+    let left = failures(store, &[pair], at(0)).await;
     assert_eq!(left.len(), 1, "only the in-flight reservation stays: {left:?}");
 }
 
 async fn pruning_failures_deletes_up_to_the_cutoff(store: &Store) {
     let key = ThrottleKey::ip("192.0.2.7");
     for second in [10, 20, 30] {
-        store
-            .throttle
-            .record_failure(std::slice::from_ref(&key), at(second))
-            .await
-            .unwrap();
+        fail(store, std::slice::from_ref(&key), at(second)).await;
     }
     assert_eq!(store.throttle.prune_failures(at(20)).await.unwrap(), 2);
-    let left = store
-        .throttle
-        .recent_failures(std::slice::from_ref(&key), at(0))
-        .await
-        .unwrap();
+    let left = failures(store, std::slice::from_ref(&key), at(0)).await;
     assert_eq!(left, [(key.as_str().to_owned(), at(30))]);
     assert_eq!(store.throttle.prune_failures(at(20)).await.unwrap(), 0);
 }
@@ -798,7 +819,8 @@ async fn a_created_client_is_found_with_its_first_key(store: &Store) {
         owner,
         sesame_storage::OwnerState {
             disabled: false,
-            credential_version: 0
+            token_version: 0,
+            granted_scopes: Scopes::default(),
         }
     );
     assert_eq!(found_key.id, key.id);
@@ -962,19 +984,6 @@ async fn a_key_with_a_taken_id_is_refused(store: &Store) {
     };
     assert!(store.clients.create_client(&orphan, &orphan_key).await.is_err());
     assert!(store.clients.find_client(&orphan.id).await.unwrap().is_none());
-}
-
-async fn registered_scopes_are_merged_sorted_and_distinct(store: &Store) {
-    assert!(store.clients.registered_scopes().await.unwrap().is_empty());
-    let ada = add_user(store, "ada@example.com").await;
-    let bob = add_user(store, "bob@example.com").await;
-    add_client(store, &ada, "write:reports read:reports", at(10)).await;
-    add_client(store, &ada, "read:reports", at(11)).await;
-    add_client(store, &bob, "admin read:reports", at(12)).await;
-    assert_eq!(
-        store.clients.registered_scopes().await.unwrap(),
-        ["admin", "read:reports", "write:reports"]
-    );
 }
 
 // Signing keys.

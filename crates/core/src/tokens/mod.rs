@@ -134,7 +134,7 @@ impl Tokens<'_> {
                 if record.key_hash.matches(&key.hash())
                     && record.revoked_at.is_none()
                     && !owner.disabled
-                    && !self.is_revoked(&record, &client, owner)
+                    && !self.is_revoked(&record, &client, &owner)
                     && named.is_none_or(|id| id == client.id.as_str()) =>
             {
                 Some(AuthenticatedClient {
@@ -172,10 +172,10 @@ impl Tokens<'_> {
 
     /// Whether this instance knows the key, its client or its owner's credentials to be
     /// revoked (at once for its own revocations, within a poll for the others').
-    fn is_revoked(&self, key: &ApiKeyRecord, client: &ClientRecord, owner: OwnerState) -> bool {
+    fn is_revoked(&self, key: &ApiKeyRecord, client: &ClientRecord, owner: &OwnerState) -> bool {
         let revocations = self.0.tokens.revocations();
         revocations.is_key_revoked(&key.id.to_string(), client.id.as_str())
-            || revocations.is_owner_version_revoked(&client.owner_id.to_string(), owner.credential_version)
+            || revocations.is_owner_version_revoked(&client.owner_id.to_string(), owner.token_version)
     }
 
     /// A key's record, its client and its owner: from the key cache if fresh, else from
@@ -184,14 +184,24 @@ impl Tokens<'_> {
         let cx = self.0;
         let now = cx.clock.now();
         if let Some(found) = cx.keys.0.get(&id, now) {
-            return Ok(Some(found));
+            let (_, client, owner) = &found;
+            // An entry read before its owner's tokens were revoked (a scope taken away)
+            // is read again: the owner's new version may be good.
+            if !cx
+                .tokens
+                .revocations()
+                .is_owner_version_revoked(&client.owner_id.to_string(), owner.token_version)
+            {
+                return Ok(Some(found));
+            }
+            cx.keys.remove(id);
         }
         let found = cx.store.clients.find_key(id).await?;
         if let Some((key, client, owner)) = &found
             && key.revoked_at.is_none()
             && !owner.disabled
         {
-            cx.keys.0.insert(id, (key.clone(), client.clone(), *owner), now);
+            cx.keys.0.insert(id, (key.clone(), client.clone(), owner.clone()), now);
         }
         Ok(found)
     }
@@ -200,9 +210,11 @@ impl Tokens<'_> {
     /// the requested scopes (all of the client's when `scope` is absent).
     pub async fn exchange(&self, presented: &PresentedClient, scope: Option<&str>, ip: &str) -> Result<IssuedToken> {
         let authenticated = self.authenticate_client(presented, ip).await?;
-        let scopes = authenticated
-            .client
-            .scopes
+        // A token carries only scopes the owner still holds (§9): a scope taken away from
+        // the owner is left out, and asking for it is `invalid_scope`.
+        let held = self.0.settings.scopes.held(&authenticated.owner.granted_scopes);
+        let scopes = held
+            .keep(&authenticated.client.scopes)
             .narrow(scope)
             .map_err(|e| CoreError::InvalidScope(e.to_string()))?;
         let issued = self.issue(
@@ -210,7 +222,7 @@ impl Tokens<'_> {
                 client: &authenticated.client.id,
                 key: authenticated.key.id,
                 owner: authenticated.client.owner_id,
-                owner_version: authenticated.owner.credential_version,
+                owner_version: authenticated.owner.token_version,
             },
             &scopes,
         )?;
@@ -274,6 +286,11 @@ impl Tokens<'_> {
         let scopes = Scopes::parse_space_separated(&claims.scope).map_err(|_| malformed())?;
         Ok(ClientToken {
             client_id,
+            owner: claims
+                .owner
+                .as_deref()
+                .and_then(|o| uuid::Uuid::parse_str(o).ok())
+                .map(UserId),
             scopes,
             expires_at: claims.expires_at(),
             token_id: claims.jti,
@@ -318,9 +335,11 @@ impl Tokens<'_> {
         self.0.tokens.settings()
     }
 
-    /// The scopes any client holds, for the server metadata.
-    pub async fn scopes_supported(&self) -> Result<Vec<String>> {
-        Ok(self.0.store.clients.registered_scopes().await?)
+    /// The catalogue's scopes, for the server metadata; `None` without a catalogue
+    /// (never read from clients' rows: what clients hold is not public).
+    pub fn scopes_supported(&self) -> Option<Vec<String>> {
+        let catalogue = &self.0.settings.scopes;
+        catalogue.is_declared().then(|| catalogue.names())
     }
 
     /// Seals every signing key under the current secret (`sesame keys rewrap`): how many

@@ -55,6 +55,8 @@ pub struct TokenSettings {
     pub publish_delay: Duration,
     /// Seals signing keys at rest (and opens them), under the operator's secret.
     pub sealer: Arc<Sealer>,
+    /// Audiences a token may be requested for besides `audience` (RFC 8707).
+    pub resources: Vec<String>,
 }
 
 /// The claims of a sesame access token (RFC 9068 §2.2).

@@ -27,6 +27,7 @@ fn ring() -> &'static (KeyRing, TokenSettings) {
             ttl: Duration::from_secs(900),
             alg: SigningAlg::EdDsa,
             publish_delay: Duration::from_secs(330),
+            resources: Vec::new(),
             sealer: std::sync::Arc::new(sesame_core::sealing::Sealer::default()),
         };
         (ring, settings)

@@ -2,7 +2,7 @@
 
 use axum::Json;
 use serde::Serialize;
-use sesame_domain::Principal;
+use sesame_domain::{Held, Principal};
 use time::OffsetDateTime;
 use utoipa::ToSchema;
 
@@ -21,10 +21,19 @@ pub enum Me {
         session: SessionSummary,
         /// The session's CSRF token, for pages that did not keep the login response.
         csrf_token: String,
+        /// The catalogue scopes the user holds; absent without a catalogue, where every
+        /// scope is held.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        #[schema(nullable = false)]
+        scopes: Option<Vec<String>>,
     },
     /// A third-party client presenting a bearer token.
     Client {
         client_id: String,
+        /// The id of the user who owns the client.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        #[schema(nullable = false)]
+        owner: Option<uuid::Uuid>,
         scopes: Vec<String>,
         /// When the token expires.
         #[serde(with = "time::serde::rfc3339")]
@@ -55,9 +64,14 @@ pub async fn get_me(Authenticated(caller): Authenticated) -> Result<Json<Me>, Ap
                 expires_at: session.expires_at,
             },
             csrf_token: session.csrf_token.expose().to_owned(),
+            scopes: match session.held {
+                Held::Every => None,
+                Held::Only(scopes) => Some(scopes.to_vec()),
+            },
         },
         Principal::Client(token) => Me::Client {
             client_id: token.client_id.as_str().to_owned(),
+            owner: token.owner.map(|o| o.0),
             scopes: token.scopes.to_vec(),
             expires_at: token.expires_at,
         },

@@ -13,7 +13,7 @@ use utoipa::ToSchema;
 use crate::client_ip::ClientIp;
 use crate::json;
 use crate::oauth::{self, OAuthError};
-use crate::responses::{ClientAuthenticated, Unavailable};
+use crate::responses::ClientAuthenticated;
 use crate::state::AppState;
 
 /// How long discovery documents may be cached.
@@ -182,8 +182,10 @@ pub struct ServerMetadata {
     pub jwks_uri: String,
     pub grant_types_supported: Vec<&'static str>,
     pub token_endpoint_auth_methods_supported: Vec<&'static str>,
-    /// The scopes registered clients hold.
-    pub scopes_supported: Vec<String>,
+    /// The scope catalogue; absent when the operator declared none.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
+    pub scopes_supported: Option<Vec<String>>,
     /// sesame has no authorization endpoint, so no response types.
     pub response_types_supported: Vec<&'static str>,
     pub revocation_endpoint: String,
@@ -197,14 +199,13 @@ pub struct ServerMetadata {
     responses(
         (status = 200, description = "RFC 8414 metadata", body = ServerMetadata,
             headers(("Cache-Control" = String, description = "`public, max-age=300`"))),
-        (status = 503, response = Unavailable),
     ))]
-pub async fn server_metadata(State(state): State<AppState>) -> Result<Response, crate::ApiError> {
+pub async fn server_metadata(State(state): State<AppState>) -> Response {
     let tokens = state.core.tokens();
     let issuer = tokens.settings().issuer.clone();
     let auth_methods = vec!["client_secret_basic", "client_secret_post"];
-    let scopes_supported = tokens.scopes_supported().await?;
-    Ok(cacheable(
+    let scopes_supported = tokens.scopes_supported();
+    cacheable(
         Json(ServerMetadata {
             token_endpoint: format!("{issuer}/login"),
             jwks_uri: format!("{issuer}/.well-known/jwks.json"),
@@ -219,5 +220,5 @@ pub async fn server_metadata(State(state): State<AppState>) -> Result<Response, 
             issuer,
         })
         .into_response(),
-    ))
+    )
 }
