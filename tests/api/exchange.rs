@@ -404,7 +404,7 @@ async fn unknown_parameters_are_ignored(backend: Backend) {
             &client.key,
             &[
                 ("grant_type", "client_credentials"),
-                ("resource", "https://api.example"),
+                ("ui_locales", "en"),
                 ("foo", ""),
                 ("state", "xyz"),
             ],

@@ -5,6 +5,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod at_rest;
+mod audiences;
 mod bad_inputs;
 mod bearer;
 mod clients;

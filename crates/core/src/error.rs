@@ -44,6 +44,9 @@ pub enum CoreError {
     /// A requested scope the client does not hold.
     #[error("invalid scope: {0}")]
     InvalidScope(String),
+    /// A `resource` (RFC 8707) this server does not mint tokens for.
+    #[error("invalid target: {0}")]
+    InvalidTarget(String),
     /// A resource that is not there, or not the caller's (the same answer).
     #[error("not found")]
     NotFound,
@@ -105,6 +108,8 @@ pub enum TokenError {
     Invalid(String),
     #[error("token revoked")]
     Revoked,
+    #[error("token minted for another audience")]
+    WrongAudience,
     #[error("signing failed")]
     Signing,
 }

@@ -423,6 +423,7 @@ async fn a_token_request_authenticates_the_client_however_it_presented_itself(ba
         grant: Grant::ClientCredentials,
         client,
         scope: scope.map(str::to_owned),
+        resources: Vec::new(),
     };
     for auth in [
         ClientAuth::Basic {

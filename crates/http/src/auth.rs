@@ -182,10 +182,67 @@ pub fn query_has_token(uri: &Uri) -> bool {
         .is_some_and(|q| form_urlencoded::parse(q.as_bytes()).any(|(name, _)| name == "access_token"))
 }
 
-/// Verifies a bearer token into a client principal; every failure is `invalid_token`.
+/// Verifies a bearer token minted for `audience` into a client principal; every failure
+/// is `invalid_token`.
 #[instrument(skip_all)]
-pub async fn authenticate_bearer(state: &AppState, token: &str) -> Result<ClientToken, ApiError> {
-    Ok(state.core.tokens().verify(token).await?)
+pub async fn authenticate_bearer(state: &AppState, token: &str, audience: &str) -> Result<ClientToken, ApiError> {
+    Ok(state.core.tokens().verify_for(token, audience).await?)
+}
+
+/// The audience a protected route serves (RFC 8707): a bearer token is accepted only if
+/// its `aud` names it. [`SesameAudience`] is `SESAME_AUDIENCE`; a resource server with a
+/// name of its own (one of `SESAME_RESOURCES`) declares it:
+///
+/// ```ignore
+/// struct Notes;
+/// impl Audience for Notes {
+///     fn audience(_: &AppState) -> String {
+///         "https://notes.example.com".into()
+///     }
+/// }
+/// async fn list_notes(caller: RequireScope<NotesRead, Notes>) -> … { … }
+/// ```
+pub trait Audience {
+    fn audience(state: &AppState) -> String;
+}
+
+/// sesame's own audience, `SESAME_AUDIENCE` (the issuer unless set).
+#[derive(Debug, Clone, Copy)]
+pub struct SesameAudience;
+
+impl Audience for SesameAudience {
+    fn audience(state: &AppState) -> String {
+        state.core.tokens().settings().audience.clone()
+    }
+}
+
+/// Any caller authenticated for the audience `A`: a bearer token whose `aud` names it, or
+/// the session cookie (as [`Authenticated`]).
+#[derive(Debug, Clone)]
+pub struct AuthenticatedFor<A: Audience>(pub Principal, pub std::marker::PhantomData<A>);
+
+impl<A, S> FromRequestParts<S> for AuthenticatedFor<A>
+where
+    A: Audience,
+    AppState: FromRef<S>,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        let state = AppState::from_ref(state);
+        if let Some(token) = bearer_token(parts)? {
+            let audience = A::audience(&state);
+            let token = authenticate_bearer(&state, token, &audience).await?;
+            return Ok(Self(Principal::Client(token), std::marker::PhantomData));
+        }
+        let cookies = cookies_of(parts).await?;
+        let session = authenticate(&state, &cookies).await?.ok_or(ApiError::NoCredential)?;
+        if is_unsafe(&parts.method) {
+            check_csrf(parts, &session)?;
+        }
+        Ok(Self(Principal::User(session), std::marker::PhantomData))
+    }
 }
 
 /// Any authenticated caller: a bearer token if `Authorization` is present (it alone
@@ -210,16 +267,8 @@ where
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
-        let state = AppState::from_ref(state);
-        if let Some(token) = bearer_token(parts)? {
-            return Ok(Self(Principal::Client(authenticate_bearer(&state, token).await?)));
-        }
-        let cookies = cookies_of(parts).await?;
-        let session = authenticate(&state, &cookies).await?.ok_or(ApiError::NoCredential)?;
-        if is_unsafe(&parts.method) {
-            check_csrf(parts, &session)?;
-        }
-        Ok(Self(Principal::User(session)))
+        let AuthenticatedFor(caller, _) = AuthenticatedFor::<SesameAudience>::from_request_parts(parts, state).await?;
+        Ok(Self(caller))
     }
 }
 
@@ -237,20 +286,25 @@ pub trait ScopeName {
     const SCOPE: &'static str;
 }
 
-/// An authenticated caller that holds the scope `S::SCOPE` (users always do).
+/// A caller authenticated for the audience `A` (sesame's own by default) that holds the
+/// scope `S::SCOPE`: a token carrying it, or a session whose user holds it.
 #[derive(Debug, Clone)]
-pub struct RequireScope<S: ScopeName>(pub Principal, pub std::marker::PhantomData<S>);
+pub struct RequireScope<S: ScopeName, A: Audience = SesameAudience>(
+    pub Principal,
+    pub std::marker::PhantomData<(S, A)>,
+);
 
-impl<S, St> FromRequestParts<St> for RequireScope<S>
+impl<S, A, St> FromRequestParts<St> for RequireScope<S, A>
 where
     S: ScopeName,
+    A: Audience,
     AppState: FromRef<St>,
     St: Send + Sync,
 {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &St) -> Result<Self, Self::Rejection> {
-        let Authenticated(caller) = Authenticated::from_request_parts(parts, state).await?;
+        let AuthenticatedFor(caller, _) = AuthenticatedFor::<A>::from_request_parts(parts, state).await?;
         require_scope(&caller, S::SCOPE)?;
         Ok(Self(caller, std::marker::PhantomData))
     }

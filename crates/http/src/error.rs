@@ -287,6 +287,7 @@ impl From<CoreError> for ApiError {
             CoreError::SessionEnded | CoreError::InvalidClient => Self::Unauthenticated,
             CoreError::InvalidToken(_) => Self::InvalidToken,
             CoreError::InvalidScope(message) => Self::validation("scope", message),
+            CoreError::InvalidTarget(message) => Self::validation("resource", message),
             CoreError::NotFound => Self::NotFound,
             CoreError::RegistrationClosed => Self::RegistrationClosed,
             CoreError::WrongCurrentPassword => Self::WrongCurrentPassword,

@@ -36,7 +36,10 @@ use utoipa::OpenApi as _;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-pub use auth::{Authenticated, MaybeSessionUser, RequireScope, ScopeName, SessionUser, require_scope};
+pub use auth::{
+    Audience, Authenticated, AuthenticatedFor, MaybeSessionUser, RequireScope, ScopeName, SesameAudience, SessionUser,
+    require_scope,
+};
 pub use docs::render_openapi;
 pub use error::{ApiError, FieldError, Problem};
 pub use sesame_core::Core;

@@ -78,6 +78,11 @@ impl OAuthError {
         Self::new(StatusCode::BAD_REQUEST, "invalid_scope", description)
     }
 
+    /// RFC 8707 §2: a `resource` this server does not mint tokens for.
+    pub fn invalid_target(description: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, "invalid_target", description)
+    }
+
     pub fn unsupported_media_type() -> Self {
         Self::new(
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
@@ -161,6 +166,7 @@ impl From<CoreError> for OAuthError {
             }
             CoreError::InvalidClient => Self::invalid_client(false),
             CoreError::InvalidScope(description) => Self::invalid_scope(description),
+            CoreError::InvalidTarget(description) => Self::invalid_target(description),
             other => ApiError::from(other).into(),
         }
     }
@@ -228,6 +234,10 @@ pub fn is_form(headers: &HeaderMap) -> bool {
 pub fn parse_form(body: &[u8]) -> Result<HashMap<String, String>, OAuthError> {
     let mut params = HashMap::new();
     for (name, value) in form_urlencoded::parse(body) {
+        // The one parameter that may be repeated (RFC 8707 §2): read by `resources`.
+        if name == "resource" {
+            continue;
+        }
         if params.insert(name.to_string(), value.into_owned()).is_some() {
             return Err(OAuthError::invalid_request(format!(
                 "Parameter {:?} is repeated.",
@@ -236,6 +246,14 @@ pub fn parse_form(body: &[u8]) -> Result<HashMap<String, String>, OAuthError> {
         }
     }
     Ok(params)
+}
+
+/// Every `resource` of a form body (RFC 8707), in order.
+pub fn resources(body: &[u8]) -> Vec<String> {
+    form_urlencoded::parse(body)
+        .filter(|(name, _)| name == "resource")
+        .map(|(_, value)| value.into_owned())
+        .collect()
 }
 
 /// Every (name, value) pair of a form body, repeats included.

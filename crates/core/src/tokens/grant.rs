@@ -71,6 +71,8 @@ pub struct GrantRequest {
     pub client: ClientAuth,
     /// Space-separated scopes to narrow the token to; all the client's when absent.
     pub scope: Option<String>,
+    /// RFC 8707 `resource`s the token is for (its `aud`); `SESAME_AUDIENCE` when none.
+    pub resources: Vec<String>,
 }
 
 /// A token response (RFC 6749 §5.1).

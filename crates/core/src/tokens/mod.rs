@@ -20,7 +20,7 @@ pub use crate::error::TokenError;
 pub use grant::{ClientAuth, Grant, GrantRequest, GrantResponse};
 pub use keys::SigningAlg;
 pub use revocation::RevocationSet;
-pub use service::{AccessClaims, Grantee, IssuedToken, LoadError, TokenService, TokenSettings};
+pub use service::{AccessClaims, Audience, Grantee, IssuedToken, LoadError, TokenService, TokenSettings};
 
 use crate::Context;
 use crate::cache::TtlCache;
@@ -209,6 +209,37 @@ impl Tokens<'_> {
     /// The client-credentials grant: authenticates the client and signs a token with
     /// the requested scopes (all of the client's when `scope` is absent).
     pub async fn exchange(&self, presented: &PresentedClient, scope: Option<&str>, ip: &str) -> Result<IssuedToken> {
+        self.exchange_for(presented, scope, &[], ip).await
+    }
+
+    /// The audience a token request asks for (RFC 8707): `SESAME_AUDIENCE` when it names
+    /// none, else each named resource, which must be `SESAME_AUDIENCE` or one of
+    /// `SESAME_RESOURCES` ([`CoreError::InvalidTarget`]).
+    pub fn audience_for(&self, resources: &[String]) -> Result<Audience> {
+        let settings = &self.0.settings.tokens;
+        if resources.is_empty() {
+            return Ok(Audience::One(settings.audience.clone()));
+        }
+        if let Some(unknown) = resources
+            .iter()
+            .find(|r| **r != settings.audience && !settings.resources.contains(r))
+        {
+            let shown: String = unknown.chars().take(200).collect();
+            return Err(CoreError::InvalidTarget(format!(
+                "{shown:?} is not a resource of this server"
+            )));
+        }
+        Ok(Audience::of(resources))
+    }
+
+    /// The client-credentials grant for the resources named (none: `SESAME_AUDIENCE`).
+    pub async fn exchange_for(
+        &self,
+        presented: &PresentedClient,
+        scope: Option<&str>,
+        resources: &[String],
+        ip: &str,
+    ) -> Result<IssuedToken> {
         let authenticated = self.authenticate_client(presented, ip).await?;
         // A token carries only scopes the owner still holds (§9): a scope taken away from
         // the owner is left out, and asking for it is `invalid_scope`.
@@ -225,6 +256,7 @@ impl Tokens<'_> {
                 owner_version: authenticated.owner.token_version,
             },
             &scopes,
+            self.audience_for(resources)?,
         )?;
         tracing::info!(
             ip = %ip,
@@ -243,7 +275,12 @@ impl Tokens<'_> {
         match request.grant {
             Grant::ClientCredentials => {
                 let issued = self
-                    .exchange(&request.client.presented(), request.scope.as_deref(), ip)
+                    .exchange_for(
+                        &request.client.presented(),
+                        request.scope.as_deref(),
+                        &request.resources,
+                        ip,
+                    )
                     .await?;
                 Ok(GrantResponse {
                     access_token: issued.token,
@@ -270,17 +307,31 @@ impl Tokens<'_> {
     }
 
     /// Signs a token for a client, exchanged with the given key, with these scopes.
-    pub fn issue(&self, grantee: Grantee<'_>, scopes: &Scopes) -> Result<IssuedToken> {
-        self.0.tokens.issue(grantee, scopes).map_err(CoreError::internal)
+    pub fn issue(&self, grantee: Grantee<'_>, scopes: &Scopes, audience: Audience) -> Result<IssuedToken> {
+        self.0
+            .tokens
+            .issue(grantee, scopes, audience)
+            .map_err(CoreError::internal)
     }
 
-    /// Verifies a bearer token fully (signature, header, claims, revocation) into the
-    /// client it speaks for. Every failure is [`CoreError::InvalidToken`].
+    /// Verifies a bearer token fully (signature, header, claims, revocation, and an `aud`
+    /// naming `SESAME_AUDIENCE`) into the client it speaks for. Every failure is
+    /// [`CoreError::InvalidToken`].
     pub async fn verify(&self, token: &str) -> Result<ClientToken> {
-        let claims = self.0.tokens.verify(token).await.map_err(|error| {
+        self.verify_for(token, &self.0.settings.tokens.audience).await
+    }
+
+    /// Like [`Tokens::verify`], for a resource server known as `audience`: a token
+    /// minted for any other audience is refused.
+    pub async fn verify_for(&self, token: &str, audience: &str) -> Result<ClientToken> {
+        let refused = |error: TokenError| {
             tracing::debug!(%error, "bearer token refused");
             CoreError::InvalidToken(error)
-        })?;
+        };
+        let claims = self.0.tokens.verify(token).await.map_err(refused)?;
+        if !claims.aud.contains(audience) {
+            return Err(refused(TokenError::WrongAudience));
+        }
         let malformed = || CoreError::InvalidToken(TokenError::Malformed);
         let client_id = ClientId::parse(&claims.client_id).ok_or_else(malformed)?;
         let scopes = Scopes::parse_space_separated(&claims.scope).map_err(|_| malformed())?;

@@ -64,7 +64,7 @@ pub struct TokenSettings {
 pub struct AccessClaims {
     pub iss: String,
     pub sub: String,
-    pub aud: String,
+    pub aud: Audience,
     pub exp: i64,
     pub iat: i64,
     pub nbf: i64,
@@ -80,6 +80,38 @@ pub struct AccessClaims {
     /// revokes every token issued under an older one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub owner_version: Option<i64>,
+}
+
+/// A token's `aud`: one audience as a string, several as an array (RFC 7519 §4.1.3,
+/// RFC 8707 §2), matched as exact strings.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum Audience {
+    One(String),
+    Many(Vec<String>),
+}
+
+impl Audience {
+    /// One audience for one, an array for several (duplicates dropped, order kept).
+    pub fn of(audiences: &[String]) -> Self {
+        let mut unique: Vec<String> = Vec::with_capacity(audiences.len());
+        for audience in audiences {
+            if !unique.contains(audience) {
+                unique.push(audience.clone());
+            }
+        }
+        match <[String; 1]>::try_from(unique) {
+            Ok([one]) => Self::One(one),
+            Err(many) => Self::Many(many),
+        }
+    }
+
+    pub fn contains(&self, audience: &str) -> bool {
+        match self {
+            Self::One(one) => one == audience,
+            Self::Many(many) => many.iter().any(|a| a == audience),
+        }
+    }
 }
 
 impl AccessClaims {
@@ -271,7 +303,7 @@ impl TokenService {
     }
 
     /// Signs a token for a client, exchanged with the given key, with these scopes.
-    pub fn issue(&self, grantee: Grantee<'_>, scopes: &Scopes) -> Result<IssuedToken, TokenError> {
+    pub fn issue(&self, grantee: Grantee<'_>, scopes: &Scopes, audience: Audience) -> Result<IssuedToken, TokenError> {
         let Grantee {
             client,
             key,
@@ -286,7 +318,7 @@ impl TokenService {
         let claims = AccessClaims {
             iss: self.settings.issuer.clone(),
             sub: client.as_str().to_owned(),
-            aud: self.settings.audience.clone(),
+            aud: audience,
             exp: now + ttl,
             iat: now,
             nbf: now,
@@ -447,10 +479,20 @@ pub fn verify_with(
     validation.validate_exp = false;
     validation.validate_nbf = false;
     validation.set_issuer(&[&settings.issuer]);
-    validation.set_audience(&[&settings.audience]);
+    // Here the audience need only be one this server mints for (`SESAME_AUDIENCE` or
+    // `SESAME_RESOURCES`); each verifier then checks the one it serves.
+    validation.validate_aud = false;
     validation.set_required_spec_claims(&["exp", "nbf", "iat", "iss", "aud", "sub"]);
     let data = jsonwebtoken::decode::<AccessClaims>(token, &key.decoding, &validation)
         .map_err(|e| TokenError::Invalid(format!("{:?}", e.kind())))?;
+    let ours = |aud: &String| *aud == settings.audience || settings.resources.contains(aud);
+    let all_ours = match &data.claims.aud {
+        Audience::One(one) => ours(one),
+        Audience::Many(many) => !many.is_empty() && many.iter().all(ours),
+    };
+    if !all_ours {
+        return Err(TokenError::WrongAudience);
+    }
     check_times(&data.claims, now)?;
     Ok(data.claims)
 }

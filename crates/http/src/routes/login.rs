@@ -50,6 +50,26 @@ pub struct ApiKeyLogin {
     /// Space-separated scopes to narrow the token to; all of the client's when absent.
     #[serde(default)]
     pub scope: Option<String>,
+    /// The resource (or resources) the token is for (RFC 8707): its `aud`.
+    #[serde(default)]
+    pub resource: Option<Resources>,
+}
+
+/// One `resource` or several.
+#[derive(Deserialize, ToSchema)]
+#[serde(untagged)]
+pub enum Resources {
+    One(String),
+    Many(Vec<String>),
+}
+
+impl Resources {
+    fn into_vec(self) -> Vec<String> {
+        match self {
+            Self::One(one) => vec![one],
+            Self::Many(many) => many,
+        }
+    }
 }
 
 /// The OAuth 2.0 client-credentials grant (RFC 6749 §4.4), as every OAuth client sends it.
@@ -68,6 +88,9 @@ pub struct ClientCredentialsForm {
     pub client_id: Option<String>,
     /// With `client_secret_post`: the API key. Otherwise send both in HTTP Basic.
     pub client_secret: Option<String>,
+    /// The resource the token is for (RFC 8707), repeatable: each must be this server's
+    /// audience or one of `SESAME_RESOURCES`, else `invalid_target`. The token's `aud`.
+    pub resource: Option<Vec<String>>,
 }
 
 /// The JSON bodies `POST /login` accepts.
@@ -134,7 +157,7 @@ pub enum LoginSuccess {
                     }))),
                 )),
             )),
-        (status = 400, description = "Malformed JSON (problem); or on the token path `invalid_request` (two authentication methods, a repeated parameter, credentials in the query), `unsupported_grant_type` or `invalid_scope`",
+        (status = 400, description = "Malformed JSON (problem); or on the token path `invalid_request` (two authentication methods, a repeated parameter, credentials in the query), `unsupported_grant_type`, `invalid_scope` or `invalid_target` (a `resource` this server does not serve)",
             content(
                 (Problem = "application/problem+json", example = json!({"type": "about:blank", "title": "Bad Request", "status": 400, "detail": "The request body is not valid JSON."})),
                 (OAuthErrorBody = "application/json", example = json!({"error": "invalid_scope", "error_description": "scope \"admin\" is not granted to this client"})),
@@ -252,6 +275,7 @@ where
                 grant: Grant::ClientCredentials,
                 client: ClientAuth::ApiKey { secret: login.api_key },
                 scope: login.scope,
+                resources: login.resource.map(Resources::into_vec).unwrap_or_default(),
             }));
         }
         json::parse::<PasswordLogin>(&body)
@@ -277,6 +301,7 @@ fn client_credentials_form(headers: &HeaderMap, body: &[u8]) -> Result<LoginBody
         grant: Grant::ClientCredentials,
         client,
         scope: form.remove("scope"),
+        resources: oauth::resources(body),
     }))
 }
 

@@ -7,7 +7,7 @@ use axum::http::{HeaderMap, HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use serde::Serialize;
-use sesame_core::tokens::ClientAuth;
+use sesame_core::tokens::{Audience, ClientAuth};
 use utoipa::ToSchema;
 
 use crate::client_ip::ClientIp;
@@ -54,7 +54,8 @@ pub struct Introspection {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub iss: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub aud: Option<String>,
+    #[schema(nullable = false)]
+    pub aud: Option<AudienceBody>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub jti: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -62,6 +63,23 @@ pub struct Introspection {
     /// The id of the user who owns the client.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub owner: Option<String>,
+}
+
+/// A token's `aud`: a string for one audience, an array for several (RFC 8707).
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(untagged)]
+pub enum AudienceBody {
+    One(String),
+    Many(Vec<String>),
+}
+
+impl From<Audience> for AudienceBody {
+    fn from(audience: Audience) -> Self {
+        match audience {
+            Audience::One(one) => Self::One(one),
+            Audience::Many(many) => Self::Many(many),
+        }
+    }
 }
 
 /// Reads a client-authenticated form with a `token` parameter: how the client presented
@@ -132,7 +150,7 @@ pub async fn introspect_token(State(state): State<AppState>, ClientIp(ip): Clien
             exp: Some(claims.exp),
             iat: Some(claims.iat),
             iss: Some(claims.iss),
-            aud: Some(claims.aud),
+            aud: Some(claims.aud.into()),
             jti: Some(claims.jti),
             token_type: Some("Bearer"),
             owner: claims.owner,
