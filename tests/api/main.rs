@@ -8,6 +8,7 @@ mod at_rest;
 mod audiences;
 mod bad_inputs;
 mod bearer;
+mod claims;
 mod clients;
 mod cors;
 mod csrf;

@@ -2,7 +2,7 @@
 //! deletion. A revoked key or a deleted client stops its tokens at once here (the
 //! revocation set) and within a poll elsewhere.
 
-use sesame_domain::{ApiKey, ApiKeyId, ClientId, Scopes, UserId};
+use sesame_domain::{ApiKey, ApiKeyId, ClientId, Scopes, StaticClaims, UserId};
 use sesame_storage::{ApiKeyRecord, ClientRecord, ClientWithKeys, RevocationKind};
 
 use time::OffsetDateTime;
@@ -37,6 +37,8 @@ pub struct ClientView {
     pub name: String,
     pub scopes: Scopes,
     pub created_at: OffsetDateTime,
+    /// Copied into each of its tokens (§9).
+    pub claims: StaticClaims,
     /// Live and revoked, oldest first.
     pub keys: Vec<KeyView>,
 }
@@ -58,6 +60,7 @@ impl From<ClientWithKeys> for ClientView {
             name: found.client.name,
             scopes: found.client.scopes,
             created_at: found.client.created_at,
+            claims: found.client.claims,
             keys: found
                 .keys
                 .into_iter()
@@ -133,6 +136,7 @@ impl Clients<'_> {
             name,
             scopes,
             created_at: self.0.clock.now(),
+            claims: StaticClaims::default(),
         };
         let key = self.new_key(&client.id);
         self.0.store.clients.create_client(&client, &key.record).await?;
@@ -221,6 +225,28 @@ impl Clients<'_> {
         cx.keys.remove(key_id);
         tracing::info!(client_id = %found.client.id, key_id = %key_id, "API key revoked");
         Ok(())
+    }
+
+    /// Sets and unsets static claims of any client (`sesame client claims`, the operator
+    /// only): `set` is `NAME=JSON` each. Tokens issued from then on carry them (within a
+    /// key-cache lifetime on other instances).
+    pub async fn set_claims(&self, id: &str, set: &[String], unset: &[String]) -> Result<StaticClaims> {
+        let cx = self.0;
+        for _ in 0..8 {
+            let found = self.find(id).await?;
+            let from = found.client.claims;
+            let to = from
+                .edited(set, unset)
+                .map_err(|e| CoreError::validation("claims", e.to_string()))?;
+            if cx.store.clients.set_client_claims(&found.client.id, &from, &to).await? {
+                cx.keys.remove_client(&found.client.id);
+                tracing::info!(client_id = %found.client.id, "static claims changed");
+                return Ok(to);
+            }
+        }
+        Err(CoreError::internal(std::io::Error::other(
+            "the client's claims kept changing under this command; try again",
+        )))
     }
 
     /// Every client, or one owner's, with its keys (the operator's list).

@@ -4,6 +4,7 @@
 //! tested without a database or a socket.
 
 pub mod catalogue;
+pub mod claims;
 pub mod client;
 pub mod duration;
 pub mod email;
@@ -16,6 +17,7 @@ pub mod throttle;
 pub mod user;
 
 pub use catalogue::{Catalogue, Held, ScopeInfo};
+pub use claims::{ClaimsError, StaticClaims};
 pub use client::{ApiKey, ApiKeyHash, ApiKeyId, ClientId, Scope, ScopeError, Scopes};
 pub use duration::{DurationError, parse_duration};
 pub use email::{Email, EmailError};

@@ -97,6 +97,18 @@ enum ClientCommand {
     Delete { client_id: String },
     /// Revoke one of a client's API keys: it and its tokens stop working at once.
     RevokeKey { client_id: String, key_id: String },
+    /// Set the static claims copied into each of a client's tokens, and print them all.
+    /// Values are JSON (`--set tenant='"acme"' --set tier=3`); at most 1 KiB in all;
+    /// registered and sesame claims (iss, sub, aud, scope, owner, …) cannot be set.
+    Claims {
+        client_id: String,
+        /// A claim to set, as NAME=JSON (repeat for several).
+        #[arg(long = "set", value_name = "NAME=JSON")]
+        set: Vec<String>,
+        /// A claim to remove (repeat for several).
+        #[arg(long = "unset", value_name = "NAME")]
+        unset: Vec<String>,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -186,6 +198,9 @@ fn main() -> ExitCode {
             }
             Command::Client(ClientCommand::List { owner }) => list_clients(&config, owner.as_deref()).await,
             Command::Client(ClientCommand::Delete { client_id }) => delete_client(&config, &client_id).await,
+            Command::Client(ClientCommand::Claims { client_id, set, unset }) => {
+                set_claims(&config, &client_id, &set, &unset).await
+            }
             Command::Client(ClientCommand::RevokeKey { client_id, key_id }) => {
                 revoke_key(&config, &client_id, &key_id).await
             }
@@ -521,6 +536,20 @@ async fn revoke_key(config: &Config, client_id: &str, key_id: &str) -> anyhow::R
             Ok(())
         }
         Err(CoreError::NotFound) => bail!("client {client_id} has no key {key_id}"),
+        Err(other) => Err(explain(other)),
+    }
+}
+
+async fn set_claims(config: &Config, client_id: &str, set: &[String], unset: &[String]) -> anyhow::Result<()> {
+    let core = open_core(config).await?;
+    let outcome = core.clients().set_claims(client_id, set, unset).await;
+    core.close().await;
+    match outcome {
+        Ok(claims) => {
+            say!("{}", claims.to_json());
+            Ok(())
+        }
+        Err(CoreError::NotFound) => bail!("no client {client_id}"),
         Err(other) => Err(explain(other)),
     }
 }

@@ -18,7 +18,8 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use sesame_domain::{
-    ApiKeyHash, ApiKeyId, ClientId, CsrfToken, Email, Scopes, SessionHandleHash, SessionId, ThrottleKey, User, UserId,
+    ApiKeyHash, ApiKeyId, ClientId, CsrfToken, Email, Scopes, SessionHandleHash, SessionId, StaticClaims, ThrottleKey,
+    User, UserId,
 };
 use time::OffsetDateTime;
 use uuid::Uuid;
@@ -292,6 +293,8 @@ pub struct ClientRecord {
     pub name: String,
     pub scopes: Scopes,
     pub created_at: OffsetDateTime,
+    /// Copied into each of its tokens (§9).
+    pub claims: StaticClaims,
 }
 
 /// An API key's record; the key itself is never stored.
@@ -354,6 +357,9 @@ pub trait ClientStore: Send + Sync {
     /// Deletes an owner's client and its keys and records the revocation, atomically.
     /// False if the owner has no such client.
     async fn delete_client(&self, owner: UserId, id: &ClientId, revocation: &Revocation) -> Result<bool>;
+    /// Replaces a client's static claims if they are still `from`; false otherwise (or
+    /// for no such client).
+    async fn set_client_claims(&self, id: &ClientId, from: &StaticClaims, to: &StaticClaims) -> Result<bool>;
     async fn add_key(&self, key: &ApiKeyRecord) -> Result<()>;
     /// Marks a client's key revoked and records the revocation, atomically. False if the
     /// client has no such key. Revoking a revoked key changes nothing but succeeds.

@@ -6,7 +6,8 @@ use std::future::Future;
 
 use async_trait::async_trait;
 use sesame_domain::{
-    ApiKeyHash, ApiKeyId, ClientId, CsrfToken, Email, Scopes, SessionHandleHash, SessionId, ThrottleKey, User, UserId,
+    ApiKeyHash, ApiKeyId, ClientId, CsrfToken, Email, Scopes, SessionHandleHash, SessionId, StaticClaims, ThrottleKey,
+    User, UserId,
 };
 use sqlx::migrate::MigrateError;
 use sqlx::pool::PoolConnection;
@@ -301,6 +302,7 @@ fn client_from_row<DB: Dialect>(row: &DB::Row) -> Result<ClientRecord> {
         name: DB::text(row, "name")?,
         scopes: scopes_of::<DB>(row, "scopes", "clients.scopes")?,
         created_at: DB::time(row, "c_created_at", "clients.created_at")?,
+        claims: StaticClaims::parse(&DB::text(row, "claims")?).map_err(|_| StorageError::Corrupt("clients.claims"))?,
     })
 }
 
@@ -579,12 +581,14 @@ impl<DB: Dialect> ThrottleStore for SqlStore<DB> {
 impl<DB: Dialect> ClientStore for SqlStore<DB> {
     async fn create_client(&self, client: &ClientRecord, first_key: &ApiKeyRecord) -> Result<()> {
         let scopes = client.scopes.to_text();
+        let claims = client.claims.to_json();
         let args = [
             Arg::Text(client.id.as_str()),
             Arg::Id(client.owner_id.0),
             Arg::Text(&client.name),
             Arg::Text(&scopes),
             Arg::Time(client.created_at),
+            Arg::Text(&claims),
         ];
         let mut tx = self.begin().await?;
         DB::execute(&mut tx, sql::INSERT_CLIENT, &args).await?;
@@ -661,6 +665,12 @@ impl<DB: Dialect> ClientStore for SqlStore<DB> {
         let clients = rows.iter().map(client_from_row::<DB>).collect::<Result<Vec<_>>>()?;
         let key_rows = self.fetch_all(sql::ALL_KEYS, &[]).await?;
         Self::with_keys(clients, &key_rows)
+    }
+
+    async fn set_client_claims(&self, id: &ClientId, from: &StaticClaims, to: &StaticClaims) -> Result<bool> {
+        let (from, to) = (from.to_json(), to.to_json());
+        let args = [Arg::Text(id.as_str()), Arg::Text(&from), Arg::Text(&to)];
+        Ok(self.execute(sql::SET_CLIENT_CLAIMS, &args).await? == 1)
     }
 
     async fn touch_key(&self, id: ApiKeyId, at: OffsetDateTime) -> Result<()> {

@@ -10,8 +10,8 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use sesame_domain::{
-    ApiKey, ApiKeyId, ClientId, CsrfToken, Email, Scopes, SessionHandle, SessionHandleHash, SessionId, ThrottleKey,
-    User, UserId,
+    ApiKey, ApiKeyId, ClientId, CsrfToken, Email, Scopes, SessionHandle, SessionHandleHash, SessionId, StaticClaims,
+    ThrottleKey, User, UserId,
 };
 use sesame_storage::{
     ApiKeyRecord, Backend, ClientRecord, GrantChange, GrantOutcome, NewSession, Revocation, RevocationKind,
@@ -71,6 +71,7 @@ on_both_backends!(
     disabling_a_user_ends_their_sessions_and_keeps_the_first_time,
     disabling_an_unknown_email_finds_no_one,
     granted_scopes_change_only_from_what_was_read_and_taking_one_away_revokes,
+    client_claims_change_only_from_what_was_read,
     a_session_is_found_by_its_handle_hash_with_its_user,
     a_reused_session_handle_hash_is_refused_but_is_no_email_conflict,
     touching_a_session_only_moves_last_seen_forward,
@@ -155,6 +156,7 @@ fn client_of(owner: &User, name: &str, scopes: &str, created_at: OffsetDateTime)
         name: name.to_owned(),
         scopes: Scopes::parse_space_separated(scopes).expect("scopes"),
         created_at,
+        claims: StaticClaims::default(),
     }
 }
 
@@ -464,6 +466,24 @@ async fn granted_scopes_change_only_from_what_was_read_and_taking_one_away_revok
     assert_eq!((record.granted_scopes, record.token_version), (admin, 1));
     let logged = store.revocations.revocations_since(at(0), at(100)).await.unwrap();
     assert!(logged.iter().any(|r| r.subject == revocation.subject), "{logged:?}");
+}
+
+async fn client_claims_change_only_from_what_was_read(store: &Store) {
+    let user = add_user(store, "ada@example.com").await;
+    let (client, key) = add_client(store, &user, "notes:read", at(10)).await;
+    let none = StaticClaims::default();
+    let acme = none.edited(&[r#"tenant="acme""#.into(), "tier=3".into()], &[]).unwrap();
+    assert!(store.clients.set_client_claims(&client.id, &none, &acme).await.unwrap());
+    assert!(
+        !store.clients.set_client_claims(&client.id, &none, &none).await.unwrap(),
+        "stale"
+    );
+    let found = store.clients.find_client(&client.id).await.unwrap().unwrap();
+    assert_eq!(found.client.claims, acme);
+    let (_, its_client, _) = store.clients.find_key(key.id).await.unwrap().unwrap();
+    assert_eq!(its_client.claims, acme);
+    let unknown = ClientId::generate();
+    assert!(!store.clients.set_client_claims(&unknown, &none, &acme).await.unwrap());
 }
 
 async fn disabling_an_unknown_email_finds_no_one(store: &Store) {

@@ -254,6 +254,7 @@ impl Tokens<'_> {
                 key: authenticated.key.id,
                 owner: authenticated.client.owner_id,
                 owner_version: authenticated.owner.token_version,
+                claims: &authenticated.client.claims,
             },
             &scopes,
             self.audience_for(resources)?,

@@ -13,7 +13,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use jsonwebtoken::jwk::JwkSet;
 use jsonwebtoken::{Header, Validation};
 use serde::{Deserialize, Serialize};
-use sesame_domain::{ApiKeyId, ClientId, Scopes, UserId};
+use sesame_domain::{ApiKeyId, ClientId, Scopes, StaticClaims, UserId};
 use sesame_storage::{Revocation, RevocationKind, SigningKeyRecord, Store};
 use sha2::{Digest as _, Sha256};
 use time::OffsetDateTime;
@@ -76,10 +76,13 @@ pub struct AccessClaims {
     /// The id of the user who owns the client.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub owner: Option<String>,
-    /// The owner's credential version when the token was issued: disabling the owner
-    /// revokes every token issued under an older one.
+    /// The owner's token version when the token was issued: disabling the owner, or
+    /// taking a scope away, revokes every token issued under an older one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub owner_version: Option<i64>,
+    /// The client's static claims (§9), at the top level beside the others.
+    #[serde(flatten)]
+    pub extra: serde_json::Map<String, serde_json::Value>,
 }
 
 /// A token's `aud`: one audience as a string, several as an array (RFC 7519 §4.1.3,
@@ -133,6 +136,8 @@ pub struct Grantee<'a> {
     pub key: ApiKeyId,
     pub owner: UserId,
     pub owner_version: i64,
+    /// The client's static claims.
+    pub claims: &'a StaticClaims,
 }
 
 /// A freshly signed token.
@@ -309,6 +314,7 @@ impl TokenService {
             key,
             owner,
             owner_version,
+            claims: statics,
         } = grantee;
         let ring = self.ring();
         let now = self.clock.now().unix_timestamp();
@@ -328,6 +334,7 @@ impl TokenService {
             key_id: key.0.to_string(),
             owner: Some(owner.to_string()),
             owner_version: Some(owner_version),
+            extra: statics.as_map().clone(),
         };
         let active = ring.active(self.clock.now());
         let mut header = Header::new(active.alg.jwt());

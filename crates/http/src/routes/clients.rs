@@ -75,6 +75,9 @@ pub struct ClientBody {
     pub scopes: Vec<String>,
     #[serde(with = "time::serde::rfc3339")]
     pub created_at: OffsetDateTime,
+    /// Static claims copied into each of its tokens, set by the operator (§9).
+    #[schema(value_type = Object)]
+    pub claims: serde_json::Map<String, serde_json::Value>,
     pub keys: Vec<ApiKeyInfo>,
 }
 
@@ -85,6 +88,7 @@ impl From<ClientView> for ClientBody {
             name: client.name,
             scopes: client.scopes.to_vec(),
             created_at: client.created_at,
+            claims: client.claims.as_map().clone(),
             keys: client
                 .keys
                 .into_iter()

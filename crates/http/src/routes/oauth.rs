@@ -63,6 +63,10 @@ pub struct Introspection {
     /// The id of the user who owns the client.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub owner: Option<String>,
+    /// The client's static claims, at the top level as in the token.
+    #[serde(flatten)]
+    #[schema(value_type = Object)]
+    pub claims: serde_json::Map<String, serde_json::Value>,
 }
 
 /// A token's `aud`: a string for one audience, an array for several (RFC 8707).
@@ -154,6 +158,7 @@ pub async fn introspect_token(State(state): State<AppState>, ClientIp(ip): Clien
             jti: Some(claims.jti),
             token_type: Some("Bearer"),
             owner: claims.owner,
+            claims: claims.extra,
         },
         None => Introspection::default(),
     };
