@@ -138,3 +138,43 @@ async fn a_bearer_token_needs_no_csrf_token_on_an_embedded_unsafe_route() {
     expect_problem(read, StatusCode::FORBIDDEN).await;
     app.stop().await;
 }
+
+struct ReportsRead;
+impl ScopeName for ReportsRead {
+    const SCOPE: &'static str = "reports:read";
+}
+
+/// The README's example: a route that requires a scope and reads, from the principal,
+/// the user the client acts for (`owner`) and a static claim the operator set.
+async fn reports(RequireScope(caller, _): RequireScope<ReportsRead>) -> Result<Json<Value>, StatusCode> {
+    match caller {
+        Principal::Client(token) => Ok(Json(json!({
+            "owner": token.owner.map(|user| user.0.to_string()),
+            "tenant": token.claims.get("tenant").cloned(),
+        }))),
+        Principal::User(session) => Ok(Json(json!({"owner": session.user.id.0.to_string(), "tenant": null}))),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_embedded_route_reads_the_owner_and_a_static_claim_of_a_scoped_token() {
+    let routes = axum::Router::<AppState>::new().route("/reports", get(reports));
+    let app = TestApp::spawn_with(TestDb::create(Backend::Sqlite).await, &[], routes).await;
+    let session = app.signed_in("ada@example.com").await;
+    let ada: Value = app.me(&session).await.json().await.unwrap();
+    let client = app.create_client(&session, &["reports:read", "notes:read"]).await;
+    app.sesame(&["client", "claims", &client.client_id, "--set", r#"tenant="acme""#])
+        .await;
+
+    let token = app.token(&client.client_id, &client.key, Some("reports:read")).await;
+    let response = app.with_bearer(Method::GET, "/reports", &token).send().await.unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["owner"], ada["user"]["id"]);
+    assert_eq!(body["tenant"], "acme");
+
+    let other = app.token(&client.client_id, &client.key, Some("notes:read")).await;
+    let refused = app.with_bearer(Method::GET, "/reports", &other).send().await.unwrap();
+    expect_problem(refused, StatusCode::FORBIDDEN).await;
+    app.stop().await;
+}

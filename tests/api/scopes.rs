@@ -150,6 +150,7 @@ on_both_backends!(
     without_a_catalogue_no_scopes_are_published,
     a_restricted_scope_needs_a_grant_and_taking_it_away_revokes_tokens_everywhere,
     a_client_token_names_its_owner_in_itself_introspection_and_me,
+    a_session_passes_require_scope_only_for_scopes_its_user_holds,
 );
 
 struct Admin;
@@ -166,10 +167,9 @@ async fn admin_only(allowed: RequireScope<Admin>) -> Json<Value> {
 }
 
 /// A session is no blanket pass: `RequireScope` admits it only for a scope its user holds.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_session_passes_require_scope_only_for_scopes_its_user_holds() {
+async fn a_session_passes_require_scope_only_for_scopes_its_user_holds(backend: Backend) {
     let routes = axum::Router::<AppState>::new().route("/admin", get(admin_only));
-    let app = TestApp::spawn_with(TestDb::create(Backend::Sqlite).await, CATALOGUE, routes).await;
+    let app = TestApp::spawn_with(TestDb::create(backend).await, CATALOGUE, routes).await;
     let ada = app.signed_in("ada@example.com").await;
 
     let refused = app.with_session(Method::GET, "/admin", &ada).send().await.unwrap();

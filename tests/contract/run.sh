@@ -5,10 +5,12 @@
 #   2. validates openapi/openapi.json as OpenAPI 3.1;
 #   3. builds sesame and starts it on a fresh SQLite database in a temporary directory, on
 #      a free loopback port, and signs in four users (seed.py);
-#   4. runs schemathesis against the live /openapi.json for every operation, with checks
+#   4. runs authlib's client-credentials flow with RFC 8707 resources, and PyJWT on what it
+#      gets (clients.py);
+#   5. runs schemathesis against the live /openapi.json for every operation, with checks
 #      for server errors and for status codes, content types, headers and bodies that the
 #      document does not describe, on a bounded number of examples;
-#   5. fails on any failure, or on any error the server logged; always stops the server.
+#   6. fails on any failure, or on any error the server logged; always stops the server.
 #
 # Settings (environment):
 #   SESAME_CONTRACT_EXAMPLES  examples per operation and phase (default 300)
@@ -72,6 +74,7 @@ env "${unset_sesame[@]}" \
   SESAME_LISTEN="127.0.0.1:$port" \
   SESAME_ISSUER="$base" \
   SESAME_LOG_FORMAT=json \
+  SESAME_RESOURCES="https://notes.example.com,https://billing.example.com/api" \
   "$sesame" serve >"$work/server.log" 2>&1 &
 server_pid=$!
 
@@ -83,7 +86,16 @@ if ! seeded=$("$venv/bin/python" "$here/seed.py" "$base" "A=correct horse batter
 fi
 eval "$seeded"
 
-# 4. Schemathesis, in passes signed in as different users, so that no operation ends the
+# 4. Off-the-shelf OAuth tooling, unchanged (before schemathesis spends the registration
+# budget of this address).
+status=0 passed=1 failed=0 # the document's validation above counts as one
+if "$venv/bin/python" "$here/clients.py" "$base" https://notes.example.com https://billing.example.com/api; then
+  passed=$((passed + 1))
+else
+  status=1 failed=$((failed + 1))
+fi
+
+# 5. Schemathesis, in passes signed in as different users, so that no operation ends the
 # session another one is tested with: a login presenting a cookie ends that session (no
 # fixation), a logout ends its own, and DELETE /sessions/{id} ends one by id (the ids
 # schemathesis learns from A's GET /sessions are not B's). positive_data_acceptance is
@@ -91,7 +103,6 @@ eval "$seeded"
 # is 401, a taken email 409).
 seed_option=(--seed "$seed")
 [ "$seed" = random ] && seed_option=()
-status=0 passed=1 failed=0 # the document's validation above counts as one
 run_pass() {
   local user=$1; shift
   local session_var=SESAME_CONTRACT_SESSION_$user csrf_var=SESAME_CONTRACT_CSRF_$user
@@ -113,7 +124,7 @@ run_pass C --include-path /logout "${single[@]}"
 run_pass D --include-path /login "${single[@]}"
 run_pass D --include-path /oauth/revoke "${single[@]}"
 
-# 5. The server must have survived, and logged no error of its own.
+# 6. The server must have survived, and logged no error of its own.
 if ! kill -0 "$server_pid" 2>/dev/null; then
   say "the server stopped during the run; its log:"; tail -n 40 "$work/server.log" >&2
   status=1 failed=$((failed + 1))

@@ -33,6 +33,8 @@ pub struct ClientToken {
     pub client_id: ClientId,
     /// The user who owns the client (§9).
     pub owner: Option<UserId>,
+    /// The client's static claims, as the token carries them (§9).
+    pub claims: serde_json::Map<String, serde_json::Value>,
     pub scopes: Scopes,
     pub expires_at: OffsetDateTime,
     /// The token's `jti`.

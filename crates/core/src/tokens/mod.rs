@@ -345,6 +345,7 @@ impl Tokens<'_> {
                 .map(UserId),
             scopes,
             expires_at: claims.expires_at(),
+            claims: claims.extra,
             token_id: claims.jti,
         })
     }

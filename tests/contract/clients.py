@@ -1,0 +1,96 @@
+"""Off-the-shelf OAuth 2.0 tooling against a live sesame, unchanged: authlib's
+client-credentials flow asking for RFC 8707 resources, and PyJWT verifying what it gets
+(an `aud` string or array) with nothing but the published JWKS.
+
+Usage: clients.py BASE RESOURCE RESOURCE — the server must list both resources in
+SESAME_RESOURCES. Exits non-zero, saying what failed, on the first failure.
+"""
+
+import secrets
+import sys
+
+import jwt
+import requests
+from authlib.integrations.requests_client import OAuth2Session
+from authlib.integrations.base_client.errors import OAuthError
+
+
+def check(condition: bool, what: str) -> None:
+    if not condition:
+        sys.exit(f"contract: clients: {what}")
+
+
+def registered_client(base: str) -> tuple[str, str]:
+    """A fresh user signs in and registers a client; its id and first API key."""
+    browser = requests.Session()
+    email = f"tooling-{secrets.token_hex(6)}@example.com"
+    password = secrets.token_urlsafe(18)
+    created = browser.post(f"{base}/users", json={"email": email, "password": password}, timeout=30)
+    check(created.status_code == 201, f"registering a user answered {created.status_code}")
+    login = browser.post(f"{base}/login", json={"email": email, "password": password}, timeout=30)
+    check(login.status_code == 200, f"signing in answered {login.status_code}")
+    client = browser.post(
+        f"{base}/clients",
+        json={"name": "authlib", "scopes": ["notes:read", "notes:write"]},
+        headers={"X-CSRF-Token": login.json()["csrf_token"]},
+        timeout=30,
+    )
+    check(client.status_code == 201, f"registering a client answered {client.status_code}")
+    body = client.json()
+    return body["client_id"], body["api_key"]["key"]
+
+
+def main() -> None:
+    base, notes, billing = sys.argv[1], sys.argv[2], sys.argv[3]
+    client_id, key = registered_client(base)
+    jwks = jwt.PyJWKClient(f"{base}/.well-known/jwks.json")
+
+    def verify(token: str, audience: str) -> dict:
+        signing_key = jwks.get_signing_key_from_jwt(token)
+        return jwt.decode(token, signing_key, algorithms=["EdDSA"], audience=audience, issuer=base)
+
+    for method in ["client_secret_basic", "client_secret_post"]:
+        session = OAuth2Session(client_id, key, token_endpoint_auth_method=method, scope="notes:read")
+        # One resource: `aud` is that string. None: sesame's own audience.
+        single = session.fetch_token(f"{base}/login", grant_type="client_credentials", resource=notes)
+        check(single["token_type"] == "Bearer" and single["scope"] == "notes:read", f"{method}: {single}")
+        claims = verify(single["access_token"], notes)
+        check(claims["aud"] == notes, f"{method}: aud {claims['aud']!r}")
+        check(claims["sub"] == client_id and "owner" in claims, f"{method}: claims {claims}")
+        try:
+            verify(single["access_token"], base)
+            sys.exit(f"contract: clients: {method}: a token for another resource verified for sesame")
+        except jwt.InvalidAudienceError:
+            pass
+        own = session.fetch_token(f"{base}/login", grant_type="client_credentials")
+        check(verify(own["access_token"], base)["aud"] == base, f"{method}: no resource")
+        # A resource sesame does not serve: authlib raises the RFC 6749 error.
+        try:
+            session.fetch_token(f"{base}/login", grant_type="client_credentials", resource="https://evil.example")
+            sys.exit(f"contract: clients: {method}: an unknown resource was granted")
+        except OAuthError as error:
+            check(error.error == "invalid_target", f"{method}: {error.error}")
+
+    # Several resources: the parameter repeated (authlib's requests session folds a body
+    # into a dict, so this request is made by hand). `aud` is an array, and PyJWT accepts
+    # a token for either of its members and for nothing else.
+    answer = requests.post(
+        f"{base}/login",
+        data=[("grant_type", "client_credentials"), ("resource", notes), ("resource", billing)],
+        auth=(client_id, key),
+        timeout=30,
+    )
+    check(answer.status_code == 200, f"several resources answered {answer.status_code}")
+    several = answer.json()["access_token"]
+    check(verify(several, billing)["aud"] == [notes, billing], "aud array")
+    verify(several, notes)
+    try:
+        verify(several, base)
+        sys.exit("contract: clients: a token for other resources verified for sesame")
+    except jwt.InvalidAudienceError:
+        pass
+    print("contract: clients: authlib and PyJWT work unchanged", file=sys.stderr)
+
+
+if __name__ == "__main__":
+    main()
