@@ -7,6 +7,7 @@ use serde_json::{Value, json};
 use sesame_tests::{Backend, TestApp, expect_oauth_error, expect_problem, on_both_backends};
 
 on_both_backends!(
+    a_public_client_has_no_key_and_its_redirect_uris_follow_rfc_8252,
     registering_a_client_returns_its_id_scopes_and_a_first_key_shown_once,
     a_client_with_a_malformed_scope_or_an_empty_name_is_refused_with_422,
     registering_a_client_needs_a_session_and_its_csrf_token,
@@ -386,4 +387,131 @@ async fn a_deleted_client_loses_its_keys_and_its_tokens(backend: Backend) {
         .unwrap();
     expect_problem(again, StatusCode::NOT_FOUND).await;
     app.stop().await;
+}
+
+async fn a_public_client_has_no_key_and_its_redirect_uris_follow_rfc_8252(backend: Backend) {
+    let app = TestApp::spawn(backend, &[]).await;
+    let ada = app.signed_in("ada@example.com").await;
+    let register = |body: Value| app.with_session(Method::POST, "/clients", &ada).json(&body).send();
+
+    let uris = json!([
+        "com.example.notes:/callback",
+        "http://127.0.0.1/callback",
+        "https://notes.example.com/cb"
+    ]);
+    let response =
+        register(json!({"name": "Phone", "scopes": ["notes:read"], "type": "public", "redirect_uris": uris}))
+            .await
+            .unwrap();
+    assert_eq!(response.status(), StatusCode::CREATED);
+    let public: Value = response.json().await.unwrap();
+    assert_eq!(public["type"], "public");
+    assert_eq!(public["redirect_uris"], uris);
+    assert!(public.get("api_key").is_none(), "{public}");
+    let id = public["client_id"].as_str().unwrap();
+    let shown: Value = app
+        .with_session(Method::GET, &format!("/clients/{id}"), &ada)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        (shown["type"].clone(), shown["redirect_uris"].clone()),
+        ("public".into(), uris.clone())
+    );
+    assert_eq!(shown["keys"], json!([]));
+    let key = app
+        .with_session(Method::POST, &format!("/clients/{id}/keys"), &ada)
+        .send()
+        .await
+        .unwrap();
+    expect_problem(key, StatusCode::UNPROCESSABLE_ENTITY).await;
+
+    // It cannot use client credentials; a confidential client naming itself alone has
+    // not authenticated.
+    let response = app
+        .post_form("/login", &[("grant_type", "client_credentials"), ("client_id", id)])
+        .send()
+        .await
+        .unwrap();
+    expect_oauth_error(response, StatusCode::BAD_REQUEST, "unauthorized_client").await;
+    let confidential = app.create_client(&ada, &["notes:read"]).await;
+    assert_eq!(confidential.body["type"], "confidential");
+    assert_eq!(confidential.body["redirect_uris"], json!([]));
+    let response = app
+        .post_form(
+            "/login",
+            &[
+                ("grant_type", "client_credentials"),
+                ("client_id", &confidential.client_id),
+            ],
+        )
+        .send()
+        .await
+        .unwrap();
+    expect_oauth_error(response, StatusCode::UNAUTHORIZED, "invalid_client").await;
+
+    // Refused, naming the field: a public client without a redirect URI, and every URI
+    // RFC 8252 and RFC 9700 rule out.
+    let eleven: Vec<String> = (0..11).map(|i| format!("https://notes.example.com/{i}")).collect();
+    for body in [
+        json!({"name": "Phone", "scopes": [], "type": "public"}),
+        json!({"name": "Web", "scopes": [], "redirect_uris": ["http://localhost:8080/cb"]}),
+        json!({"name": "Web", "scopes": [], "redirect_uris": ["http://notes.example.com/cb"]}),
+        json!({"name": "Web", "scopes": [], "redirect_uris": ["https://notes.example.com/cb#top"]}),
+        json!({"name": "Web", "scopes": [], "redirect_uris": ["https://*.example.com/cb"]}),
+        json!({"name": "Web", "scopes": [], "redirect_uris": ["/cb"]}),
+        json!({"name": "Web", "scopes": [], "redirect_uris": ["notes:/cb"]}),
+        json!({"name": "Web", "scopes": [], "redirect_uris": eleven}),
+    ] {
+        let response = register(body.clone()).await.unwrap();
+        let problem = expect_problem(response, StatusCode::UNPROCESSABLE_ENTITY).await;
+        assert!(
+            problem["errors"].to_string().contains("redirect_uris"),
+            "{body}: {problem}"
+        );
+    }
+    let response = register(json!({"name": "Web", "scopes": [], "type": "secretive"}))
+        .await
+        .unwrap();
+    expect_problem(response, StatusCode::UNPROCESSABLE_ENTITY).await;
+
+    // The operator registers one from the command line, and sees it listed.
+    let printed = app
+        .sesame(&[
+            "client",
+            "add",
+            "--owner",
+            "ada@example.com",
+            "--name",
+            "Desktop",
+            "--public",
+            "--redirect-uri",
+            "http://[::1]/cb",
+        ])
+        .await;
+    assert!(
+        printed.contains("client_id: cli_") && !printed.contains("sk_"),
+        "{printed}"
+    );
+    let listed = app.sesame(&["client", "list", "--owner", "ada@example.com"]).await;
+    assert!(
+        listed.contains("type=public") && listed.contains("redirect_uri http://[::1]/cb"),
+        "{listed}"
+    );
+    let output = app
+        .sesame_output(&[
+            "client",
+            "add",
+            "--owner",
+            "ada@example.com",
+            "--name",
+            "Desktop",
+            "--public",
+        ])
+        .await;
+    assert!(!output.status.success());
+    assert!(String::from_utf8_lossy(&output.stderr).contains("redirect_uris"));
 }

@@ -2,7 +2,9 @@
 //! deletion. A revoked key or a deleted client stops its tokens at once here (the
 //! revocation set) and within a poll elsewhere.
 
-use sesame_domain::{ApiKey, ApiKeyId, ClientId, Scopes, StaticClaims, UserId};
+use sesame_domain::{
+    ApiKey, ApiKeyId, ClientId, ClientType, RedirectUri, Scopes, StaticClaims, UserId, parse_redirect_uris,
+};
 use sesame_storage::{ApiKeyRecord, ClientRecord, ClientWithKeys, RevocationKind};
 
 use time::OffsetDateTime;
@@ -39,6 +41,8 @@ pub struct ClientView {
     pub created_at: OffsetDateTime,
     /// Copied into each of its tokens (§9).
     pub claims: StaticClaims,
+    pub client_type: ClientType,
+    pub redirect_uris: Vec<RedirectUri>,
     /// Live and revoked, oldest first.
     pub keys: Vec<KeyView>,
 }
@@ -61,6 +65,8 @@ impl From<ClientWithKeys> for ClientView {
             scopes: found.client.scopes,
             created_at: found.client.created_at,
             claims: found.client.claims,
+            client_type: found.client.client_type,
+            redirect_uris: found.client.redirect_uris,
             keys: found
                 .keys
                 .into_iter()
@@ -75,11 +81,28 @@ impl From<ClientWithKeys> for ClientView {
     }
 }
 
-/// A client just registered, with its first key.
+/// A client just registered, with its first key (none for a public client).
 #[derive(Debug)]
 pub struct NewClient {
     pub client: ClientRecord,
-    pub key: NewKey,
+    pub key: Option<NewKey>,
+}
+
+/// What a client is registered with.
+#[derive(Debug, Clone, Default)]
+pub struct ClientSpec {
+    pub name: String,
+    pub scopes: Vec<String>,
+    pub client_type: ClientType,
+    /// Required for a public client (§10).
+    pub redirect_uris: Vec<String>,
+}
+
+/// A registration, checked.
+struct Checked {
+    name: String,
+    scopes: Scopes,
+    redirect_uris: Vec<RedirectUri>,
 }
 
 /// The client service.
@@ -112,6 +135,35 @@ pub fn check_client(name: &str, scopes: &[String]) -> Result<(String, Scopes)> {
     }
 }
 
+/// Checks a whole registration, naming every field's problem at once.
+fn check_spec(spec: &ClientSpec) -> Result<Checked> {
+    let mut errors = Vec::new();
+    let named = check_client(&spec.name, &spec.scopes).map_err(|e| {
+        if let CoreError::Validation(found) = e {
+            errors.extend(found);
+        }
+    });
+    let redirect_uris = match parse_redirect_uris(spec.redirect_uris.iter().map(String::as_str)) {
+        Ok(uris) if uris.is_empty() && spec.client_type == ClientType::Public => {
+            errors.push(FieldError::new("redirect_uris", "a public client needs at least one"));
+            None
+        }
+        Ok(uris) => Some(uris),
+        Err(e) => {
+            errors.push(FieldError::new("redirect_uris", e.to_string()));
+            None
+        }
+    };
+    match (named, redirect_uris) {
+        (Ok((name, scopes)), Some(redirect_uris)) if errors.is_empty() => Ok(Checked {
+            name,
+            scopes,
+            redirect_uris,
+        }),
+        _ => Err(CoreError::Validation(errors)),
+    }
+}
+
 impl Clients<'_> {
     fn new_key(&self, client: &ClientId) -> NewKey {
         let (key, id) = ApiKey::generate();
@@ -126,21 +178,39 @@ impl Clients<'_> {
         NewKey { key, record }
     }
 
-    /// Registers a client for `owner` with a first key, after [`check_client`].
+    /// Registers a confidential client for `owner` with a first key, after
+    /// [`check_client`].
     pub async fn register(&self, owner: UserId, name: &str, scopes: &[String]) -> Result<NewClient> {
-        let (name, scopes) = check_client(name, scopes)?;
-        self.check_held(owner, &scopes).await?;
+        let spec = ClientSpec {
+            name: name.to_owned(),
+            scopes: scopes.to_vec(),
+            ..ClientSpec::default()
+        };
+        self.register_spec(owner, &spec).await
+    }
+
+    /// Registers a client for `owner`: a confidential one with a first key, a public one
+    /// with none.
+    pub async fn register_spec(&self, owner: UserId, spec: &ClientSpec) -> Result<NewClient> {
+        let checked = check_spec(spec)?;
+        self.check_held(owner, &checked.scopes).await?;
         let client = ClientRecord {
             id: ClientId::generate(),
             owner_id: owner,
-            name,
-            scopes,
+            name: checked.name,
+            scopes: checked.scopes,
             created_at: self.0.clock.now(),
             claims: StaticClaims::default(),
+            client_type: spec.client_type,
+            redirect_uris: checked.redirect_uris,
         };
-        let key = self.new_key(&client.id);
-        self.0.store.clients.create_client(&client, &key.record).await?;
-        tracing::info!(client_id = %client.id, owner_id = %owner, "client registered");
+        let key = (client.client_type == ClientType::Confidential).then(|| self.new_key(&client.id));
+        self.0
+            .store
+            .clients
+            .create_client(&client, key.as_ref().map(|k| &k.record))
+            .await?;
+        tracing::info!(client_id = %client.id, owner_id = %owner, client_type = client.client_type.as_str(), "client registered");
         Ok(NewClient { client, key })
     }
 
@@ -204,6 +274,12 @@ impl Clients<'_> {
     /// Adds a key to one of the owner's clients (several may be live at once).
     pub async fn add_key(&self, owner: UserId, id: &str) -> Result<NewKey> {
         let found = self.find_owned(owner, id).await?;
+        if found.client.client_type == ClientType::Public {
+            return Err(CoreError::validation(
+                "client_id",
+                "a public client has no API keys: it authenticates with its client_id alone",
+            ));
+        }
         let key = self.new_key(&found.client.id);
         self.0.store.clients.add_key(&key.record).await?;
         tracing::info!(client_id = %found.client.id, key_id = %key.record.id, "API key created");

@@ -44,6 +44,10 @@ pub enum CoreError {
     /// A requested scope the client does not hold.
     #[error("invalid scope: {0}")]
     InvalidScope(String),
+    /// A client that may not use the grant it asked for (a public client asking for
+    /// client credentials).
+    #[error("unauthorized client")]
+    UnauthorizedClient,
     /// A `resource` (RFC 8707) this server does not mint tokens for.
     #[error("invalid target: {0}")]
     InvalidTarget(String),

@@ -198,7 +198,7 @@ async fn client_of(core: &Core, owner: &StartedSession) -> PresentedClient {
         .unwrap();
     PresentedClient {
         client_id: Some(created.client.id.as_str().to_owned()),
-        secret: created.key.key.expose().to_owned(),
+        secret: created.key.as_ref().unwrap().key.expose().to_owned(),
     }
 }
 
@@ -245,7 +245,7 @@ async fn taking_a_scope_away_revokes_the_owners_tokens_at_once_and_later_ones_la
     let created = core.clients().register(ada.user.id, "admin tool", &both).await.unwrap();
     let client = PresentedClient {
         client_id: Some(created.client.id.as_str().to_owned()),
-        secret: created.key.key.expose().to_owned(),
+        secret: created.key.as_ref().unwrap().key.expose().to_owned(),
     };
     let token = core.tokens().exchange(&client, None, IP).await.unwrap();
     assert_eq!(token.claims.scope, "admin notes:read");

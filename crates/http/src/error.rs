@@ -288,6 +288,7 @@ impl From<CoreError> for ApiError {
             CoreError::InvalidToken(_) => Self::InvalidToken,
             CoreError::InvalidScope(message) => Self::validation("scope", message),
             CoreError::InvalidTarget(message) => Self::validation("resource", message),
+            CoreError::UnauthorizedClient => Self::Unauthenticated,
             CoreError::NotFound => Self::NotFound,
             CoreError::RegistrationClosed => Self::RegistrationClosed,
             CoreError::WrongCurrentPassword => Self::WrongCurrentPassword,

@@ -167,6 +167,11 @@ impl From<CoreError> for OAuthError {
             CoreError::InvalidClient => Self::invalid_client(false),
             CoreError::InvalidScope(description) => Self::invalid_scope(description),
             CoreError::InvalidTarget(description) => Self::invalid_target(description),
+            CoreError::UnauthorizedClient => Self::new(
+                StatusCode::BAD_REQUEST,
+                "unauthorized_client",
+                "A public client cannot use this grant.",
+            ),
             other => ApiError::from(other).into(),
         }
     }
@@ -326,6 +331,10 @@ pub fn presented_client(headers: &HeaderMap, form: &HashMap<String, String>) -> 
                 Err(OAuthError::invalid_request(
                     "Unsupported Authorization scheme; use Basic.",
                 ))
+            } else if let Some(client_id) = form.get("client_id").filter(|id| !id.is_empty()) {
+                Ok(ClientAuth::None {
+                    client_id: client_id.clone(),
+                })
             } else {
                 Err(OAuthError::invalid_client(false))
             }

@@ -7,7 +7,9 @@ use std::process::ExitCode;
 use anyhow::{Context as _, bail};
 use clap::{Parser, Subcommand};
 use sesame_core::accounts::Registrar;
+use sesame_core::clients::ClientSpec;
 use sesame_core::{Core, CoreError, SystemClock};
+use sesame_domain::ClientType;
 use sesame_domain::password::{HashParams, Verification};
 use sesame_server::config::{Config, LogFormat};
 use tracing_subscriber::EnvFilter;
@@ -85,6 +87,13 @@ enum ClientCommand {
         /// A scope the client may request (repeat for several).
         #[arg(long = "scope", value_name = "SCOPE")]
         scopes: Vec<String>,
+        /// A public client: no API key; the authorization-code grant with PKCE only.
+        #[arg(long)]
+        public: bool,
+        /// A redirect URI for the authorization-code grant (repeat for several; a public
+        /// client needs one).
+        #[arg(long = "redirect-uri", value_name = "URI")]
+        redirect_uris: Vec<String>,
     },
     /// List clients (every client, or one owner's): id, owner, name, scopes, and each
     /// key's id and state. Never a key itself.
@@ -193,8 +202,24 @@ fn main() -> ExitCode {
             Command::User(UserCommand::Revoke { email, scopes }) => {
                 change_scopes(&config, &email, &scopes, false).await
             }
-            Command::Client(ClientCommand::Add { owner, name, scopes }) => {
-                add_client(&config, &owner, &name, &scopes).await
+            Command::Client(ClientCommand::Add {
+                owner,
+                name,
+                scopes,
+                public,
+                redirect_uris,
+            }) => {
+                let spec = ClientSpec {
+                    name,
+                    scopes,
+                    client_type: if public {
+                        ClientType::Public
+                    } else {
+                        ClientType::Confidential
+                    },
+                    redirect_uris,
+                };
+                add_client(&config, &owner, &spec).await
             }
             Command::Client(ClientCommand::List { owner }) => list_clients(&config, owner.as_deref()).await,
             Command::Client(ClientCommand::Delete { client_id }) => delete_client(&config, &client_id).await,
@@ -488,12 +513,16 @@ async fn list_clients(config: &Config, owner: Option<&str>) -> anyhow::Result<()
     core.close().await;
     for client in outcome? {
         say!(
-            "{}\towner={}\tname={:?}\ttype=confidential\tscopes={}",
+            "{}\towner={}\tname={:?}\ttype={}\tscopes={}",
             client.id,
             client.owner,
             client.name,
+            client.client_type.as_str(),
             client.scopes.to_text()
         );
+        for uri in &client.redirect_uris {
+            say!("	redirect_uri {}", uri.as_str());
+        }
         for key in &client.keys {
             let state = key
                 .revoked_at
@@ -554,8 +583,8 @@ async fn set_claims(config: &Config, client_id: &str, set: &[String], unset: &[S
     }
 }
 
-async fn add_client(config: &Config, owner: &str, name: &str, scopes: &[String]) -> anyhow::Result<()> {
-    sesame_core::clients::check_client(name, scopes).map_err(explain)?;
+async fn add_client(config: &Config, owner: &str, spec: &ClientSpec) -> anyhow::Result<()> {
+    sesame_core::clients::check_client(&spec.name, &spec.scopes).map_err(explain)?;
     let core = open_core(config).await?;
     let outcome = async {
         let owner = match core.accounts().find(owner).await {
@@ -563,17 +592,19 @@ async fn add_client(config: &Config, owner: &str, name: &str, scopes: &[String])
             Err(CoreError::Validation(_)) => bail!("owner email is not valid"),
             other => other.map_err(explain)?,
         };
-        core.clients()
-            .register(owner.user.id, name, scopes)
-            .await
-            .map_err(explain)
+        core.clients().register_spec(owner.user.id, spec).await.map_err(explain)
     }
     .await;
     core.close().await;
     let created = outcome?;
     say!("client_id: {}", created.client.id);
-    say!("api_key:   {}", created.key.key.expose());
-    say!("(the key is shown only now; store it safely)");
+    match &created.key {
+        Some(key) => {
+            say!("api_key:   {}", key.key.expose());
+            say!("(the key is shown only now; store it safely)");
+        }
+        None => say!("(a public client: no API key; it authenticates with its client_id and PKCE)"),
+    }
     Ok(())
 }
 

@@ -18,8 +18,8 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use sesame_domain::{
-    ApiKeyHash, ApiKeyId, ClientId, CsrfToken, Email, Scopes, SessionHandleHash, SessionId, StaticClaims, ThrottleKey,
-    User, UserId,
+    ApiKeyHash, ApiKeyId, ClientId, ClientType, CsrfToken, Email, RedirectUri, Scopes, SessionHandleHash, SessionId,
+    StaticClaims, ThrottleKey, User, UserId,
 };
 use time::OffsetDateTime;
 use uuid::Uuid;
@@ -295,6 +295,9 @@ pub struct ClientRecord {
     pub created_at: OffsetDateTime,
     /// Copied into each of its tokens (§9).
     pub claims: StaticClaims,
+    pub client_type: ClientType,
+    /// Where the authorization endpoint may send the browser back to (§10).
+    pub redirect_uris: Vec<RedirectUri>,
 }
 
 /// An API key's record; the key itself is never stored.
@@ -349,8 +352,8 @@ pub struct ClientWithKeys {
 
 #[async_trait]
 pub trait ClientStore: Send + Sync {
-    /// Stores a client and its first key, atomically.
-    async fn create_client(&self, client: &ClientRecord, first_key: &ApiKeyRecord) -> Result<()>;
+    /// Stores a client and its first key (a public client has none), atomically.
+    async fn create_client(&self, client: &ClientRecord, first_key: Option<&ApiKeyRecord>) -> Result<()>;
     /// An owner's clients, oldest first.
     async fn list_clients(&self, owner: UserId) -> Result<Vec<ClientWithKeys>>;
     async fn find_client(&self, id: &ClientId) -> Result<Option<ClientWithKeys>>;

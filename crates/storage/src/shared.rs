@@ -6,8 +6,8 @@ use std::future::Future;
 
 use async_trait::async_trait;
 use sesame_domain::{
-    ApiKeyHash, ApiKeyId, ClientId, CsrfToken, Email, Scopes, SessionHandleHash, SessionId, StaticClaims, ThrottleKey,
-    User, UserId,
+    ApiKeyHash, ApiKeyId, ClientId, ClientType, CsrfToken, Email, RedirectUri, Scopes, SessionHandleHash, SessionId,
+    StaticClaims, ThrottleKey, User, UserId, parse_redirect_uris,
 };
 use sqlx::migrate::MigrateError;
 use sqlx::pool::PoolConnection;
@@ -303,6 +303,10 @@ fn client_from_row<DB: Dialect>(row: &DB::Row) -> Result<ClientRecord> {
         scopes: scopes_of::<DB>(row, "scopes", "clients.scopes")?,
         created_at: DB::time(row, "c_created_at", "clients.created_at")?,
         claims: StaticClaims::parse(&DB::text(row, "claims")?).map_err(|_| StorageError::Corrupt("clients.claims"))?,
+        client_type: ClientType::parse(&DB::text(row, "client_type")?)
+            .ok_or(StorageError::Corrupt("clients.client_type"))?,
+        redirect_uris: parse_redirect_uris(DB::text(row, "redirect_uris")?.split(' ').filter(|u| !u.is_empty()))
+            .map_err(|_| StorageError::Corrupt("clients.redirect_uris"))?,
     })
 }
 
@@ -579,9 +583,15 @@ impl<DB: Dialect> ThrottleStore for SqlStore<DB> {
 
 #[async_trait]
 impl<DB: Dialect> ClientStore for SqlStore<DB> {
-    async fn create_client(&self, client: &ClientRecord, first_key: &ApiKeyRecord) -> Result<()> {
+    async fn create_client(&self, client: &ClientRecord, first_key: Option<&ApiKeyRecord>) -> Result<()> {
         let scopes = client.scopes.to_text();
         let claims = client.claims.to_json();
+        let redirect_uris = client
+            .redirect_uris
+            .iter()
+            .map(RedirectUri::as_str)
+            .collect::<Vec<_>>()
+            .join(" ");
         let args = [
             Arg::Text(client.id.as_str()),
             Arg::Id(client.owner_id.0),
@@ -589,10 +599,14 @@ impl<DB: Dialect> ClientStore for SqlStore<DB> {
             Arg::Text(&scopes),
             Arg::Time(client.created_at),
             Arg::Text(&claims),
+            Arg::Text(client.client_type.as_str()),
+            Arg::Text(&redirect_uris),
         ];
         let mut tx = self.begin().await?;
         DB::execute(&mut tx, sql::INSERT_CLIENT, &args).await?;
-        Self::insert_key(&mut tx, first_key).await?;
+        if let Some(first_key) = first_key {
+            Self::insert_key(&mut tx, first_key).await?;
+        }
         tx.commit().await.map_err(DB::error)
     }
 

@@ -21,7 +21,8 @@ macro_rules! session_columns {
 }
 macro_rules! client_columns {
     () => {
-        "c.id AS c_id, c.owner_id, c.name, c.scopes, c.created_at AS c_created_at, c.claims"
+        "c.id AS c_id, c.owner_id, c.name, c.scopes, c.created_at AS c_created_at, c.claims, c.client_type, \
+         c.redirect_uris"
     };
 }
 macro_rules! key_columns {
@@ -94,8 +95,8 @@ pub(crate) const PRUNE_FAILURES: &str = "DELETE FROM login_failures WHERE failed
 
 // Clients and their keys.
 
-pub(crate) const INSERT_CLIENT: &str =
-    "INSERT INTO clients (id, owner_id, name, scopes, created_at, claims) VALUES ($1, $2, $3, $4, $5, $6)";
+pub(crate) const INSERT_CLIENT: &str = "INSERT INTO clients (id, owner_id, name, scopes, created_at, claims, client_type, redirect_uris) \
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8)";
 /// Only if the claims are still what the caller read (no lost update between operators).
 pub(crate) const SET_CLIENT_CLAIMS: &str = "UPDATE clients SET claims = $3 WHERE id = $1 AND claims = $2";
 pub(crate) const INSERT_KEY: &str =

@@ -10,8 +10,8 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use sesame_domain::{
-    ApiKey, ApiKeyId, ClientId, CsrfToken, Email, Scopes, SessionHandle, SessionHandleHash, SessionId, StaticClaims,
-    ThrottleKey, User, UserId,
+    ApiKey, ApiKeyId, ClientId, ClientType, CsrfToken, Email, Scopes, SessionHandle, SessionHandleHash, SessionId,
+    StaticClaims, ThrottleKey, User, UserId, parse_redirect_uris,
 };
 use sesame_storage::{
     ApiKeyRecord, Backend, ClientRecord, GrantChange, GrantOutcome, NewSession, Revocation, RevocationKind,
@@ -72,6 +72,7 @@ on_both_backends!(
     disabling_an_unknown_email_finds_no_one,
     granted_scopes_change_only_from_what_was_read_and_taking_one_away_revokes,
     client_claims_change_only_from_what_was_read,
+    a_public_client_is_stored_without_a_key_with_its_redirect_uris,
     a_session_is_found_by_its_handle_hash_with_its_user,
     a_reused_session_handle_hash_is_refused_but_is_no_email_conflict,
     touching_a_session_only_moves_last_seen_forward,
@@ -157,6 +158,8 @@ fn client_of(owner: &User, name: &str, scopes: &str, created_at: OffsetDateTime)
         scopes: Scopes::parse_space_separated(scopes).expect("scopes"),
         created_at,
         claims: StaticClaims::default(),
+        client_type: ClientType::Confidential,
+        redirect_uris: Vec::new(),
     }
 }
 
@@ -181,7 +184,11 @@ async fn add_client(
 ) -> (ClientRecord, ApiKeyRecord) {
     let client = client_of(owner, "reporting", scopes, created_at);
     let key = key_of(&client, created_at);
-    store.clients.create_client(&client, &key).await.expect("create client");
+    store
+        .clients
+        .create_client(&client, Some(&key))
+        .await
+        .expect("create client");
     (client, key)
 }
 
@@ -484,6 +491,21 @@ async fn client_claims_change_only_from_what_was_read(store: &Store) {
     assert_eq!(its_client.claims, acme);
     let unknown = ClientId::generate();
     assert!(!store.clients.set_client_claims(&unknown, &none, &acme).await.unwrap());
+}
+
+async fn a_public_client_is_stored_without_a_key_with_its_redirect_uris(store: &Store) {
+    let user = add_user(store, "ada@example.com").await;
+    let uris = parse_redirect_uris(["com.example.app:/cb", "http://127.0.0.1/cb"]).unwrap();
+    let client = ClientRecord {
+        client_type: ClientType::Public,
+        redirect_uris: uris.clone(),
+        ..client_of(&user, "Phone app", "notes:read", at(10))
+    };
+    store.clients.create_client(&client, None).await.unwrap();
+    let found = store.clients.find_client(&client.id).await.unwrap().unwrap();
+    assert_eq!(found.client.client_type, ClientType::Public);
+    assert_eq!(found.client.redirect_uris, uris);
+    assert!(found.keys.is_empty());
 }
 
 async fn disabling_an_unknown_email_finds_no_one(store: &Store) {
@@ -1002,7 +1024,7 @@ async fn a_key_with_a_taken_id_is_refused(store: &Store) {
         id: key.id,
         ..key_of(&orphan, at(30))
     };
-    assert!(store.clients.create_client(&orphan, &orphan_key).await.is_err());
+    assert!(store.clients.create_client(&orphan, Some(&orphan_key)).await.is_err());
     assert!(store.clients.find_client(&orphan.id).await.unwrap().is_none());
 }
 

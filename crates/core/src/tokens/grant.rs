@@ -13,6 +13,8 @@ pub enum ClientAuth {
     Post { client_id: Option<String>, secret: String },
     /// sesame's JSON body, `{"api_key": …}`.
     ApiKey { secret: String },
+    /// `client_id` alone (`none`): how a public client identifies itself (§10).
+    None { client_id: String },
 }
 
 impl std::fmt::Debug for ClientAuth {
@@ -29,6 +31,7 @@ impl std::fmt::Debug for ClientAuth {
                 .field("secret", &"[redacted]")
                 .finish(),
             Self::ApiKey { .. } => f.debug_struct("ApiKey").field("secret", &"[redacted]").finish(),
+            Self::None { client_id } => f.debug_struct("None").field("client_id", client_id).finish(),
         }
     }
 }
@@ -52,6 +55,11 @@ impl ClientAuth {
             Self::ApiKey { secret } => PresentedClient {
                 client_id: None,
                 secret: secret.clone(),
+            },
+            // No secret: never authenticates a confidential client.
+            Self::None { client_id } => PresentedClient {
+                client_id: Some(client_id.clone()),
+                secret: String::new(),
             },
         }
     }

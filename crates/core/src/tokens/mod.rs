@@ -274,6 +274,9 @@ impl Tokens<'_> {
     /// presented itself, then the grant it asks for.
     pub async fn grant(&self, request: &GrantRequest, ip: &str) -> Result<GrantResponse> {
         match request.grant {
+            Grant::ClientCredentials if matches!(request.client, ClientAuth::None { .. }) => {
+                Err(self.unauthenticated(&request.client).await)
+            }
             Grant::ClientCredentials => {
                 let issued = self
                     .exchange_for(
@@ -293,9 +296,31 @@ impl Tokens<'_> {
         }
     }
 
+    /// A client that named itself without a secret, where one is needed: a public client
+    /// is told it may not use this grant (`unauthorized_client`), anything else that it
+    /// did not authenticate.
+    async fn unauthenticated(&self, client: &ClientAuth) -> CoreError {
+        let ClientAuth::None { client_id } = client else {
+            return CoreError::InvalidClient;
+        };
+        let Some(id) = ClientId::parse(client_id) else {
+            return CoreError::InvalidClient;
+        };
+        match self.0.store.clients.find_client(&id).await {
+            Ok(Some(found)) if found.client.client_type == sesame_domain::ClientType::Public => {
+                CoreError::UnauthorizedClient
+            }
+            Ok(_) => CoreError::InvalidClient,
+            Err(error) => error.into(),
+        }
+    }
+
     /// RFC 7009 for an authenticated client, in one call: revokes `token` if it is the
     /// client's own.
     pub async fn revoke_as(&self, client: &ClientAuth, token: &str, ip: &str) -> Result<()> {
+        if matches!(client, ClientAuth::None { .. }) {
+            return Err(CoreError::InvalidClient);
+        }
         let caller = self.authenticate_client(&client.presented(), ip).await?;
         self.revoke(&caller, token, ip).await
     }
@@ -303,6 +328,9 @@ impl Tokens<'_> {
     /// RFC 7662 for an authenticated client, in one call: the claims of a live token,
     /// `None` for anything else.
     pub async fn introspect_as(&self, client: &ClientAuth, token: &str, ip: &str) -> Result<Option<AccessClaims>> {
+        if matches!(client, ClientAuth::None { .. }) {
+            return Err(CoreError::InvalidClient);
+        }
         self.authenticate_client(&client.presented(), ip).await?;
         Ok(self.introspect(token).await)
     }

@@ -4,7 +4,8 @@ use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use serde::{Deserialize, Serialize};
-use sesame_core::clients::{ClientView, NewClient, NewKey};
+use sesame_core::clients::{ClientSpec, ClientView, NewClient, NewKey};
+use sesame_domain::{ClientType, RedirectUri};
 use time::OffsetDateTime;
 use utoipa::ToSchema;
 use uuid::Uuid;
@@ -23,6 +24,43 @@ pub struct CreateClientRequest {
     pub name: String,
     /// Each matches `^[a-z0-9_.:-]{1,64}$`; at most 64.
     pub scopes: Vec<String>,
+    /// `confidential` (the default: it gets API keys) or `public` (no key; the
+    /// authorization-code grant with PKCE only).
+    #[serde(rename = "type", default)]
+    pub client_type: ClientKind,
+    /// Where the authorization endpoint may send the browser back to: `https://` URIs,
+    /// loopback `http://127.0.0.1/…` or `http://[::1]/…` (any port at request time), or a
+    /// reverse-domain private-use scheme (`com.example.app:/callback`). No fragment, no
+    /// wildcard, no `localhost`; at most 10. Required for a public client.
+    #[serde(default)]
+    pub redirect_uris: Vec<String>,
+}
+
+/// A client's type (RFC 6749 §2.1).
+#[derive(Debug, Clone, Copy, Default, Deserialize, Serialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum ClientKind {
+    #[default]
+    Confidential,
+    Public,
+}
+
+impl From<ClientKind> for ClientType {
+    fn from(kind: ClientKind) -> Self {
+        match kind {
+            ClientKind::Confidential => Self::Confidential,
+            ClientKind::Public => Self::Public,
+        }
+    }
+}
+
+impl From<ClientType> for ClientKind {
+    fn from(kind: ClientType) -> Self {
+        match kind {
+            ClientType::Confidential => Self::Confidential,
+            ClientType::Public => Self::Public,
+        }
+    }
 }
 
 /// A newly made API key: the only time its secret is shown.
@@ -43,15 +81,21 @@ impl std::fmt::Debug for NewApiKey {
     }
 }
 
-/// A newly registered client with its first key.
+/// A newly registered client with its first key (none for a public client).
 #[derive(Debug, Serialize, ToSchema)]
 pub struct CreatedClient {
     pub client_id: String,
     pub name: String,
+    #[serde(rename = "type")]
+    pub client_type: ClientKind,
     pub scopes: Vec<String>,
+    pub redirect_uris: Vec<String>,
     #[serde(with = "time::serde::rfc3339")]
     pub created_at: OffsetDateTime,
-    pub api_key: NewApiKey,
+    /// Absent for a public client.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
+    pub api_key: Option<NewApiKey>,
 }
 
 /// An API key as listed: never the key itself.
@@ -72,7 +116,10 @@ pub struct ApiKeyInfo {
 pub struct ClientBody {
     pub client_id: String,
     pub name: String,
+    #[serde(rename = "type")]
+    pub client_type: ClientKind,
     pub scopes: Vec<String>,
+    pub redirect_uris: Vec<String>,
     #[serde(with = "time::serde::rfc3339")]
     pub created_at: OffsetDateTime,
     /// Static claims copied into each of its tokens, set by the operator (§9).
@@ -86,7 +133,9 @@ impl From<ClientView> for ClientBody {
         Self {
             client_id: client.id.as_str().to_owned(),
             name: client.name,
+            client_type: client.client_type.into(),
             scopes: client.scopes.to_vec(),
+            redirect_uris: uris(&client.redirect_uris),
             created_at: client.created_at,
             claims: client.claims.as_map().clone(),
             keys: client
@@ -111,12 +160,18 @@ fn shown(key: &NewKey) -> NewApiKey {
     }
 }
 
+fn uris(uris: &[RedirectUri]) -> Vec<String> {
+    uris.iter().map(|u| u.as_str().to_owned()).collect()
+}
+
 impl From<NewClient> for CreatedClient {
     fn from(created: NewClient) -> Self {
         Self {
             client_id: created.client.id.as_str().to_owned(),
-            api_key: shown(&created.key),
+            api_key: created.key.as_ref().map(shown),
             name: created.client.name,
+            client_type: created.client.client_type.into(),
+            redirect_uris: uris(&created.client.redirect_uris),
             scopes: created.client.scopes.to_vec(),
             created_at: created.client.created_at,
         }
@@ -140,7 +195,7 @@ impl From<NewClient> for CreatedClient {
                 ("DeleteClient" = (operation_id = "delete_client", parameters(("client_id" = "$response.body#/client_id")))),
             )),
         SessionWrite, JsonBody,
-        (status = 422, description = "Invalid name or scopes", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Invalid name, scopes, type or redirect URIs (a public client needs one)", body = Problem, content_type = "application/problem+json"),
     ))]
 pub async fn create_client(
     State(state): State<AppState>,
@@ -150,7 +205,15 @@ pub async fn create_client(
     let created = state
         .core
         .clients()
-        .register(session.user.id, &body.name, &body.scopes)
+        .register_spec(
+            session.user.id,
+            &ClientSpec {
+                name: body.name,
+                scopes: body.scopes,
+                client_type: body.client_type.into(),
+                redirect_uris: body.redirect_uris,
+            },
+        )
         .await?;
     Ok((StatusCode::CREATED, Json(created.into())))
 }
@@ -216,6 +279,7 @@ pub async fn delete_client(
             headers(("Cache-Control" = String, description = "`no-store`"))),
         SessionWrite,
         (status = 404, description = "No such client of the caller's", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "A public client has no API keys", body = Problem, content_type = "application/problem+json"),
     ))]
 pub async fn create_key(
     State(state): State<AppState>,
