@@ -3,9 +3,9 @@
 //! revocation set) and within a poll elsewhere.
 
 use sesame_domain::{
-    ApiKey, ApiKeyId, ClientId, ClientType, RedirectUri, Scopes, StaticClaims, UserId, parse_redirect_uris,
+    ApiKey, ApiKeyId, Client, ClientId, ClientType, RedirectUri, Scopes, StaticClaims, UserId, parse_redirect_uris,
 };
-use sesame_storage::{ApiKeyRecord, ClientRecord, ClientWithKeys, RevocationKind};
+use sesame_storage::{ApiKeyRecord, ClientWithKeys, RevocationKind};
 
 use time::OffsetDateTime;
 
@@ -34,15 +34,7 @@ impl std::fmt::Debug for NewKey {
 /// A client as its owner or the operator sees it: never a key's secret or hash.
 #[derive(Debug, Clone)]
 pub struct ClientView {
-    pub id: ClientId,
-    pub owner: UserId,
-    pub name: String,
-    pub scopes: Scopes,
-    pub created_at: OffsetDateTime,
-    /// Copied into each of its tokens (§9).
-    pub claims: StaticClaims,
-    pub client_type: ClientType,
-    pub redirect_uris: Vec<RedirectUri>,
+    pub client: Client,
     /// Live and revoked, oldest first.
     pub keys: Vec<KeyView>,
 }
@@ -59,14 +51,7 @@ pub struct KeyView {
 impl From<ClientWithKeys> for ClientView {
     fn from(found: ClientWithKeys) -> Self {
         Self {
-            id: found.client.id,
-            owner: found.client.owner_id,
-            name: found.client.name,
-            scopes: found.client.scopes,
-            created_at: found.client.created_at,
-            claims: found.client.claims,
-            client_type: found.client.client_type,
-            redirect_uris: found.client.redirect_uris,
+            client: found.client,
             keys: found
                 .keys
                 .into_iter()
@@ -84,7 +69,7 @@ impl From<ClientWithKeys> for ClientView {
 /// A client just registered, with its first key (none for a public client).
 #[derive(Debug)]
 pub struct NewClient {
-    pub client: ClientRecord,
+    pub client: Client,
     pub key: Option<NewKey>,
 }
 
@@ -194,7 +179,7 @@ impl Clients<'_> {
     pub async fn register_spec(&self, owner: UserId, spec: &ClientSpec) -> Result<NewClient> {
         let checked = check_spec(spec)?;
         self.check_held(owner, &checked.scopes).await?;
-        let client = ClientRecord {
+        let client = Client {
             id: ClientId::generate(),
             owner_id: owner,
             name: checked.name,

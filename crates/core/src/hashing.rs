@@ -193,19 +193,21 @@ impl HashingPool {
 mod tests {
     use super::*;
 
-    #[tokio::test]
-    async fn other_work_takes_at_most_half_the_threads_and_logins_the_rest() {
+    type Job = tokio::task::JoinHandle<Result<(), CoreError>>;
+
+    /// A pool of `threads`, one of whose threads is held by other work until `release`
+    /// is sent.
+    async fn held_pool(threads: usize) -> (HashingPool, std::sync::mpsc::Sender<()>, Job) {
         let pool = HashingPool::new(
             PasswordHasher::new(sesame_domain::password::HashParams::default()).expect("params"),
-            2,
+            threads,
         );
         let (release, gate) = std::sync::mpsc::channel::<()>();
-        let gate = Arc::new(std::sync::Mutex::new(gate));
         let blocker = {
-            let (pool, gate) = (pool.clone(), gate.clone());
+            let pool = pool.clone();
             tokio::spawn(async move {
                 pool.run_in(Lane::Other, move |_| {
-                    let _ = gate.lock().map(|g| g.recv());
+                    let _ = gate.recv();
                 })
                 .await
             })
@@ -213,6 +215,12 @@ mod tests {
         while pool.in_flight() == 0 {
             tokio::task::yield_now().await;
         }
+        (pool, release, blocker)
+    }
+
+    #[tokio::test]
+    async fn other_work_takes_at_most_half_the_threads_and_logins_the_rest() {
+        let (pool, release, blocker) = held_pool(2).await;
         // A second piece of other work waits for the first, though a thread is free...
         let second = {
             let pool = pool.clone();
@@ -229,26 +237,8 @@ mod tests {
 
     #[tokio::test]
     async fn other_work_takes_at_most_half_the_queue_and_logins_the_rest() {
-        let pool = HashingPool::new(
-            PasswordHasher::new(sesame_domain::password::HashParams::default()).expect("params"),
-            1,
-        );
-        let (release, gate) = std::sync::mpsc::channel::<()>();
-        let gate = Arc::new(std::sync::Mutex::new(gate));
         // One job holds the only thread; everything else waits in the queue.
-        let blocker = {
-            let pool = pool.clone();
-            let gate = gate.clone();
-            tokio::spawn(async move {
-                pool.run_in(Lane::Other, move |_| {
-                    let _ = gate.lock().map(|g| g.recv());
-                })
-                .await
-            })
-        };
-        while pool.in_flight() == 0 {
-            tokio::task::yield_now().await;
-        }
+        let (pool, release, blocker) = held_pool(1).await;
         let mut waiting = Vec::new();
         for _ in 1..pool.max_queued / 2 {
             let pool = pool.clone();

@@ -1,6 +1,22 @@
-//! A client's kind and its registered redirect URIs (RFC 6749 §3.1.2, RFC 8252, RFC 9700).
+//! A registered client, its kind, and its redirect URIs (RFC 6749 §3.1.2, RFC 8252,
+//! RFC 9700).
 
 use std::fmt;
+
+/// A registered third-party client.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Client {
+    pub id: crate::ClientId,
+    pub owner_id: crate::UserId,
+    pub name: String,
+    pub scopes: crate::Scopes,
+    pub created_at: time::OffsetDateTime,
+    /// Copied into each of its tokens (§9).
+    pub claims: crate::StaticClaims,
+    pub client_type: ClientType,
+    /// Where the authorization endpoint may send the browser back to (§10).
+    pub redirect_uris: Vec<RedirectUri>,
+}
 
 /// How a client authenticates at the token endpoint.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]

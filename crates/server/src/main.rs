@@ -7,7 +7,7 @@ use std::process::ExitCode;
 use anyhow::{Context as _, bail};
 use clap::{Parser, Subcommand};
 use sesame_core::accounts::Registrar;
-use sesame_core::clients::ClientSpec;
+use sesame_core::clients::{ClientSpec, ClientView};
 use sesame_core::{Core, CoreError, SystemClock};
 use sesame_domain::ClientType;
 use sesame_domain::password::{HashParams, Verification};
@@ -511,11 +511,11 @@ async fn list_clients(config: &Config, owner: Option<&str>) -> anyhow::Result<()
     }
     .await;
     core.close().await;
-    for client in outcome? {
+    for ClientView { client, keys } in outcome? {
         say!(
             "{}\towner={}\tname={:?}\ttype={}\tscopes={}",
             client.id,
-            client.owner,
+            client.owner_id,
             client.name,
             client.client_type.as_str(),
             client.scopes.to_text()
@@ -523,7 +523,7 @@ async fn list_clients(config: &Config, owner: Option<&str>) -> anyhow::Result<()
         for uri in &client.redirect_uris {
             say!("	redirect_uri {}", uri.as_str());
         }
-        for key in &client.keys {
+        for key in &keys {
             let state = key
                 .revoked_at
                 .map_or_else(|| "live".to_owned(), |at| format!("revoked {at}"));

@@ -18,8 +18,8 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use sesame_domain::{
-    ApiKeyHash, ApiKeyId, ClientId, ClientType, CsrfToken, Email, RedirectUri, Scopes, SessionHandleHash, SessionId,
-    StaticClaims, ThrottleKey, User, UserId,
+    ApiKeyHash, ApiKeyId, ClientId, CsrfToken, Email, Scopes, SessionHandleHash, SessionId, StaticClaims, ThrottleKey,
+    User, UserId,
 };
 use time::OffsetDateTime;
 use uuid::Uuid;
@@ -285,20 +285,8 @@ pub trait ThrottleStore: Send + Sync {
     async fn prune_failures(&self, before: OffsetDateTime) -> Result<u64>;
 }
 
-/// A registered third-party client.
-#[derive(Debug, Clone)]
-pub struct ClientRecord {
-    pub id: ClientId,
-    pub owner_id: UserId,
-    pub name: String,
-    pub scopes: Scopes,
-    pub created_at: OffsetDateTime,
-    /// Copied into each of its tokens (§9).
-    pub claims: StaticClaims,
-    pub client_type: ClientType,
-    /// Where the authorization endpoint may send the browser back to (§10).
-    pub redirect_uris: Vec<RedirectUri>,
-}
+/// A registered third-party client, as stored: the domain's own type.
+pub use sesame_domain::Client as ClientRecord;
 
 /// An API key's record; the key itself is never stored.
 #[derive(Debug, Clone)]

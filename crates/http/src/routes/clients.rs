@@ -129,7 +129,7 @@ pub struct ClientBody {
 }
 
 impl From<ClientView> for ClientBody {
-    fn from(client: ClientView) -> Self {
+    fn from(ClientView { client, keys }: ClientView) -> Self {
         Self {
             client_id: client.id.as_str().to_owned(),
             name: client.name,
@@ -138,8 +138,7 @@ impl From<ClientView> for ClientBody {
             redirect_uris: uris(&client.redirect_uris),
             created_at: client.created_at,
             claims: client.claims.as_map().clone(),
-            keys: client
-                .keys
+            keys: keys
                 .into_iter()
                 .map(|k| ApiKeyInfo {
                     id: k.id.0,
