@@ -44,6 +44,11 @@ pub enum CoreError {
     /// A requested scope the client does not hold.
     #[error("invalid scope: {0}")]
     InvalidScope(String),
+    /// An authorization code (or, later, a refresh token) that is not valid for this
+    /// request: unknown, spent, expired, another client's, or a wrong redirect URI or
+    /// PKCE verifier (RFC 6749 §5.2 `invalid_grant`).
+    #[error("invalid grant: {0}")]
+    InvalidGrant(String),
     /// A client that may not use the grant it asked for (a public client asking for
     /// client credentials).
     #[error("unauthorized client")]
@@ -87,7 +92,7 @@ impl CoreError {
 impl From<StorageError> for CoreError {
     fn from(error: StorageError) -> Self {
         match error {
-            StorageError::Unavailable(_) => Self::Unavailable(Some(error)),
+            StorageError::Unavailable(_) | StorageError::Contended(_) => Self::Unavailable(Some(error)),
             StorageError::EmailTaken => Self::EmailTaken,
             other => Self::internal(other),
         }

@@ -12,6 +12,7 @@
 //! Every operation takes the time from the [`Clock`] the [`Core`] was built with.
 
 pub mod accounts;
+pub mod authorizations;
 pub mod cache;
 pub mod clients;
 pub mod clock;
@@ -28,6 +29,7 @@ use sesame_domain::{PasswordPolicy, SessionPolicy, ThrottlePolicy};
 use sesame_storage::Store;
 
 pub use accounts::Accounts;
+pub use authorizations::Authorizations;
 pub use clients::Clients;
 pub use clock::{Clock, ManualClock, SharedClock, SystemClock};
 pub use error::{CoreError, FieldError};
@@ -47,6 +49,8 @@ pub struct Settings {
     pub tokens: TokenSettings,
     /// The scope catalogue (§9): which scopes exist and who may hold them.
     pub scopes: sesame_domain::Catalogue,
+    /// How long an authorization code may be redeemed (`SESAME_AUTH_CODE_TTL`, §10).
+    pub auth_code_ttl: std::time::Duration,
 }
 
 /// What every service shares.
@@ -122,6 +126,10 @@ impl Core {
 
     pub fn clients(&self) -> Clients<'_> {
         Clients(&self.0)
+    }
+
+    pub fn authorizations(&self) -> Authorizations<'_> {
+        Authorizations(&self.0)
     }
 
     pub fn tokens(&self) -> Tokens<'_> {

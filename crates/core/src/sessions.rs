@@ -219,6 +219,7 @@ impl Sessions<'_> {
                 expires_at: cx.settings.sessions.expires_at(now, now),
                 csrf_token: session.csrf_token,
                 held: cx.settings.scopes.held(&record.granted_scopes),
+                signed_in_at: now,
             },
             user: record.user,
         })
@@ -284,6 +285,7 @@ impl Sessions<'_> {
             expires_at: policy.expires_at(session.created_at, last_seen),
             csrf_token: session.csrf_token,
             held,
+            signed_in_at: session.created_at,
         })
     }
 

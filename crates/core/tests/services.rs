@@ -7,6 +7,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use sesame_core::accounts::Registrar;
+use sesame_core::authorizations::{AuthorizationRequest, Decision, RedirectBack};
+use sesame_core::clients::ClientSpec;
 use sesame_core::sealing::Sealer;
 use sesame_core::sessions::{Origin, StartedSession};
 use sesame_core::tokens::{ClientAuth, Grant, GrantRequest, PresentedClient};
@@ -16,6 +18,8 @@ use sesame_domain::{Budget, Catalogue, PasswordPolicy, ScopeInfo, SessionPolicy,
 use sesame_tests::{Backend, TestDb, on_both_backends};
 
 on_both_backends!(
+    the_authorization_code_flow_asks_consent_once_and_redeems_a_code_once,
+    an_authorization_request_is_refused_on_a_page_or_sent_back_with_an_error,
     taking_a_scope_away_revokes_the_owners_tokens_at_once_and_later_ones_lack_it,
     a_session_ends_after_its_idle_lifetime_unless_used,
     a_session_ends_at_its_absolute_lifetime_however_it_is_used,
@@ -57,6 +61,7 @@ fn settings() -> Settings {
             resources: Vec::new(),
         },
         scopes: Catalogue::Open,
+        auth_code_ttl: Duration::from_secs(60),
     }
 }
 
@@ -459,4 +464,262 @@ async fn a_token_request_authenticates_the_client_however_it_presented_itself(ba
         core.tokens().grant(&request(mismatched, None), IP).await,
         Err(CoreError::InvalidClient)
     ));
+}
+
+/// RFC 7636 appendix B.
+const VERIFIER: &str = "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk";
+const CHALLENGE: &str = "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM";
+const CALLBACK: &str = "https://app.example.com/cb";
+
+async fn public_client(core: &Core, owner: &StartedSession) -> sesame_domain::Client {
+    let spec = ClientSpec {
+        name: "Notes app".into(),
+        scopes: vec!["notes:read".into(), "notes:write".into()],
+        client_type: sesame_domain::ClientType::Public,
+        redirect_uris: vec![CALLBACK.into(), "http://127.0.0.1/cb".into()],
+    };
+    core.clients().register_spec(owner.user.id, &spec).await.unwrap().client
+}
+
+fn request_for(client: &sesame_domain::Client) -> AuthorizationRequest {
+    AuthorizationRequest {
+        response_type: Some("code".into()),
+        client_id: Some(client.id.as_str().into()),
+        redirect_uri: Some(CALLBACK.into()),
+        scope: Some("notes:read".into()),
+        state: Some("xyz".into()),
+        code_challenge: Some(CHALLENGE.into()),
+        code_challenge_method: Some("S256".into()),
+        ..AuthorizationRequest::default()
+    }
+}
+
+fn redirected(decision: Decision) -> RedirectBack {
+    match decision {
+        Decision::Redirect(back) => back,
+        other => panic!("expected a redirect, got {other:?}"),
+    }
+}
+
+async fn the_authorization_code_flow_asks_consent_once_and_redeems_a_code_once(backend: Backend) {
+    let (core, clock, _db) = core(backend).await;
+    let ada = signed_in(&core, "ada@example.com").await;
+    let client = public_client(&core, &ada).await;
+    let request = request_for(&client);
+    let flow = core.authorizations();
+
+    // No session: sign in first, or, with prompt=none, login_required.
+    assert!(matches!(
+        flow.decide(&request, None, false).await.unwrap(),
+        Decision::SignIn
+    ));
+    let silent = AuthorizationRequest {
+        prompt: Some("none".into()),
+        ..request.clone()
+    };
+    let back = redirected(flow.decide(&silent, None, false).await.unwrap());
+    assert_eq!(back.param("error"), Some("login_required"));
+    assert_eq!(back.param("state"), Some("xyz"));
+    assert_eq!(back.param("iss"), Some("https://auth.example.com"));
+
+    // Signed in, no grant yet: consent is asked (and never silently assumed).
+    let session = &ada.session;
+    assert!(matches!(
+        flow.decide(&request, Some(session), false).await.unwrap(),
+        Decision::Consent(_)
+    ));
+    let back = redirected(flow.decide(&silent, Some(session), false).await.unwrap());
+    assert_eq!(back.param("error"), Some("consent_required"));
+    let denied = redirected(flow.deny(&request).await.unwrap());
+    assert_eq!(denied.param("error"), Some("access_denied"));
+
+    // Approved: a code for the callback, with state and iss.
+    let back = redirected(flow.approve(&request, session).await.unwrap());
+    assert!(
+        back.location().starts_with("https://app.example.com/cb?code=ac_"),
+        "{}",
+        back.location()
+    );
+    assert_eq!(
+        (back.param("state"), back.param("iss")),
+        (Some("xyz"), Some("https://auth.example.com"))
+    );
+    let code = back.param("code").unwrap().to_owned();
+
+    // Granted once, the next request comes straight back with a code, unless consent is
+    // asked for.
+    let again = redirected(flow.decide(&request, Some(session), false).await.unwrap());
+    assert!(again.param("code").is_some_and(|c| c != code));
+    let ask = AuthorizationRequest {
+        prompt: Some("consent".into()),
+        ..request.clone()
+    };
+    assert!(matches!(
+        flow.decide(&ask, Some(session), false).await.unwrap(),
+        Decision::Consent(_)
+    ));
+    let login = AuthorizationRequest {
+        prompt: Some("login".into()),
+        ..request.clone()
+    };
+    assert!(matches!(
+        flow.decide(&login, Some(session), false).await.unwrap(),
+        Decision::SignIn
+    ));
+    assert!(matches!(
+        flow.decide(&login, Some(session), true).await.unwrap(),
+        Decision::Redirect(_)
+    ));
+
+    // Redeemed with the verifier: a delegated token for Ada.
+    let token = flow
+        .redeem(&client, &code, Some(CALLBACK), Some(VERIFIER))
+        .await
+        .unwrap();
+    assert_eq!(token.claims.sub, ada.user.id.to_string());
+    assert_eq!(token.claims.client_id, client.id.as_str());
+    assert_eq!(token.claims.scope, "notes:read");
+    assert_eq!(token.claims.auth_time, Some(session.signed_in_at.unix_timestamp()));
+    assert!(token.claims.key_id.is_empty());
+    assert!(core.tokens().verify(&token.token).await.is_ok());
+
+    // Presented again: refused, and the token it was exchanged for is revoked.
+    assert!(matches!(
+        flow.redeem(&client, &code, Some(CALLBACK), Some(VERIFIER)).await,
+        Err(CoreError::InvalidGrant(_))
+    ));
+    assert!(core.tokens().verify(&token.token).await.is_err());
+
+    // Each binding is checked: verifier, redirect URI, client, lifetime.
+    let fresh = || async {
+        let back = redirected(flow.decide(&request, Some(session), false).await.unwrap());
+        back.param("code").unwrap().to_owned()
+    };
+    let other = public_client(&core, &ada).await;
+    let wrong_verifier = "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXj";
+    for (who, redirect, verifier) in [
+        (&client, Some(CALLBACK), Some(wrong_verifier)),
+        (&client, Some(CALLBACK), None),
+        (&client, Some("http://127.0.0.1/cb"), Some(VERIFIER)),
+        (&client, None, Some(VERIFIER)),
+        (&other, Some(CALLBACK), Some(VERIFIER)),
+    ] {
+        let code = fresh().await;
+        assert!(matches!(
+            flow.redeem(who, &code, redirect, verifier).await,
+            Err(CoreError::InvalidGrant(_))
+        ));
+    }
+    let code = fresh().await;
+    clock.advance(Duration::from_secs(61));
+    assert!(matches!(
+        flow.redeem(&client, &code, Some(CALLBACK), Some(VERIFIER)).await,
+        Err(CoreError::InvalidGrant(_))
+    ));
+    assert!(matches!(
+        flow.redeem(&client, "ac_not-a-code", Some(CALLBACK), Some(VERIFIER))
+            .await,
+        Err(CoreError::InvalidGrant(_))
+    ));
+}
+
+async fn an_authorization_request_is_refused_on_a_page_or_sent_back_with_an_error(backend: Backend) {
+    let (core, _clock, _db) = core(backend).await;
+    let ada = signed_in(&core, "ada@example.com").await;
+    let client = public_client(&core, &ada).await;
+    let request = request_for(&client);
+    let flow = core.authorizations();
+    let session = Some(&ada.session);
+
+    // What cannot be trusted is never redirected to.
+    for untrusted in [
+        AuthorizationRequest {
+            client_id: Some("cli_AAAAAAAAAAAAAAAAAAAAAA".into()),
+            ..request.clone()
+        },
+        AuthorizationRequest {
+            client_id: None,
+            ..request.clone()
+        },
+        AuthorizationRequest {
+            redirect_uri: Some("https://evil.example.com/cb".into()),
+            ..request.clone()
+        },
+        // Two are registered: the request must say which.
+        AuthorizationRequest {
+            redirect_uri: None,
+            ..request.clone()
+        },
+    ] {
+        let decision = flow.decide(&untrusted, session, false).await.unwrap();
+        assert!(matches!(decision, Decision::Refused(_)), "{untrusted:?}: {decision:?}");
+    }
+    // A loopback redirect URI matches on any port.
+    let loopback = AuthorizationRequest {
+        redirect_uri: Some("http://127.0.0.1:53123/cb".into()),
+        ..request.clone()
+    };
+    assert!(matches!(
+        flow.decide(&loopback, session, false).await.unwrap(),
+        Decision::Consent(_)
+    ));
+
+    // Everything else goes back to the client, with state and iss.
+    for (bad, error) in [
+        (
+            AuthorizationRequest {
+                response_type: Some("token".into()),
+                ..request.clone()
+            },
+            "unsupported_response_type",
+        ),
+        (
+            AuthorizationRequest {
+                response_type: None,
+                ..request.clone()
+            },
+            "invalid_request",
+        ),
+        (
+            AuthorizationRequest {
+                code_challenge: None,
+                ..request.clone()
+            },
+            "invalid_request",
+        ),
+        (
+            AuthorizationRequest {
+                code_challenge_method: Some("plain".into()),
+                ..request.clone()
+            },
+            "invalid_request",
+        ),
+        (
+            AuthorizationRequest {
+                scope: Some("admin".into()),
+                ..request.clone()
+            },
+            "invalid_scope",
+        ),
+        (
+            AuthorizationRequest {
+                prompt: Some("select_account".into()),
+                ..request.clone()
+            },
+            "invalid_request",
+        ),
+        (
+            AuthorizationRequest {
+                resources: vec!["https://evil.example.com".into()],
+                ..request.clone()
+            },
+            "invalid_target",
+        ),
+    ] {
+        let back = redirected(flow.decide(&bad, session, false).await.unwrap());
+        assert_eq!(back.param("error"), Some(error), "{bad:?}");
+        assert_eq!(back.param("state"), Some("xyz"));
+        assert_eq!(back.param("iss"), Some("https://auth.example.com"));
+        assert!(back.location().starts_with(CALLBACK));
+    }
 }

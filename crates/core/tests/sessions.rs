@@ -99,6 +99,7 @@ fn settings() -> Settings {
             resources: Vec::new(),
         },
         scopes: sesame_domain::Catalogue::Open,
+        auth_code_ttl: std::time::Duration::from_secs(60),
     }
 }
 

@@ -3,6 +3,7 @@
 //! session lifetimes, login throttling). Nothing here does I/O; everything here can be
 //! tested without a database or a socket.
 
+pub mod authorization;
 pub mod catalogue;
 pub mod claims;
 pub mod client;
@@ -17,6 +18,7 @@ pub mod session;
 pub mod throttle;
 pub mod user;
 
+pub use authorization::{AuthorizationCode, CodeChallenge, CodeHash};
 pub use catalogue::{Catalogue, Held, ScopeInfo};
 pub use claims::{ClaimsError, StaticClaims};
 pub use client::{ApiKey, ApiKeyHash, ApiKeyId, ClientId, Scope, ScopeError, Scopes};

@@ -25,6 +25,8 @@ pub struct UserSession {
     pub csrf_token: CsrfToken,
     /// The scopes the user holds (§9).
     pub held: Held,
+    /// When the user signed in (the session began): a delegated token's `auth_time`.
+    pub signed_in_at: OffsetDateTime,
 }
 
 /// A client and the access token that authenticated the request.

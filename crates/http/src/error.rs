@@ -289,6 +289,7 @@ impl From<CoreError> for ApiError {
             CoreError::InvalidScope(message) => Self::validation("scope", message),
             CoreError::InvalidTarget(message) => Self::validation("resource", message),
             CoreError::UnauthorizedClient => Self::Unauthenticated,
+            CoreError::InvalidGrant(message) => Self::validation("code", message),
             CoreError::NotFound => Self::NotFound,
             CoreError::RegistrationClosed => Self::RegistrationClosed,
             CoreError::WrongCurrentPassword => Self::WrongCurrentPassword,

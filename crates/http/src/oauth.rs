@@ -167,6 +167,7 @@ impl From<CoreError> for OAuthError {
             CoreError::InvalidClient => Self::invalid_client(false),
             CoreError::InvalidScope(description) => Self::invalid_scope(description),
             CoreError::InvalidTarget(description) => Self::invalid_target(description),
+            CoreError::InvalidGrant(description) => Self::new(StatusCode::BAD_REQUEST, "invalid_grant", description),
             CoreError::UnauthorizedClient => Self::new(
                 StatusCode::BAD_REQUEST,
                 "unauthorized_client",

@@ -127,6 +127,8 @@ pub struct Config {
     pub scopes: Catalogue,
     /// `SESAME_RESOURCES`: absolute URIs a token may be minted for besides the audience.
     pub resources: Vec<String>,
+    /// `SESAME_AUTH_CODE_TTL`: how long an authorization code may be redeemed, 1s–10m.
+    pub auth_code_ttl: Duration,
 }
 
 impl std::fmt::Debug for Config {
@@ -156,6 +158,7 @@ impl std::fmt::Debug for Config {
             .field("sealer", &self.sealer)
             .field("scopes", &self.scopes)
             .field("resources", &self.resources)
+            .field("auth_code_ttl", &self.auth_code_ttl)
             .finish()
     }
 }
@@ -194,6 +197,7 @@ const KEYS: &[&str] = &[
     "scopes",
     "restricted_scopes",
     "resources",
+    "auth_code_ttl",
 ];
 
 /// Raw settings, merged from the file and the environment, before checking.
@@ -410,9 +414,14 @@ impl Config {
                 })
                 .collect::<Result<_, _>>()?,
         };
+        let auth_code_ttl = duration(sources, "auth_code_ttl", "60s")?;
+        if !(Duration::from_secs(1)..=Duration::from_secs(600)).contains(&auth_code_ttl) {
+            return Err(invalid("auth_code_ttl", "must be from 1s to 10m"));
+        }
         let config = Self {
             scopes,
             resources,
+            auth_code_ttl,
             database_url,
             listen,
             issuer,
@@ -739,6 +748,7 @@ mod tests {
             ("SESAME_RESTRICTED_SCOPES", "admin rights"),
             ("SESAME_RESOURCES", "/relative"),
             ("SESAME_RESOURCES", "https://api.example.com/#frag"),
+            ("SESAME_AUTH_CODE_TTL", "11m"),
         ] {
             let error = Config::from_sources(None, env(&[(name, value)])).expect_err(value);
             assert_eq!(error.setting, name, "{value}");

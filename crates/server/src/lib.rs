@@ -55,6 +55,7 @@ pub fn core_settings(config: &Config, issuer: &str) -> Settings {
         registration_open: config.registration_open,
         tokens: token_settings(config, issuer),
         scopes: config.scopes.clone(),
+        auth_code_ttl: config.auth_code_ttl,
     }
 }
 

@@ -18,8 +18,8 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use sesame_domain::{
-    ApiKeyHash, ApiKeyId, ClientId, CsrfToken, Email, Scopes, SessionHandleHash, SessionId, StaticClaims, ThrottleKey,
-    User, UserId,
+    ApiKeyHash, ApiKeyId, ClientId, CodeChallenge, CodeHash, CsrfToken, Email, Scopes, SessionHandleHash, SessionId,
+    StaticClaims, ThrottleKey, User, UserId,
 };
 use time::OffsetDateTime;
 use uuid::Uuid;
@@ -43,6 +43,10 @@ pub enum StorageError {
     Other(#[source] sqlx::Error),
     #[error("invalid stored value in {0}")]
     Corrupt(&'static str),
+    /// A compare-and-swap lost to concurrent changes of the same row too many times in a
+    /// row: try again later.
+    #[error("too many concurrent changes to {0}")]
+    Contended(&'static str),
     #[error("migration failed")]
     Migration(#[source] sqlx::migrate::MigrateError),
 }
@@ -285,6 +289,55 @@ pub trait ThrottleStore: Send + Sync {
     async fn prune_failures(&self, before: OffsetDateTime) -> Result<u64>;
 }
 
+/// An authorization code as stored: its hash, never the code, and everything it is bound
+/// to (§10).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CodeRecord {
+    pub hash: CodeHash,
+    pub client_id: ClientId,
+    pub user_id: UserId,
+    pub redirect_uri: String,
+    pub challenge: CodeChallenge,
+    pub scopes: Scopes,
+    /// RFC 8707 resources, in the order asked.
+    pub resources: Vec<String>,
+    /// When the user last signed in (the token's `auth_time`).
+    pub auth_time: OffsetDateTime,
+    pub created_at: OffsetDateTime,
+    pub expires_at: OffsetDateTime,
+}
+
+/// What presenting a code found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Redemption {
+    /// The first presentation: the code is now spent.
+    Redeemed(CodeRecord),
+    /// Spent before: the token it was exchanged for (if one was) must be revoked.
+    Replayed {
+        record: CodeRecord,
+        issued_jti: Option<String>,
+    },
+    /// No such code (or one swept after expiring).
+    Unknown,
+}
+
+#[async_trait]
+pub trait AuthorizationStore: Send + Sync {
+    async fn insert_code(&self, code: &CodeRecord) -> Result<()>;
+    /// Spends a code: the first presentation redeems it, every later one is a replay.
+    async fn redeem_code(&self, hash: &CodeHash, at: OffsetDateTime) -> Result<Redemption>;
+    /// Records the `jti` of the access token a redeemed code was exchanged for.
+    async fn record_code_token(&self, hash: &CodeHash, jti: &str) -> Result<()>;
+    /// Deletes codes that expired at or before `before`.
+    async fn delete_expired_codes(&self, before: OffsetDateTime) -> Result<u64>;
+    /// The scopes a user granted a client, if any.
+    async fn grant(&self, user: UserId, client: &ClientId) -> Result<Option<Scopes>>;
+    /// Adds `scopes` to a user's grant to a client (creating it), exactly, however many
+    /// approvals run at once; the scopes granted now.
+    async fn widen_grant(&self, user: UserId, client: &ClientId, scopes: &Scopes, at: OffsetDateTime)
+    -> Result<Scopes>;
+}
+
 /// A registered third-party client, as stored: the domain's own type.
 pub use sesame_domain::Client as ClientRecord;
 
@@ -484,6 +537,7 @@ pub struct Store {
     pub clients: Arc<dyn ClientStore>,
     pub signing_keys: Arc<dyn SigningKeyStore>,
     pub revocations: Arc<dyn RevocationStore>,
+    pub authorizations: Arc<dyn AuthorizationStore>,
     pub database: Arc<dyn Database>,
     pub backend: Backend,
 }
@@ -536,6 +590,7 @@ impl Store {
             + ClientStore
             + SigningKeyStore
             + RevocationStore
+            + AuthorizationStore
             + Database
             + 'static,
     {
@@ -546,6 +601,7 @@ impl Store {
             clients: store.clone(),
             signing_keys: store.clone(),
             revocations: store.clone(),
+            authorizations: store.clone(),
             database: store,
             backend,
         }

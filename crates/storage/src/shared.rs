@@ -6,8 +6,8 @@ use std::future::Future;
 
 use async_trait::async_trait;
 use sesame_domain::{
-    ApiKeyHash, ApiKeyId, ClientId, ClientType, CsrfToken, Email, RedirectUri, Scopes, SessionHandleHash, SessionId,
-    StaticClaims, ThrottleKey, User, UserId, parse_redirect_uris,
+    ApiKeyHash, ApiKeyId, ClientId, ClientType, CodeChallenge, CodeHash, CsrfToken, Email, RedirectUri, Scopes,
+    SessionHandleHash, SessionId, StaticClaims, ThrottleKey, User, UserId, parse_redirect_uris,
 };
 use sqlx::migrate::MigrateError;
 use sqlx::pool::PoolConnection;
@@ -16,9 +16,10 @@ use time::OffsetDateTime;
 use uuid::Uuid;
 
 use crate::{
-    ApiKeyRecord, Charge, ClientRecord, ClientStore, ClientWithKeys, Database, DisabledUser, GrantChange, GrantOutcome,
-    NewSession, OwnerState, Reservation, Result, Revocation, RevocationKind, RevocationStore, SessionRecord,
-    SessionStore, SigningKeyRecord, SigningKeyStore, StorageError, ThrottleStore, UserRecord, UserStore, corrupt, sql,
+    ApiKeyRecord, AuthorizationStore, Charge, ClientRecord, ClientStore, ClientWithKeys, CodeRecord, Database,
+    DisabledUser, GrantChange, GrantOutcome, NewSession, OwnerState, Redemption, Reservation, Result, Revocation,
+    RevocationKind, RevocationStore, SessionRecord, SessionStore, SigningKeyRecord, SigningKeyStore, StorageError,
+    ThrottleStore, UserRecord, UserStore, corrupt, sql,
 };
 
 /// A statement parameter. Each backend binds ids and times in its own column types
@@ -727,6 +728,122 @@ impl<DB: Dialect> SigningKeyStore for SqlStore<DB> {
             .execute(sql::REPLACE_SIGNING_KEY, &[Arg::Text(kid), Arg::Bytes(private_der)])
             .await?;
         Ok(changed > 0)
+    }
+}
+
+fn code_from_row<DB: Dialect>(row: &DB::Row) -> Result<CodeRecord> {
+    let hash: [u8; 32] = DB::bytes(row, "code_hash")?
+        .try_into()
+        .map_err(|_| StorageError::Corrupt("authorization_codes.code_hash"))?;
+    let client_id = DB::text(row, "client_id")?;
+    Ok(CodeRecord {
+        hash: CodeHash::from_bytes(hash),
+        client_id: ClientId::parse(&client_id).ok_or(StorageError::Corrupt("authorization_codes.client_id"))?,
+        user_id: UserId(DB::uuid(row, "user_id", "authorization_codes.user_id")?),
+        redirect_uri: DB::text(row, "redirect_uri")?,
+        challenge: CodeChallenge::from_stored(DB::text(row, "code_challenge")?),
+        scopes: scopes_of::<DB>(row, "scopes", "authorization_codes.scopes")?,
+        resources: DB::text(row, "resources")?
+            .split(' ')
+            .filter(|r| !r.is_empty())
+            .map(str::to_owned)
+            .collect(),
+        auth_time: DB::time(row, "auth_time", "authorization_codes.auth_time")?,
+        created_at: DB::time(row, "created_at", "authorization_codes.created_at")?,
+        expires_at: DB::time(row, "expires_at", "authorization_codes.expires_at")?,
+    })
+}
+
+#[async_trait]
+impl<DB: Dialect> AuthorizationStore for SqlStore<DB> {
+    async fn insert_code(&self, code: &CodeRecord) -> Result<()> {
+        let (scopes, resources) = (code.scopes.to_text(), code.resources.join(" "));
+        let args = [
+            Arg::Bytes(code.hash.as_bytes()),
+            Arg::Text(code.client_id.as_str()),
+            Arg::Id(code.user_id.0),
+            Arg::Text(&code.redirect_uri),
+            Arg::Text(code.challenge.as_str()),
+            Arg::Text(&scopes),
+            Arg::Text(&resources),
+            Arg::Time(code.auth_time),
+            Arg::Time(code.created_at),
+            Arg::Time(code.expires_at),
+        ];
+        self.execute(sql::INSERT_CODE, &args).await?;
+        Ok(())
+    }
+
+    async fn redeem_code(&self, hash: &CodeHash, at: OffsetDateTime) -> Result<Redemption> {
+        let key = Arg::Bytes(hash.as_bytes());
+        if let Some(row) = self.fetch_optional(sql::REDEEM_CODE, &[key, Arg::Time(at)]).await? {
+            return Ok(Redemption::Redeemed(code_from_row::<DB>(&row)?));
+        }
+        match self
+            .fetch_optional(sql::CODE_BY_HASH, &[Arg::Bytes(hash.as_bytes())])
+            .await?
+        {
+            Some(row) => Ok(Redemption::Replayed {
+                record: code_from_row::<DB>(&row)?,
+                issued_jti: DB::optional_text(&row, "issued_jti")?,
+            }),
+            None => Ok(Redemption::Unknown),
+        }
+    }
+
+    async fn record_code_token(&self, hash: &CodeHash, jti: &str) -> Result<()> {
+        self.execute(sql::SET_CODE_JTI, &[Arg::Bytes(hash.as_bytes()), Arg::Text(jti)])
+            .await?;
+        Ok(())
+    }
+
+    async fn delete_expired_codes(&self, before: OffsetDateTime) -> Result<u64> {
+        self.execute(sql::DELETE_EXPIRED_CODES, &[Arg::Time(before)]).await
+    }
+
+    async fn grant(&self, user: UserId, client: &ClientId) -> Result<Option<Scopes>> {
+        let row = self
+            .fetch_optional(sql::GRANT_SCOPES, &[Arg::Id(user.0), Arg::Text(client.as_str())])
+            .await?;
+        row.map(|row| scopes_of::<DB>(&row, "scopes", "grants.scopes"))
+            .transpose()
+    }
+
+    async fn widen_grant(
+        &self,
+        user: UserId,
+        client: &ClientId,
+        scopes: &Scopes,
+        at: OffsetDateTime,
+    ) -> Result<Scopes> {
+        for _ in 0..16 {
+            let Some(current) = self.grant(user, client).await? else {
+                let text = scopes.to_text();
+                let args = [
+                    Arg::Id(user.0),
+                    Arg::Text(client.as_str()),
+                    Arg::Text(&text),
+                    Arg::Time(at),
+                ];
+                if self.execute(sql::INSERT_GRANT, &args).await? == 1 {
+                    return Ok(scopes.clone());
+                }
+                continue;
+            };
+            let widened = Scopes::from_scopes(current.iter().chain(scopes.iter()).cloned());
+            let (from, to) = (current.to_text(), widened.to_text());
+            let args = [
+                Arg::Id(user.0),
+                Arg::Text(client.as_str()),
+                Arg::Text(&from),
+                Arg::Text(&to),
+                Arg::Time(at),
+            ];
+            if self.execute(sql::WIDEN_GRANT, &args).await? == 1 {
+                return Ok(widened);
+            }
+        }
+        Err(StorageError::Contended("grants"))
     }
 }
 

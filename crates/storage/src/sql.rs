@@ -146,6 +146,38 @@ pub(crate) const ALL_KEYS: &str = concat!(
 pub(crate) const TOUCH_KEY: &str =
     "UPDATE api_keys SET last_used_at = $2 WHERE id = $1 AND (last_used_at IS NULL OR last_used_at < $2)";
 
+// Authorization codes and grants (§10).
+
+macro_rules! code_columns {
+    () => {
+        "code_hash, client_id, user_id, redirect_uri, code_challenge, scopes, resources, auth_time, created_at, \
+         expires_at, issued_jti"
+    };
+}
+pub(crate) const INSERT_CODE: &str = "INSERT INTO authorization_codes (code_hash, client_id, user_id, redirect_uri, \
+     code_challenge, scopes, resources, auth_time, created_at, expires_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)";
+/// The first redemption wins: the statement itself decides, whatever runs concurrently.
+pub(crate) const REDEEM_CODE: &str = concat!(
+    "UPDATE authorization_codes SET spent_at = $2 WHERE code_hash = $1 AND spent_at IS NULL RETURNING ",
+    code_columns!()
+);
+pub(crate) const CODE_BY_HASH: &str = concat!(
+    "SELECT ",
+    code_columns!(),
+    " FROM authorization_codes WHERE code_hash = $1"
+);
+pub(crate) const SET_CODE_JTI: &str = "UPDATE authorization_codes SET issued_jti = $2 WHERE code_hash = $1";
+pub(crate) const DELETE_EXPIRED_CODES: &str = "DELETE FROM authorization_codes WHERE expires_at <= $1";
+pub(crate) const GRANT_SCOPES: &str = "SELECT scopes FROM grants WHERE user_id = $1 AND client_id = $2";
+/// A first grant; a concurrent first grant makes this insert nothing (the caller reads
+/// again and widens it instead).
+pub(crate) const INSERT_GRANT: &str = "INSERT INTO grants (user_id, client_id, scopes, created_at, last_used_at) \
+     VALUES ($1, $2, $3, $4, $4) ON CONFLICT (user_id, client_id) DO NOTHING";
+/// Widens a grant only from the scopes the caller read (no lost consent between two
+/// approvals at once).
+pub(crate) const WIDEN_GRANT: &str =
+    "UPDATE grants SET scopes = $4, last_used_at = $5 WHERE user_id = $1 AND client_id = $2 AND scopes = $3";
+
 // Signing keys.
 
 /// In the database's order (`seq`), never a host's clock.

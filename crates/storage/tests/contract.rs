@@ -10,12 +10,12 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use sesame_domain::{
-    ApiKey, ApiKeyId, ClientId, ClientType, CsrfToken, Email, Scopes, SessionHandle, SessionHandleHash, SessionId,
-    StaticClaims, ThrottleKey, User, UserId, parse_redirect_uris,
+    ApiKey, ApiKeyId, AuthorizationCode, ClientId, ClientType, CodeChallenge, CsrfToken, Email, Scopes, SessionHandle,
+    SessionHandleHash, SessionId, StaticClaims, ThrottleKey, User, UserId, parse_redirect_uris,
 };
 use sesame_storage::{
-    ApiKeyRecord, Backend, ClientRecord, GrantChange, GrantOutcome, NewSession, Revocation, RevocationKind,
-    SigningKeyRecord, StorageError, Store,
+    ApiKeyRecord, Backend, ClientRecord, CodeRecord, GrantChange, GrantOutcome, NewSession, Redemption, Revocation,
+    RevocationKind, SigningKeyRecord, StorageError, Store,
 };
 use time::macros::datetime;
 use time::{Duration, OffsetDateTime};
@@ -73,6 +73,8 @@ on_both_backends!(
     granted_scopes_change_only_from_what_was_read_and_taking_one_away_revokes,
     client_claims_change_only_from_what_was_read,
     a_public_client_is_stored_without_a_key_with_its_redirect_uris,
+    a_code_is_redeemed_once_and_every_later_presentation_is_a_replay,
+    a_grant_only_widens_and_concurrent_approvals_lose_nothing,
     a_session_is_found_by_its_handle_hash_with_its_user,
     a_reused_session_handle_hash_is_refused_but_is_no_email_conflict,
     touching_a_session_only_moves_last_seen_forward,
@@ -506,6 +508,106 @@ async fn a_public_client_is_stored_without_a_key_with_its_redirect_uris(store: &
     assert_eq!(found.client.client_type, ClientType::Public);
     assert_eq!(found.client.redirect_uris, uris);
     assert!(found.keys.is_empty());
+}
+
+fn code_for(client: &ClientRecord, user: &User, created_at: OffsetDateTime) -> (AuthorizationCode, CodeRecord) {
+    let code = AuthorizationCode::generate();
+    let record = CodeRecord {
+        hash: code.hash(),
+        client_id: client.id.clone(),
+        user_id: user.id,
+        redirect_uri: "https://app.example.com/cb".into(),
+        challenge: CodeChallenge::from_stored("E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM".into()),
+        scopes: Scopes::from_list(["notes:read"]).unwrap(),
+        resources: vec!["https://notes.example.com".into(), "https://b.example.com".into()],
+        auth_time: created_at - Duration::seconds(30),
+        created_at,
+        expires_at: created_at + Duration::seconds(60),
+    };
+    (code, record)
+}
+
+async fn a_code_is_redeemed_once_and_every_later_presentation_is_a_replay(store: &Store) {
+    let user = add_user(store, "ada@example.com").await;
+    let (client, _) = add_client(store, &user, "notes:read", at(1)).await;
+    let (code, record) = code_for(&client, &user, at(10));
+    store.authorizations.insert_code(&record).await.unwrap();
+
+    let codes = &store.authorizations;
+    assert_eq!(
+        codes.redeem_code(&code.hash(), at(20)).await.unwrap(),
+        Redemption::Redeemed(record.clone())
+    );
+    codes.record_code_token(&code.hash(), "jti-1").await.unwrap();
+    assert_eq!(
+        codes.redeem_code(&code.hash(), at(21)).await.unwrap(),
+        Redemption::Replayed {
+            record: record.clone(),
+            issued_jti: Some("jti-1".into())
+        }
+    );
+    let unknown = AuthorizationCode::generate();
+    assert_eq!(
+        codes.redeem_code(&unknown.hash(), at(21)).await.unwrap(),
+        Redemption::Unknown
+    );
+
+    // However many presentations race, one redeems.
+    let (raced, raced_record) = code_for(&client, &user, at(30));
+    codes.insert_code(&raced_record).await.unwrap();
+    let mut attempts = tokio::task::JoinSet::new();
+    for _ in 0..8 {
+        let (store, hash) = (store.clone(), raced.hash());
+        attempts.spawn(async move { store.authorizations.redeem_code(&hash, at(31)).await });
+    }
+    let outcomes = attempts.join_all().await;
+    let redeemed = outcomes
+        .iter()
+        .filter(|o| matches!(o, Ok(Redemption::Redeemed(_))))
+        .count();
+    assert_eq!(redeemed, 1, "{outcomes:?}");
+
+    // Expired codes are swept: the first expires at 70, the second at 90.
+    assert_eq!(codes.delete_expired_codes(at(70)).await.unwrap(), 1);
+    assert_eq!(
+        codes.redeem_code(&code.hash(), at(71)).await.unwrap(),
+        Redemption::Unknown
+    );
+    assert_eq!(codes.delete_expired_codes(at(90)).await.unwrap(), 1);
+}
+
+async fn a_grant_only_widens_and_concurrent_approvals_lose_nothing(store: &Store) {
+    let user = add_user(store, "ada@example.com").await;
+    let (client, _) = add_client(store, &user, "a b c d e f", at(1)).await;
+    let grants = &store.authorizations;
+    let scopes = |list: &str| Scopes::parse_space_separated(list).unwrap();
+    assert_eq!(grants.grant(user.id, &client.id).await.unwrap(), None);
+    assert_eq!(
+        grants
+            .widen_grant(user.id, &client.id, &scopes("a"), at(10))
+            .await
+            .unwrap(),
+        scopes("a")
+    );
+    assert_eq!(
+        grants
+            .widen_grant(user.id, &client.id, &scopes("b"), at(11))
+            .await
+            .unwrap(),
+        scopes("a b")
+    );
+    let mut approvals = tokio::task::JoinSet::new();
+    for scope in ["c", "d", "e", "f"] {
+        let (store, id, asked) = (store.clone(), client.id.clone(), scopes(scope));
+        approvals.spawn(async move { store.authorizations.widen_grant(user.id, &id, &asked, at(12)).await });
+    }
+    for approved in approvals.join_all().await {
+        approved.unwrap();
+    }
+    assert_eq!(
+        grants.grant(user.id, &client.id).await.unwrap(),
+        Some(scopes("a b c d e f"))
+    );
 }
 
 async fn disabling_an_unknown_email_finds_no_one(store: &Store) {

@@ -251,10 +251,11 @@ impl Tokens<'_> {
         let issued = self.issue(
             Grantee {
                 client: &authenticated.client.id,
-                key: authenticated.key.id,
+                key: Some(authenticated.key.id),
                 owner: authenticated.client.owner_id,
                 owner_version: authenticated.owner.token_version,
                 claims: &authenticated.client.claims,
+                user: None,
             },
             &scopes,
             self.audience_for(resources)?,

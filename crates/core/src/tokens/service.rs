@@ -71,8 +71,13 @@ pub struct AccessClaims {
     pub jti: String,
     pub client_id: String,
     pub scope: String,
-    /// The API key the token was exchanged for, so revoking the key revokes its tokens.
+    /// The API key the token was exchanged for, so revoking the key revokes its tokens;
+    /// empty (and left out) for a delegated token, which no key made.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
     pub key_id: String,
+    /// When the user a delegated token acts for signed in (§10).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub auth_time: Option<i64>,
     /// The id of the user who owns the client.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub owner: Option<String>,
@@ -133,11 +138,14 @@ impl AccessClaims {
 #[derive(Debug, Clone, Copy)]
 pub struct Grantee<'a> {
     pub client: &'a ClientId,
-    pub key: ApiKeyId,
+    /// The API key exchanged (client credentials); none for a delegated token.
+    pub key: Option<ApiKeyId>,
     pub owner: UserId,
     pub owner_version: i64,
     /// The client's static claims.
     pub claims: &'a StaticClaims,
+    /// The user a delegated token acts for (its `sub`), and when they signed in.
+    pub user: Option<(UserId, OffsetDateTime)>,
 }
 
 /// A freshly signed token.
@@ -315,6 +323,7 @@ impl TokenService {
             owner,
             owner_version,
             claims: statics,
+            user,
         } = grantee;
         let ring = self.ring();
         let now = self.clock.now().unix_timestamp();
@@ -323,7 +332,7 @@ impl TokenService {
         sesame_domain::random::fill(&mut jti);
         let claims = AccessClaims {
             iss: self.settings.issuer.clone(),
-            sub: client.as_str().to_owned(),
+            sub: user.map_or_else(|| client.as_str().to_owned(), |(id, _)| id.to_string()),
             aud: audience,
             exp: now + ttl,
             iat: now,
@@ -331,7 +340,8 @@ impl TokenService {
             jti: URL_SAFE_NO_PAD.encode(jti),
             client_id: client.as_str().to_owned(),
             scope: scopes.to_text(),
-            key_id: key.0.to_string(),
+            key_id: key.map(|k| k.0.to_string()).unwrap_or_default(),
+            auth_time: user.map(|(_, at)| at.unix_timestamp()),
             owner: Some(owner.to_string()),
             owner_version: Some(owner_version),
             extra: statics.as_map().clone(),
