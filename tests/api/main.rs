@@ -6,6 +6,7 @@
 
 mod at_rest;
 mod audiences;
+mod authorize;
 mod bad_inputs;
 mod bearer;
 mod claims;

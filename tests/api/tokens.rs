@@ -194,12 +194,13 @@ async fn the_server_metadata_names_every_endpoint_and_the_tokens_issuer(backend:
     assert_eq!(metadata["introspection_endpoint"], format!("{issuer}/oauth/introspect"));
     assert_eq!(
         metadata["grant_types_supported"],
-        serde_json::json!(["client_credentials"])
+        serde_json::json!(["client_credentials", "authorization_code"])
     );
     assert_eq!(
         metadata["token_endpoint_auth_methods_supported"],
-        serde_json::json!(["client_secret_basic", "client_secret_post"])
+        serde_json::json!(["client_secret_basic", "client_secret_post", "none"])
     );
+    assert_eq!(metadata["authorization_endpoint"], format!("{issuer}/authorize"));
     // What clients hold is not public: without a catalogue no scopes are listed (§9).
     assert_eq!(metadata.get("scopes_supported"), None, "{metadata}");
 

@@ -13,7 +13,9 @@ use crate::json::is_json;
 use crate::oauth::is_form;
 
 /// The endpoints of the OAuth token path, which accept form bodies.
-const FORM_ENDPOINTS: &[&str] = &["/login", "/oauth/revoke", "/oauth/introspect"];
+/// `/authorize` takes the consent page's form, which proves itself with the session's
+/// CSRF token in a field (and a same-origin `Origin`).
+const FORM_ENDPOINTS: &[&str] = &["/login", "/oauth/revoke", "/oauth/introspect", "/authorize"];
 use crate::state::{AppState, HttpConfig};
 
 /// Refuses unsafe requests that a browser sent from another site, and non-JSON bodies.

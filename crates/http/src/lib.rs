@@ -96,6 +96,7 @@ pub fn router_with(state: AppState, extra: Router<AppState>) -> Router {
     let metrics = state.metrics.clone();
     routes
         .merge(docs::routes(&document))
+        .merge(routes::authorize::routes())
         .fallback(error::not_found)
         .layer(axum::middleware::map_response(error::method_not_allowed_problem))
         .layer(axum::middleware::from_fn_with_state(

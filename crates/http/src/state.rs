@@ -21,6 +21,8 @@ pub struct HttpConfig {
     /// How long a handler may run before the request is answered `503`; its work goes
     /// on to the end.
     pub request_timeout: std::time::Duration,
+    /// Where `/authorize` sends a browser without a session (`SESAME_SIGNIN_URL`).
+    pub signin_url: String,
 }
 
 impl HttpConfig {

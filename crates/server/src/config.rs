@@ -129,6 +129,9 @@ pub struct Config {
     pub resources: Vec<String>,
     /// `SESAME_AUTH_CODE_TTL`: how long an authorization code may be redeemed, 1s–10m.
     pub auth_code_ttl: Duration,
+    /// `SESAME_SIGNIN_URL`: where `/authorize` sends a browser to sign in; `None` means
+    /// the issuer's own `/signin` page.
+    pub signin_url: Option<String>,
 }
 
 impl std::fmt::Debug for Config {
@@ -159,6 +162,7 @@ impl std::fmt::Debug for Config {
             .field("scopes", &self.scopes)
             .field("resources", &self.resources)
             .field("auth_code_ttl", &self.auth_code_ttl)
+            .field("signin_url", &self.signin_url)
             .finish()
     }
 }
@@ -198,6 +202,7 @@ const KEYS: &[&str] = &[
     "restricted_scopes",
     "resources",
     "auth_code_ttl",
+    "signin_url",
 ];
 
 /// Raw settings, merged from the file and the environment, before checking.
@@ -418,10 +423,19 @@ impl Config {
         if !(Duration::from_secs(1)..=Duration::from_secs(600)).contains(&auth_code_ttl) {
             return Err(invalid("auth_code_ttl", "must be from 1s to 10m"));
         }
+        let signin_url = sources
+            .get("signin_url")
+            .map(|url| {
+                check_resource(url)
+                    .filter(|u| u.starts_with("https://") || u.starts_with("http://"))
+                    .ok_or_else(|| invalid("signin_url", "expected an absolute http:// or https:// URL"))
+            })
+            .transpose()?;
         let config = Self {
             scopes,
             resources,
             auth_code_ttl,
+            signin_url,
             database_url,
             listen,
             issuer,

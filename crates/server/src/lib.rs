@@ -43,6 +43,7 @@ pub fn http_config(config: &Config, issuer: &str) -> HttpConfig {
         cookie: CookieConfig::new(&config.cookie_name, secure, config.cookie_same_site),
         trust_proxy: config.trust_proxy,
         request_timeout: config.request_timeout,
+        signin_url: config.signin_url.clone().unwrap_or_else(|| format!("{issuer}/signin")),
     }
 }
 

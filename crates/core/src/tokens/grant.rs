@@ -66,10 +66,28 @@ impl ClientAuth {
 }
 
 /// The grant a token request asks for.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Clone, PartialEq, Eq)]
 pub enum Grant {
     /// RFC 6749 §4.4: the client acts as itself.
     ClientCredentials,
+    /// RFC 6749 §4.1.3 with RFC 7636: a code the user's browser brought back.
+    AuthorizationCode {
+        code: String,
+        redirect_uri: Option<String>,
+        code_verifier: Option<String>,
+    },
+}
+
+impl std::fmt::Debug for Grant {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::ClientCredentials => f.write_str("ClientCredentials"),
+            Self::AuthorizationCode { redirect_uri, .. } => f
+                .debug_struct("AuthorizationCode")
+                .field("redirect_uri", redirect_uri)
+                .finish_non_exhaustive(),
+        }
+    }
 }
 
 /// One token request, as parsed from any body `POST /login` accepts for tokens.

@@ -274,7 +274,23 @@ impl Tokens<'_> {
     /// A token request (`POST /login` for a token): the client authenticated as it
     /// presented itself, then the grant it asks for.
     pub async fn grant(&self, request: &GrantRequest, ip: &str) -> Result<GrantResponse> {
-        match request.grant {
+        match &request.grant {
+            Grant::AuthorizationCode {
+                code,
+                redirect_uri,
+                code_verifier,
+            } => {
+                let client = self.client_for_code(&request.client, ip).await?;
+                let issued = crate::authorizations::Authorizations(self.0)
+                    .redeem(&client, code, redirect_uri.as_deref(), code_verifier.as_deref())
+                    .await?;
+                Ok(GrantResponse {
+                    access_token: issued.token,
+                    token_type: "Bearer",
+                    expires_in: issued.expires_in,
+                    scope: issued.claims.scope,
+                })
+            }
             Grant::ClientCredentials if matches!(request.client, ClientAuth::None { .. }) => {
                 Err(self.unauthenticated(&request.client).await)
             }
@@ -294,6 +310,19 @@ impl Tokens<'_> {
                     scope: issued.claims.scope,
                 })
             }
+        }
+    }
+
+    /// The client redeeming a code: a confidential one authenticated with a key, a public
+    /// one by its `client_id` alone (PKCE is its proof).
+    async fn client_for_code(&self, auth: &ClientAuth, ip: &str) -> Result<sesame_domain::Client> {
+        let ClientAuth::None { client_id } = auth else {
+            return Ok(self.authenticate_client(&auth.presented(), ip).await?.client);
+        };
+        let id = ClientId::parse(client_id).ok_or(CoreError::InvalidClient)?;
+        match self.0.store.clients.find_client(&id).await? {
+            Some(found) if found.client.client_type == sesame_domain::ClientType::Public => Ok(found.client),
+            _ => Err(CoreError::InvalidClient),
         }
     }
 

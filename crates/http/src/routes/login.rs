@@ -288,17 +288,25 @@ async fn read_body<S: Send + Sync>(request: Request, state: &S) -> Result<Bytes,
     Bytes::from_request(request, state).await.map_err(json::body_error)
 }
 
-/// The client-credentials grant from a form.
+/// A token request from a form: the client-credentials or the authorization-code grant.
 fn client_credentials_form(headers: &HeaderMap, body: &[u8]) -> Result<LoginBody, OAuthError> {
     let mut form = oauth::parse_form(body)?;
-    match form.get("grant_type").map(String::as_str) {
-        Some("client_credentials") => {}
+    let grant = match form.get("grant_type").map(String::as_str) {
+        Some("client_credentials") => Grant::ClientCredentials,
+        Some("authorization_code") => Grant::AuthorizationCode {
+            code: form
+                .remove("code")
+                .filter(|c| !c.is_empty())
+                .ok_or_else(|| OAuthError::invalid_request("code is required."))?,
+            redirect_uri: form.remove("redirect_uri"),
+            code_verifier: form.remove("code_verifier"),
+        },
         Some(_) => return Err(OAuthError::unsupported_grant_type()),
         None => return Err(OAuthError::invalid_request("grant_type is required.")),
-    }
+    };
     let client = oauth::presented_client(headers, &form)?;
     Ok(LoginBody::Token(GrantRequest {
-        grant: Grant::ClientCredentials,
+        grant,
         client,
         scope: form.remove("scope"),
         resources: oauth::resources(body),

@@ -1,5 +1,6 @@
 //! The API's resources, one module each, and the body types they share.
 
+pub mod authorize;
 pub mod clients;
 pub mod health;
 pub mod login;

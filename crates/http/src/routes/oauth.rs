@@ -209,8 +209,14 @@ pub struct ServerMetadata {
     #[serde(skip_serializing_if = "Option::is_none")]
     #[schema(nullable = false)]
     pub scopes_supported: Option<Vec<String>>,
-    /// sesame has no authorization endpoint, so no response types.
+    /// `GET /authorize` (§10).
+    pub authorization_endpoint: String,
+    /// The authorization-code flow only.
     pub response_types_supported: Vec<&'static str>,
+    /// PKCE is required, with S256 only.
+    pub code_challenge_methods_supported: Vec<&'static str>,
+    /// Redirects from `/authorize` carry `iss` (RFC 9207).
+    pub authorization_response_iss_parameter_supported: bool,
     pub revocation_endpoint: String,
     pub revocation_endpoint_auth_methods_supported: Vec<&'static str>,
     pub introspection_endpoint: String,
@@ -232,10 +238,13 @@ pub async fn server_metadata(State(state): State<AppState>) -> Response {
         Json(ServerMetadata {
             token_endpoint: format!("{issuer}/login"),
             jwks_uri: format!("{issuer}/.well-known/jwks.json"),
-            grant_types_supported: vec!["client_credentials"],
-            token_endpoint_auth_methods_supported: auth_methods.clone(),
+            grant_types_supported: vec!["client_credentials", "authorization_code"],
+            token_endpoint_auth_methods_supported: vec!["client_secret_basic", "client_secret_post", "none"],
             scopes_supported,
-            response_types_supported: Vec::new(),
+            authorization_endpoint: format!("{issuer}/authorize"),
+            response_types_supported: vec!["code"],
+            code_challenge_methods_supported: vec!["S256"],
+            authorization_response_iss_parameter_supported: true,
             revocation_endpoint: format!("{issuer}/oauth/revoke"),
             revocation_endpoint_auth_methods_supported: auth_methods.clone(),
             introspection_endpoint: format!("{issuer}/oauth/introspect"),

@@ -1,0 +1,223 @@
+//! §10 in the browser's steps, over HTTP: `GET /authorize`, the sign-in redirect, the
+//! consent page and its form, and the code redeemed at `POST /login` with PKCE.
+
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
+use sesame_tests::{Backend, Session, TestApp, expect_oauth_error, header_text, jwt_part, on_both_backends};
+
+/// RFC 7636 appendix B.
+const VERIFIER: &str = "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk";
+const CHALLENGE: &str = "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM";
+const CALLBACK: &str = "https://app.example.com/cb";
+
+async fn public_client(app: &TestApp, session: &Session) -> String {
+    let response = app
+        .with_session(Method::POST, "/clients", session)
+        .json(&json!({"name": "Notes <app>", "scopes": ["notes:read", "notes:write"], "type": "public", "redirect_uris": [CALLBACK]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::CREATED);
+    let body: Value = response.json().await.unwrap();
+    body["client_id"].as_str().unwrap().to_owned()
+}
+
+fn query(client_id: &str, extra: &[(&str, &str)]) -> String {
+    let mut pairs = vec![
+        ("response_type", "code"),
+        ("client_id", client_id),
+        ("redirect_uri", CALLBACK),
+        ("scope", "notes:read"),
+        ("state", "xyz"),
+        ("code_challenge", CHALLENGE),
+        ("code_challenge_method", "S256"),
+    ];
+    pairs.retain(|(name, _)| !extra.iter().any(|(n, _)| n == name));
+    pairs.extend_from_slice(extra);
+    url::form_urlencoded::Serializer::new(String::new())
+        .extend_pairs(pairs)
+        .finish()
+}
+
+async fn get_authorize(app: &TestApp, query: &str, session: Option<&Session>) -> reqwest::Response {
+    let path = format!("/authorize?{query}");
+    let request = match session {
+        Some(session) => app.with_session(Method::GET, &path, session),
+        None => app.http().get(app.url(&path)),
+    };
+    request.send().await.unwrap()
+}
+
+fn location(response: &reqwest::Response) -> url::Url {
+    assert_eq!(response.status(), StatusCode::SEE_OTHER, "a redirect");
+    url::Url::parse(&header_text(response, "location")).expect("an absolute Location")
+}
+
+fn param(url: &url::Url, name: &str) -> Option<String> {
+    url.query_pairs().find(|(n, _)| n == name).map(|(_, v)| v.into_owned())
+}
+
+async fn consent(app: &TestApp, session: &Session, query: &str, decision: &str) -> reqwest::Response {
+    app.http()
+        .post(app.url("/authorize"))
+        .header("cookie", &session.cookie)
+        .header("origin", &app.base)
+        .form(&[
+            ("request", query),
+            ("csrf_token", session.csrf.as_str()),
+            ("decision", decision),
+        ])
+        .send()
+        .await
+        .unwrap()
+}
+
+async fn redeem(app: &TestApp, client_id: &str, code: &str, verifier: &str) -> reqwest::Response {
+    app.post_form(
+        "/login",
+        &[
+            ("grant_type", "authorization_code"),
+            ("code", code),
+            ("redirect_uri", CALLBACK),
+            ("code_verifier", verifier),
+            ("client_id", client_id),
+        ],
+    )
+    .send()
+    .await
+    .unwrap()
+}
+
+async fn a_browser_signs_in_consents_and_the_app_redeems_its_code_once(backend: Backend) {
+    let app = TestApp::spawn(backend, &[]).await;
+    let ada = app.signed_in("ada@example.com").await;
+    let client_id = public_client(&app, &ada).await;
+    let query = query(&client_id, &[]);
+
+    // Not signed in: to the sign-in page, with a way back here.
+    let to_signin = location(&get_authorize(&app, &query, None).await);
+    assert_eq!(to_signin.path(), "/signin");
+    let return_to = param(&to_signin, "return_to").unwrap();
+    assert!(
+        return_to.starts_with("/authorize?") && return_to.contains("state=xyz"),
+        "{return_to}"
+    );
+    let signin = app.http().get(to_signin.as_str()).send().await.unwrap();
+    assert_eq!(signin.status(), StatusCode::OK);
+    assert!(header_text(&signin, "content-security-policy").contains("frame-ancestors 'none'"));
+    assert!(signin.text().await.unwrap().contains("<label for=\"password\">"));
+
+    // Signed in: the consent page, escaped, unframeable, with Approve and Deny.
+    let page = get_authorize(&app, &query, Some(&ada)).await;
+    assert_eq!(page.status(), StatusCode::OK);
+    let policy = header_text(&page, "content-security-policy");
+    assert!(
+        policy.contains("frame-ancestors 'none'") && policy.contains("form-action 'self' https://app.example.com"),
+        "{policy}"
+    );
+    let html = page.text().await.unwrap();
+    assert!(
+        html.contains("Notes &lt;app&gt;") && !html.contains("Notes <app>"),
+        "{html}"
+    );
+    assert!(html.contains("value=\"approve\"") && html.contains("value=\"deny\"") && html.contains("notes:read"));
+
+    // Denied: back to the app with access_denied, state and iss.
+    let denied = location(&consent(&app, &ada, &query, "deny").await);
+    assert_eq!(param(&denied, "error").as_deref(), Some("access_denied"));
+    assert_eq!(param(&denied, "state").as_deref(), Some("xyz"));
+    assert_eq!(param(&denied, "iss").as_deref(), Some(app.base.as_str()));
+
+    // A form without the session's CSRF token is refused.
+    let forged = app
+        .http()
+        .post(app.url("/authorize"))
+        .header("cookie", &ada.cookie)
+        .form(&[
+            ("request", query.as_str()),
+            ("csrf_token", "wrong"),
+            ("decision", "approve"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(forged.status(), StatusCode::FORBIDDEN);
+
+    // Approved: a code for the callback; the app redeems it with its verifier.
+    let approved = location(&consent(&app, &ada, &query, "approve").await);
+    assert!(approved.as_str().starts_with(CALLBACK));
+    assert_eq!(param(&approved, "state").as_deref(), Some("xyz"));
+    assert_eq!(param(&approved, "iss").as_deref(), Some(app.base.as_str()));
+    let code = param(&approved, "code").unwrap();
+    let response = redeem(&app, &client_id, &code, VERIFIER).await;
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(header_text(&response, "cache-control"), "no-store");
+    let token: Value = response.json().await.unwrap();
+    assert_eq!(
+        (token["token_type"].clone(), token["scope"].clone()),
+        ("Bearer".into(), "notes:read".into())
+    );
+    let access = token["access_token"].as_str().unwrap().to_owned();
+    let claims = jwt_part(&access, 1);
+    let me: Value = app.me(&ada).await.json().await.unwrap();
+    assert_eq!(claims["sub"], me["user"]["id"]);
+    assert_eq!(claims["client_id"], client_id.as_str());
+    assert!(claims["auth_time"].is_i64());
+    assert!(app.accepts(&access).await);
+
+    // Granted once, the next request comes straight back with a code.
+    let again = location(&get_authorize(&app, &query, Some(&ada)).await);
+    let second = param(&again, "code").expect("a code without asking again");
+    assert_ne!(second, code);
+
+    // The first code again: refused, and the token it bought is revoked.
+    let replay = redeem(&app, &client_id, &code, VERIFIER).await;
+    expect_oauth_error(replay, StatusCode::BAD_REQUEST, "invalid_grant").await;
+    assert!(app.refuses(&access).await);
+    // A wrong verifier is refused too (and spends the code).
+    let wrong = redeem(&app, &client_id, &second, "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXj").await;
+    expect_oauth_error(wrong, StatusCode::BAD_REQUEST, "invalid_grant").await;
+}
+
+async fn an_untrusted_redirect_uri_gets_a_page_and_other_errors_go_back_to_the_app(backend: Backend) {
+    let app = TestApp::spawn(backend, &[]).await;
+    let ada = app.signed_in("ada@example.com").await;
+    let client_id = public_client(&app, &ada).await;
+
+    for untrusted in [
+        query(&client_id, &[("redirect_uri", "https://evil.example.com/cb")]),
+        query("cli_AAAAAAAAAAAAAAAAAAAAAA", &[]),
+        format!("{}&state=again", query(&client_id, &[])),
+    ] {
+        let response = get_authorize(&app, &untrusted, Some(&ada)).await;
+        assert_eq!(response.status(), StatusCode::BAD_REQUEST, "{untrusted}");
+        assert!(response.headers().get("location").is_none());
+        assert!(header_text(&response, "content-type").starts_with("text/html"));
+    }
+    for (extra, error) in [
+        (vec![("code_challenge_method", "plain")], "invalid_request"),
+        (vec![("response_type", "token")], "unsupported_response_type"),
+        (vec![("scope", "admin")], "invalid_scope"),
+        (vec![("resource", "https://evil.example.com")], "invalid_target"),
+    ] {
+        let back = location(&get_authorize(&app, &query(&client_id, &extra), Some(&ada)).await);
+        assert!(back.as_str().starts_with(CALLBACK));
+        assert_eq!(param(&back, "error").as_deref(), Some(error), "{extra:?}");
+        assert_eq!(param(&back, "state").as_deref(), Some("xyz"));
+    }
+    let silent = location(&get_authorize(&app, &query(&client_id, &[("prompt", "none")]), None).await);
+    assert_eq!(param(&silent, "error").as_deref(), Some("login_required"));
+
+    // A confidential client's code needs its key; a public client never gets tokens by
+    // naming itself for client credentials.
+    let metadata = app.metadata().await;
+    assert_eq!(metadata["authorization_endpoint"], format!("{}/authorize", app.base));
+    assert_eq!(metadata["code_challenge_methods_supported"], json!(["S256"]));
+    assert_eq!(metadata["response_types_supported"], json!(["code"]));
+    assert_eq!(metadata["authorization_response_iss_parameter_supported"], true);
+}
+
+on_both_backends!(
+    a_browser_signs_in_consents_and_the_app_redeems_its_code_once,
+    an_untrusted_redirect_uri_gets_a_page_and_other_errors_go_back_to_the_app,
+);
