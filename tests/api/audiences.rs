@@ -105,6 +105,7 @@ async fn notes(caller: RequireScope<NotesRead, Notes>) -> Json<Value> {
     let client = match &caller.0 {
         sesame_domain::Principal::Client(token) => token.client_id.as_str().to_owned(),
         sesame_domain::Principal::User(session) => session.user.email.as_str().to_owned(),
+        sesame_domain::Principal::Delegated(token) => token.client_id.as_str().to_owned(),
     };
     Json(json!({"caller": client}))
 }

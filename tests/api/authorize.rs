@@ -163,7 +163,12 @@ async fn a_browser_signs_in_consents_and_the_app_redeems_its_code_once(backend: 
     assert_eq!(claims["sub"], me["user"]["id"]);
     assert_eq!(claims["client_id"], client_id.as_str());
     assert!(claims["auth_time"].is_i64());
-    assert!(app.accepts(&access).await);
+    // The app, acting for Ada: `kind: delegated`, her user, its scopes.
+    let me_as_app: Value = app.me_bearer(&access).await.json().await.unwrap();
+    assert_eq!(me_as_app["kind"], "delegated", "{me_as_app}");
+    assert_eq!(me_as_app["user"], me["user"]);
+    assert_eq!(me_as_app["client_id"], client_id.as_str());
+    assert_eq!(me_as_app["scopes"], json!(["notes:read"]));
 
     // Granted once, the next request comes straight back with a code.
     let again = location(&get_authorize(&app, &query, Some(&ada)).await);

@@ -24,6 +24,7 @@ fn caller(principal: &Principal) -> Value {
     match principal {
         Principal::User(session) => json!({"user": session.user.email.as_str()}),
         Principal::Client(token) => json!({"client": token.client_id.as_str()}),
+        Principal::Delegated(token) => json!({"client": token.client_id.as_str(), "for": token.user_id.0}),
     }
 }
 
@@ -153,6 +154,7 @@ async fn reports(RequireScope(caller, _): RequireScope<ReportsRead>) -> Result<J
             "tenant": token.claims.get("tenant").cloned(),
         }))),
         Principal::User(session) => Ok(Json(json!({"owner": session.user.id.0.to_string(), "tenant": null}))),
+        Principal::Delegated(_) => Err(StatusCode::FORBIDDEN),
     }
 }
 

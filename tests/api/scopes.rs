@@ -162,6 +162,7 @@ async fn admin_only(allowed: RequireScope<Admin>) -> Json<Value> {
     let who = match &allowed.0 {
         sesame_domain::Principal::User(session) => session.user.email.as_str().to_owned(),
         sesame_domain::Principal::Client(token) => token.client_id.as_str().to_owned(),
+        sesame_domain::Principal::Delegated(token) => token.client_id.as_str().to_owned(),
     };
     Json(json!({"caller": who}))
 }

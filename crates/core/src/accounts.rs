@@ -67,10 +67,14 @@ impl Accounts<'_> {
     }
 
     /// A user by email, enabled or not.
-    /// A user by id ([`CoreError::NotFound`] if there is none).
-    pub async fn by_id(&self, id: UserId) -> Result<User> {
+    /// An active user by id ([`CoreError::NotFound`] if there is none, or they are
+    /// disabled).
+    pub async fn active_by_id(&self, id: UserId) -> Result<User> {
         let found = self.0.store.users.find_user_by_id(id).await?;
-        found.map(|record| record.user).ok_or(CoreError::NotFound)
+        found
+            .filter(|record| !record.is_disabled())
+            .map(|record| record.user)
+            .ok_or(CoreError::NotFound)
     }
 
     pub async fn find(&self, email: &str) -> Result<UserRecord> {

@@ -339,7 +339,9 @@ async fn a_token_is_issued_verified_introspected_revoked_and_expires(backend: Ba
     let caller = core.tokens().authenticate_client(&client, IP).await.unwrap();
     let issued = core.tokens().exchange(&client, Some("notes:read"), IP).await.unwrap();
     assert_eq!(issued.expires_in, 900);
-    let verified = core.tokens().verify(&issued.token).await.unwrap();
+    let sesame_domain::Principal::Client(verified) = core.tokens().verify(&issued.token).await.unwrap() else {
+        panic!("a client-credentials token is the client");
+    };
     assert_eq!(verified.client_id.as_str(), client.client_id.as_deref().unwrap());
     let introspected = core.tokens().introspect(&issued.token).await.unwrap();
     assert_eq!(introspected.owner.as_deref(), Some(ada.user.id.to_string().as_str()));
@@ -581,7 +583,15 @@ async fn the_authorization_code_flow_asks_consent_once_and_redeems_a_code_once(b
     assert_eq!(token.claims.scope, "notes:read");
     assert_eq!(token.claims.auth_time, Some(session.signed_in_at.unix_timestamp()));
     assert!(token.claims.key_id.is_empty());
-    assert!(core.tokens().verify(&token.token).await.is_ok());
+    let verified = core.tokens().verify(&token.token).await.unwrap();
+    let sesame_domain::Principal::Delegated(delegated) = verified else {
+        panic!("a delegated token acts for the user: {verified:?}");
+    };
+    assert_eq!(
+        (delegated.user_id, delegated.client_id.clone()),
+        (ada.user.id, client.id.clone())
+    );
+    assert!(verified_scope(&delegated.scopes));
 
     // Presented again: refused, and the token it was exchanged for is revoked.
     assert!(matches!(
@@ -722,4 +732,8 @@ async fn an_authorization_request_is_refused_on_a_page_or_sent_back_with_an_erro
         assert_eq!(back.param("iss"), Some("https://auth.example.com"));
         assert!(back.location().starts_with(CALLBACK));
     }
+}
+
+fn verified_scope(scopes: &sesame_domain::Scopes) -> bool {
+    scopes.contains("notes:read") && !scopes.contains("notes:write")
 }

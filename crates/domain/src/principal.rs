@@ -14,6 +14,23 @@ pub enum Principal {
     User(UserSession),
     /// A third-party client, through a bearer token.
     Client(ClientToken),
+    /// A third-party client acting for a user who consented, through a delegated token
+    /// (§10).
+    Delegated(DelegatedToken),
+}
+
+/// A delegated access token: a client acting for a user, within its scopes.
+#[derive(Debug, Clone)]
+pub struct DelegatedToken {
+    /// The user it acts for (the token's `sub`).
+    pub user_id: UserId,
+    pub client_id: ClientId,
+    pub scopes: Scopes,
+    pub expires_at: OffsetDateTime,
+    /// The token's `jti`.
+    pub token_id: String,
+    /// The client's static claims, as the token carries them.
+    pub claims: serde_json::Map<String, serde_json::Value>,
 }
 
 /// A user and the live session that authenticated the request.
@@ -50,6 +67,7 @@ impl Principal {
         match self {
             Self::User(session) => session.held.contains(scope),
             Self::Client(token) => token.scopes.contains(scope),
+            Self::Delegated(token) => token.scopes.contains(scope),
         }
     }
 }

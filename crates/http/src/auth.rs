@@ -6,7 +6,7 @@ use axum::extract::{FromRef, FromRequestParts};
 use axum::http::request::Parts;
 use axum::http::{Method, Uri};
 use sesame_core::CoreError;
-use sesame_domain::principal::{ClientToken, UserSession};
+use sesame_domain::principal::UserSession;
 use sesame_domain::{Principal, SessionHandle, SessionHandleHash};
 use tower_cookies::{Cookie, Cookies};
 use tracing::instrument;
@@ -185,7 +185,7 @@ pub fn query_has_token(uri: &Uri) -> bool {
 /// Verifies a bearer token minted for `audience` into a client principal; every failure
 /// is `invalid_token`.
 #[instrument(skip_all)]
-pub async fn authenticate_bearer(state: &AppState, token: &str, audience: &str) -> Result<ClientToken, ApiError> {
+pub async fn authenticate_bearer(state: &AppState, token: &str, audience: &str) -> Result<Principal, ApiError> {
     Ok(state.core.tokens().verify_for(token, audience).await?)
 }
 
@@ -233,8 +233,8 @@ where
         let state = AppState::from_ref(state);
         if let Some(token) = bearer_token(parts)? {
             let audience = A::audience(&state);
-            let token = authenticate_bearer(&state, token, &audience).await?;
-            return Ok(Self(Principal::Client(token), std::marker::PhantomData));
+            let caller = authenticate_bearer(&state, token, &audience).await?;
+            return Ok(Self(caller, std::marker::PhantomData));
         }
         let cookies = cookies_of(parts).await?;
         let session = authenticate(&state, &cookies).await?.ok_or(ApiError::NoCredential)?;

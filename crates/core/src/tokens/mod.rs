@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use jsonwebtoken::jwk::JwkSet;
 use sesame_domain::UserId;
-use sesame_domain::principal::ClientToken;
+use sesame_domain::principal::{ClientToken, DelegatedToken, Principal};
 use sesame_domain::{ApiKey, ApiKeyId, ClientId, Scopes};
 use sesame_storage::{ApiKeyRecord, ClientRecord, OwnerState, Revocation, RevocationKind};
 
@@ -376,13 +376,14 @@ impl Tokens<'_> {
     /// Verifies a bearer token fully (signature, header, claims, revocation, and an `aud`
     /// naming `SESAME_AUDIENCE`) into the client it speaks for. Every failure is
     /// [`CoreError::InvalidToken`].
-    pub async fn verify(&self, token: &str) -> Result<ClientToken> {
+    pub async fn verify(&self, token: &str) -> Result<Principal> {
         self.verify_for(token, &self.0.settings.tokens.audience).await
     }
 
     /// Like [`Tokens::verify`], for a resource server known as `audience`: a token
-    /// minted for any other audience is refused.
-    pub async fn verify_for(&self, token: &str, audience: &str) -> Result<ClientToken> {
+    /// minted for any other audience is refused. A client-credentials token is the
+    /// client; a delegated token (its `sub` a user, §10) is the client acting for them.
+    pub async fn verify_for(&self, token: &str, audience: &str) -> Result<Principal> {
         let refused = |error: TokenError| {
             tracing::debug!(%error, "bearer token refused");
             CoreError::InvalidToken(error)
@@ -394,7 +395,21 @@ impl Tokens<'_> {
         let malformed = || CoreError::InvalidToken(TokenError::Malformed);
         let client_id = ClientId::parse(&claims.client_id).ok_or_else(malformed)?;
         let scopes = Scopes::parse_space_separated(&claims.scope).map_err(|_| malformed())?;
-        Ok(ClientToken {
+        let expires_at = claims.expires_at();
+        if claims.sub != claims.client_id {
+            let user_id = uuid::Uuid::parse_str(&claims.sub)
+                .map(UserId)
+                .map_err(|_| malformed())?;
+            return Ok(Principal::Delegated(DelegatedToken {
+                user_id,
+                client_id,
+                scopes,
+                expires_at,
+                token_id: claims.jti,
+                claims: claims.extra,
+            }));
+        }
+        Ok(Principal::Client(ClientToken {
             client_id,
             owner: claims
                 .owner
@@ -402,10 +417,10 @@ impl Tokens<'_> {
                 .and_then(|o| uuid::Uuid::parse_str(o).ok())
                 .map(UserId),
             scopes,
-            expires_at: claims.expires_at(),
+            expires_at,
             claims: claims.extra,
             token_id: claims.jti,
-        })
+        }))
     }
 
     /// RFC 7009: revokes `token` if it verifies and belongs to `caller`; anything else is

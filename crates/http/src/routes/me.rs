@@ -1,6 +1,7 @@
 //! `GET /me`: who the caller is, by whichever credential they presented.
 
 use axum::Json;
+use axum::extract::State;
 use serde::Serialize;
 use sesame_domain::{Held, Principal};
 use time::OffsetDateTime;
@@ -10,6 +11,7 @@ use crate::auth::Authenticated;
 use crate::error::{ApiError, Problem};
 use crate::responses::Unavailable;
 use crate::routes::{SessionSummary, UserBody};
+use crate::state::AppState;
 
 /// The caller, by kind.
 #[derive(Debug, Serialize, ToSchema)]
@@ -26,6 +28,15 @@ pub enum Me {
         #[serde(skip_serializing_if = "Option::is_none")]
         #[schema(nullable = false)]
         scopes: Option<Vec<String>>,
+    },
+    /// A third-party client acting for a user who consented (§10).
+    Delegated {
+        user: UserBody,
+        client_id: String,
+        scopes: Vec<String>,
+        /// When the token expires.
+        #[serde(with = "time::serde::rfc3339")]
+        expires_at: OffsetDateTime,
     },
     /// A third-party client presenting a bearer token.
     Client {
@@ -55,7 +66,7 @@ pub enum Me {
             )),
         (status = 503, response = Unavailable),
     ))]
-pub async fn get_me(Authenticated(caller): Authenticated) -> Result<Json<Me>, ApiError> {
+pub async fn get_me(State(state): State<AppState>, Authenticated(caller): Authenticated) -> Result<Json<Me>, ApiError> {
     Ok(Json(match caller {
         Principal::User(session) => Me::User {
             user: UserBody::from(&session.user),
@@ -69,6 +80,20 @@ pub async fn get_me(Authenticated(caller): Authenticated) -> Result<Json<Me>, Ap
                 Held::Only(scopes) => Some(scopes.to_vec()),
             },
         },
+        Principal::Delegated(token) => {
+            // The user it acts for, as they are now (a user who is gone is a token that is).
+            let user = match state.core.accounts().active_by_id(token.user_id).await {
+                Ok(user) => user,
+                Err(sesame_core::CoreError::NotFound) => return Err(ApiError::InvalidToken),
+                Err(other) => return Err(other.into()),
+            };
+            Me::Delegated {
+                user: UserBody::from(&user),
+                client_id: token.client_id.as_str().to_owned(),
+                scopes: token.scopes.to_vec(),
+                expires_at: token.expires_at,
+            }
+        }
         Principal::Client(token) => Me::Client {
             client_id: token.client_id.as_str().to_owned(),
             owner: token.owner.map(|o| o.0),
