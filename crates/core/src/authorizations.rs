@@ -371,7 +371,7 @@ impl Authorizations<'_> {
                     owner: client.owner_id,
                     owner_version: owner.token_version,
                     claims: &client.claims,
-                    user: Some((user.user.id, record.auth_time)),
+                    user: Some((user.user.id, record.auth_time, user.token_version)),
                 },
                 &scopes,
                 audience,

@@ -506,7 +506,9 @@ fn redirected(decision: Decision) -> RedirectBack {
 async fn the_authorization_code_flow_asks_consent_once_and_redeems_a_code_once(backend: Backend) {
     let (core, clock, _db) = core(backend).await;
     let ada = signed_in(&core, "ada@example.com").await;
-    let client = public_client(&core, &ada).await;
+    // Bob's app acts for Ada.
+    let bob = signed_in(&core, "bob@example.com").await;
+    let client = public_client(&core, &bob).await;
     let request = request_for(&client);
     let flow = core.authorizations();
 
@@ -592,6 +594,21 @@ async fn the_authorization_code_flow_asks_consent_once_and_redeems_a_code_once(b
         (ada.user.id, client.id.clone())
     );
     assert!(verified_scope(&delegated.scopes));
+    // Disabling the user revokes what acts for them at once (and its grant's codes are
+    // theirs no more): the app's token first of all.
+    let spare = redirected(flow.decide(&request, Some(session), false).await.unwrap());
+    let spare = flow
+        .redeem(&client, spare.param("code").unwrap(), Some(CALLBACK), Some(VERIFIER))
+        .await
+        .unwrap();
+    core.accounts().disable("ada@example.com").await.unwrap();
+    assert!(
+        core.tokens().verify(&spare.token).await.is_err(),
+        "a disabled user's delegated token"
+    );
+    core.accounts().enable("ada@example.com").await.unwrap();
+    let ada = signed_in(&core, "ada@example.com").await;
+    let session = &ada.session;
 
     // Presented again: refused, and the token it was exchanged for is revoked.
     assert!(matches!(

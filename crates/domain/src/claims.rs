@@ -20,6 +20,7 @@ pub const RESERVED: &[&str] = &[
     "scope",
     "owner",
     "owner_version",
+    "user_version",
     "key_id",
     "auth_time",
     "acr",

@@ -72,6 +72,9 @@ pub struct TokenIds<'a> {
     pub client_id: &'a str,
     /// The owning user and the credential version the token was issued under.
     pub owner: Option<(&'a str, i64)>,
+    /// For a delegated token: the user it acts for and their token version (a disable,
+    /// or a scope taken away, revokes it as it does the user's own clients' tokens).
+    pub user: Option<(&'a str, i64)>,
 }
 
 /// What is revoked, as far as this instance knows.
@@ -98,9 +101,9 @@ impl RevocationSet {
         sets.tokens.contains_key(token.jti)
             || sets.keys.contains_key(token.key_id)
             || sets.clients.contains_key(token.client_id)
-            || token.owner.is_some_and(|(owner, version)| {
+            || [token.owner, token.user].into_iter().flatten().any(|(user, version)| {
                 sets.owners
-                    .get(owner)
+                    .get(user)
                     .is_some_and(|(oldest_good, _)| version < *oldest_good)
             })
     }

@@ -78,6 +78,9 @@ pub struct AccessClaims {
     /// When the user a delegated token acts for signed in (§10).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub auth_time: Option<i64>,
+    /// The token version of the user a delegated token acts for, when it was issued.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user_version: Option<i64>,
     /// The id of the user who owns the client.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub owner: Option<String>,
@@ -130,6 +133,7 @@ impl AccessClaims {
             key_id: &self.key_id,
             client_id: &self.client_id,
             owner: self.owner.as_deref().zip(self.owner_version),
+            user: self.user_version.map(|version| (self.sub.as_str(), version)),
         }
     }
 }
@@ -144,8 +148,9 @@ pub struct Grantee<'a> {
     pub owner_version: i64,
     /// The client's static claims.
     pub claims: &'a StaticClaims,
-    /// The user a delegated token acts for (its `sub`), and when they signed in.
-    pub user: Option<(UserId, OffsetDateTime)>,
+    /// The user a delegated token acts for (its `sub`), when they signed in, and their
+    /// token version.
+    pub user: Option<(UserId, OffsetDateTime, i64)>,
 }
 
 /// A freshly signed token.
@@ -332,7 +337,7 @@ impl TokenService {
         sesame_domain::random::fill(&mut jti);
         let claims = AccessClaims {
             iss: self.settings.issuer.clone(),
-            sub: user.map_or_else(|| client.as_str().to_owned(), |(id, _)| id.to_string()),
+            sub: user.map_or_else(|| client.as_str().to_owned(), |(id, _, _)| id.to_string()),
             aud: audience,
             exp: now + ttl,
             iat: now,
@@ -341,7 +346,8 @@ impl TokenService {
             client_id: client.as_str().to_owned(),
             scope: scopes.to_text(),
             key_id: key.map(|k| k.0.to_string()).unwrap_or_default(),
-            auth_time: user.map(|(_, at)| at.unix_timestamp()),
+            auth_time: user.map(|(_, at, _)| at.unix_timestamp()),
+            user_version: user.map(|(_, _, version)| version),
             owner: Some(owner.to_string()),
             owner_version: Some(owner_version),
             extra: statics.as_map().clone(),
