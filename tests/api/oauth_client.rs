@@ -6,8 +6,8 @@ use jsonwebtoken::jwk::JwkSet;
 use jsonwebtoken::{DecodingKey, Validation};
 use oauth2::basic::{BasicClient, BasicErrorResponseType, BasicTokenType};
 use oauth2::{
-    AccessToken, AuthType, ClientId, ClientSecret, IntrospectionUrl, RequestTokenError, Scope,
-    TokenIntrospectionResponse, TokenResponse, TokenUrl,
+    AccessToken, AuthType, AuthUrl, AuthorizationCode, ClientId, ClientSecret, CsrfToken, IntrospectionUrl,
+    PkceCodeChallenge, RedirectUrl, RequestTokenError, Scope, TokenIntrospectionResponse, TokenResponse, TokenUrl,
 };
 use serde_json::Value;
 use sesame_tests::{Backend, TestApp, on_both_backends};
@@ -17,6 +17,7 @@ on_both_backends!(
     the_oauth2_crate_gets_a_token_with_credentials_in_the_body,
     the_oauth2_crate_understands_sesames_errors,
     the_oauth2_crate_introspects_a_token,
+    the_oauth2_crate_runs_the_authorization_code_flow_with_pkce_for_a_public_and_a_confidential_client,
 );
 
 /// An HTTP client as the `oauth2` crate recommends: no redirects followed.
@@ -156,4 +157,91 @@ async fn the_oauth2_crate_introspects_a_token(backend: Backend) {
     assert!(!dead.active());
     assert!(dead.client_id().is_none() && dead.scopes().is_none());
     app.stop().await;
+}
+
+/// What a person does in the browser: the consent page's Approve, with their session.
+async fn approve(app: &TestApp, session: &sesame_tests::Session, authorize_url: &url::Url) -> url::Url {
+    let page = app
+        .http()
+        .get(authorize_url.as_str())
+        .header("cookie", &session.cookie)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(page.status(), reqwest::StatusCode::OK, "the consent page");
+    let approved = app
+        .http()
+        .post(app.url("/authorize"))
+        .header("cookie", &session.cookie)
+        .header("origin", &app.base)
+        .form(&[
+            ("request", authorize_url.query().unwrap()),
+            ("csrf_token", session.csrf.as_str()),
+            ("decision", "approve"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(approved.status(), reqwest::StatusCode::SEE_OTHER);
+    url::Url::parse(approved.headers()["location"].to_str().unwrap()).unwrap()
+}
+
+async fn the_oauth2_crate_runs_the_authorization_code_flow_with_pkce_for_a_public_and_a_confidential_client(
+    backend: Backend,
+) {
+    let app = TestApp::spawn(backend, &[]).await;
+    let ada = app.signed_in("ada@example.com").await;
+    let callback = "http://127.0.0.1/callback";
+    for public in [true, false] {
+        let response = app
+            .with_session(reqwest::Method::POST, "/clients", &ada)
+            .json(&serde_json::json!({
+                "name": "Desktop notes",
+                "scopes": ["notes:read", "notes:write"],
+                "type": if public { "public" } else { "confidential" },
+                "redirect_uris": [callback],
+            }))
+            .send()
+            .await
+            .unwrap();
+        let registered: Value = response.json().await.unwrap();
+        let client_id = registered["client_id"].as_str().unwrap();
+        let mut client = BasicClient::new(ClientId::new(client_id.to_owned()))
+            .set_auth_uri(AuthUrl::new(app.url("/authorize")).unwrap())
+            .set_token_uri(TokenUrl::new(app.url("/login")).unwrap())
+            // A native app's loopback listener picks its port at run time (RFC 8252 §7.3).
+            .set_redirect_uri(RedirectUrl::new("http://127.0.0.1:53682/callback".into()).unwrap());
+        if !public {
+            let key = registered["api_key"]["key"].as_str().unwrap();
+            client = client.set_client_secret(ClientSecret::new(key.to_owned()));
+        }
+        let (challenge, verifier) = PkceCodeChallenge::new_random_sha256();
+        let (authorize_url, state) = client
+            .authorize_url(CsrfToken::new_random)
+            .add_scope(Scope::new("notes:read".into()))
+            .set_pkce_challenge(challenge)
+            .url();
+
+        let back = approve(&app, &ada, &authorize_url).await;
+        assert!(back.as_str().starts_with("http://127.0.0.1:53682/callback?"), "{back}");
+        let param = |name: &str| back.query_pairs().find(|(n, _)| n == name).map(|(_, v)| v.into_owned());
+        assert_eq!(param("state").as_deref(), Some(state.secret().as_str()));
+        assert_eq!(param("iss").as_deref(), Some(app.base.as_str()));
+        let token = client
+            .exchange_code(AuthorizationCode::new(param("code").unwrap()))
+            .set_pkce_verifier(verifier)
+            .request_async(&http())
+            .await
+            .expect("the code is exchanged");
+        assert_eq!(*token.token_type(), BasicTokenType::Bearer);
+        assert_eq!(token.scopes(), Some(&vec![Scope::new("notes:read".into())]));
+        let claims = verify_independently(&app, token.access_token().secret()).await;
+        assert_eq!(claims["client_id"], client_id);
+        assert_ne!(claims["sub"], client_id, "a delegated token's subject is the user");
+        let me: Value = app.me_bearer(token.access_token().secret()).await.json().await.unwrap();
+        assert_eq!(
+            (me["kind"].clone(), me["user"]["email"].clone()),
+            ("delegated".into(), "ada@example.com".into())
+        );
+    }
 }
