@@ -222,7 +222,73 @@ async fn an_untrusted_redirect_uri_gets_a_page_and_other_errors_go_back_to_the_a
     assert_eq!(metadata["authorization_response_iss_parameter_supported"], true);
 }
 
+async fn a_user_lists_and_ends_the_grants_they_made(backend: Backend) {
+    let app = TestApp::spawn(backend, &[]).await;
+    let ada = app.signed_in("ada@example.com").await;
+    let client_id = public_client(&app, &ada).await;
+    let query = query(&client_id, &[]);
+    let token_for = |code: String| {
+        let (app, client_id) = (&app, client_id.clone());
+        async move {
+            let response = redeem(app, &client_id, &code, VERIFIER).await;
+            assert_eq!(response.status(), StatusCode::OK);
+            let body: Value = response.json().await.unwrap();
+            body["access_token"].as_str().unwrap().to_owned()
+        }
+    };
+    let approved = location(&consent(&app, &ada, &query, "approve").await);
+    let token = token_for(param(&approved, "code").unwrap()).await;
+    assert!(app.accepts(&token).await);
+
+    let listed: Value = app
+        .with_session(Method::GET, "/me/grants", &ada)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(listed.as_array().map(Vec::len), Some(1), "{listed}");
+    assert_eq!(listed[0]["client_id"], client_id.as_str());
+    assert_eq!(listed[0]["client_name"], "Notes <app>");
+    assert_eq!(listed[0]["scopes"], json!(["notes:read"]));
+
+    // Ending it needs the CSRF token; then the app's tokens stop at once, the list is
+    // empty, and the next request asks for consent again.
+    let path = format!("/me/grants/{client_id}");
+    let no_csrf = app
+        .http()
+        .delete(app.url(&path))
+        .header("cookie", &ada.cookie)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(no_csrf.status(), StatusCode::FORBIDDEN);
+    let ended = app.with_session(Method::DELETE, &path, &ada).send().await.unwrap();
+    assert_eq!(ended.status(), StatusCode::NO_CONTENT);
+    assert!(app.refuses(&token).await);
+    let listed: Value = app
+        .with_session(Method::GET, "/me/grants", &ada)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(listed, json!([]));
+    assert_eq!(get_authorize(&app, &query, Some(&ada)).await.status(), StatusCode::OK);
+    let again = app.with_session(Method::DELETE, &path, &ada).send().await.unwrap();
+    assert_eq!(again.status(), StatusCode::NOT_FOUND);
+
+    // Consent given anew makes tokens that work, while the old one stays revoked.
+    let approved = location(&consent(&app, &ada, &query, "approve").await);
+    let fresh = token_for(param(&approved, "code").unwrap()).await;
+    assert!(app.accepts(&fresh).await);
+    assert!(app.refuses(&token).await);
+}
+
 on_both_backends!(
+    a_user_lists_and_ends_the_grants_they_made,
     a_browser_signs_in_consents_and_the_app_redeems_its_code_once,
     an_untrusted_redirect_uri_gets_a_page_and_other_errors_go_back_to_the_app,
 );

@@ -5,12 +5,12 @@
 //! proof, for a delegated access token.
 
 use sesame_domain::principal::UserSession;
-use sesame_domain::{AuthorizationCode, Client, ClientId, CodeChallenge, Scopes};
-use sesame_storage::{CodeRecord, Redemption, RevocationKind};
+use sesame_domain::{AuthorizationCode, Client, ClientId, CodeChallenge, Scopes, UserId};
+use sesame_storage::{CodeRecord, GrantView, Redemption, RevocationKind};
 
 use crate::Context;
 use crate::error::{CoreError, Result};
-use crate::tokens::{Audience, Grantee, IssuedToken};
+use crate::tokens::{ActingFor, Audience, Grantee, IssuedToken};
 
 /// `GET /authorize`'s parameters, as sent.
 #[derive(Debug, Clone, Default)]
@@ -126,9 +126,13 @@ impl Authorizations<'_> {
             .authorizations
             .grant(session.user.id, &checked.client.id)
             .await?;
-        let covered = granted.is_some_and(|g| checked.scopes.iter().all(|s| g.contains(s.as_str())));
-        if covered && checked.prompt != Prompt::Consent {
-            return Ok(Decision::Redirect(self.issue_code(&checked, session).await?));
+        if let Some(grant) = granted
+            && checked.scopes.iter().all(|s| grant.scopes.contains(s.as_str()))
+            && checked.prompt != Prompt::Consent
+        {
+            return Ok(Decision::Redirect(
+                self.issue_code(&checked, session, grant.version).await?,
+            ));
         }
         if checked.prompt == Prompt::None {
             let description = "The user has not granted these scopes to this client.";
@@ -153,13 +157,16 @@ impl Authorizations<'_> {
             let description = format!("The user does not hold the scope {:?}.", scope.as_str());
             return Ok(Decision::Redirect(self.error(&checked, "invalid_scope", &description)));
         }
-        self.0
+        let grant = self
+            .0
             .store
             .authorizations
             .widen_grant(session.user.id, &checked.client.id, &checked.scopes, self.0.clock.now())
             .await?;
         tracing::info!(user_id = %session.user.id, client_id = %checked.client.id, scopes = %checked.scopes.to_text(), "grant approved");
-        Ok(Decision::Redirect(self.issue_code(&checked, session).await?))
+        Ok(Decision::Redirect(
+            self.issue_code(&checked, session, grant.version).await?,
+        ))
     }
 
     /// The user denied: back to the client with `access_denied`.
@@ -168,6 +175,25 @@ impl Authorizations<'_> {
             Ok(checked) => Decision::Redirect(self.error(&checked, "access_denied", "The user denied the request.")),
             Err(decision) => decision,
         })
+    }
+
+    /// The user's live grants, oldest first (`GET /me/grants`).
+    pub async fn grants(&self, user: UserId) -> Result<Vec<GrantView>> {
+        Ok(self.0.store.authorizations.list_grants(user).await?)
+    }
+
+    /// Ends the user's grant to a client (`DELETE /me/grants/{client_id}`): every token
+    /// issued under it stops working, at once here and within a poll elsewhere, and the
+    /// next request asks for consent again. No such grant: [`CoreError::NotFound`].
+    pub async fn end_grant(&self, user: UserId, client_id: &str) -> Result<()> {
+        let cx = self.0;
+        let client = ClientId::parse(client_id).ok_or(CoreError::NotFound)?;
+        let entry = cx.tokens.revocation(RevocationKind::Owner, String::new());
+        let ended = cx.store.authorizations.end_grant(user, &client, entry).await?;
+        let revocation = ended.ok_or(CoreError::NotFound)?;
+        cx.tokens.revocations().apply([&revocation]);
+        tracing::info!(user_id = %user, client_id = %client, "grant ended; its tokens are revoked");
+        Ok(())
     }
 
     /// Checks a request: first the client and redirect URI (a failure is a page), then
@@ -271,7 +297,7 @@ impl Authorizations<'_> {
     }
 
     /// Makes a code bound to the request and the user, and the redirect that carries it.
-    async fn issue_code(&self, checked: &Checked, session: &UserSession) -> Result<RedirectBack> {
+    async fn issue_code(&self, checked: &Checked, session: &UserSession, grant_version: i64) -> Result<RedirectBack> {
         let cx = self.0;
         let now = cx.clock.now();
         let ttl = time::Duration::try_from(cx.settings.auth_code_ttl).unwrap_or(time::Duration::MINUTE);
@@ -287,6 +313,7 @@ impl Authorizations<'_> {
             auth_time: session.signed_in_at,
             created_at: now,
             expires_at: now + ttl,
+            grant_version,
         };
         cx.store.authorizations.insert_code(&record).await?;
         tracing::info!(user_id = %session.user.id, client_id = %checked.client.id, "authorization code issued");
@@ -371,7 +398,12 @@ impl Authorizations<'_> {
                     owner: client.owner_id,
                     owner_version: owner.token_version,
                     claims: &client.claims,
-                    user: Some((user.user.id, record.auth_time, user.token_version)),
+                    user: Some(ActingFor {
+                        user: user.user.id,
+                        auth_time: record.auth_time,
+                        user_version: user.token_version,
+                        grant_version: record.grant_version,
+                    }),
                 },
                 &scopes,
                 audience,

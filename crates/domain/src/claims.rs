@@ -21,6 +21,7 @@ pub const RESERVED: &[&str] = &[
     "owner",
     "owner_version",
     "user_version",
+    "grant_version",
     "key_id",
     "auth_time",
     "acr",

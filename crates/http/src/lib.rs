@@ -58,6 +58,8 @@ fn api() -> OpenApiRouter<AppState> {
         .routes(routes!(routes::login::login))
         .routes(routes!(routes::login::logout))
         .routes(routes!(routes::me::get_me))
+        .routes(routes!(routes::grants::list_grants))
+        .routes(routes!(routes::grants::end_grant))
         .routes(routes!(
             routes::sessions::list_sessions,
             routes::sessions::delete_other_sessions

@@ -305,6 +305,26 @@ pub struct CodeRecord {
     pub auth_time: OffsetDateTime,
     pub created_at: OffsetDateTime,
     pub expires_at: OffsetDateTime,
+    /// The version of the user's grant to the client when the code was issued.
+    pub grant_version: i64,
+}
+
+/// A user's grant to a client: the scopes consented to, and the grant's version (bumped
+/// each time it is ended).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GrantRecord {
+    pub scopes: Scopes,
+    pub version: i64,
+}
+
+/// A live grant, as its user lists it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GrantView {
+    pub client_id: ClientId,
+    pub client_name: String,
+    pub scopes: Scopes,
+    pub created_at: OffsetDateTime,
+    pub last_used_at: Option<OffsetDateTime>,
 }
 
 /// What presenting a code found.
@@ -330,12 +350,23 @@ pub trait AuthorizationStore: Send + Sync {
     async fn record_code_token(&self, hash: &CodeHash, jti: &str) -> Result<()>;
     /// Deletes codes that expired at or before `before`.
     async fn delete_expired_codes(&self, before: OffsetDateTime) -> Result<u64>;
-    /// The scopes a user granted a client, if any.
-    async fn grant(&self, user: UserId, client: &ClientId) -> Result<Option<Scopes>>;
+    /// A user's live grant to a client, if any (an ended one is none).
+    async fn grant(&self, user: UserId, client: &ClientId) -> Result<Option<GrantRecord>>;
     /// Adds `scopes` to a user's grant to a client (creating it), exactly, however many
-    /// approvals run at once; the scopes granted now.
-    async fn widen_grant(&self, user: UserId, client: &ClientId, scopes: &Scopes, at: OffsetDateTime)
-    -> Result<Scopes>;
+    /// approvals run at once; the grant now.
+    async fn widen_grant(
+        &self,
+        user: UserId,
+        client: &ClientId,
+        scopes: &Scopes,
+        at: OffsetDateTime,
+    ) -> Result<GrantRecord>;
+    /// A user's live grants, oldest first.
+    async fn list_grants(&self, user: UserId) -> Result<Vec<GrantView>>;
+    /// Ends a live grant and records the revocation of every token issued under it
+    /// (`revocation` with the subject filled in here), atomically; `None` if there was
+    /// no live grant.
+    async fn end_grant(&self, user: UserId, client: &ClientId, revocation: Revocation) -> Result<Option<Revocation>>;
 }
 
 /// A registered third-party client, as stored: the domain's own type.

@@ -17,9 +17,9 @@ use uuid::Uuid;
 
 use crate::{
     ApiKeyRecord, AuthorizationStore, Charge, ClientRecord, ClientStore, ClientWithKeys, CodeRecord, Database,
-    DisabledUser, GrantChange, GrantOutcome, NewSession, OwnerState, Redemption, Reservation, Result, Revocation,
-    RevocationKind, RevocationStore, SessionRecord, SessionStore, SigningKeyRecord, SigningKeyStore, StorageError,
-    ThrottleStore, UserRecord, UserStore, corrupt, sql,
+    DisabledUser, GrantChange, GrantOutcome, GrantRecord, GrantView, NewSession, OwnerState, Redemption, Reservation,
+    Result, Revocation, RevocationKind, RevocationStore, SessionRecord, SessionStore, SigningKeyRecord,
+    SigningKeyStore, StorageError, ThrottleStore, UserRecord, UserStore, corrupt, sql,
 };
 
 /// A statement parameter. Each backend binds ids and times in its own column types
@@ -751,7 +751,24 @@ fn code_from_row<DB: Dialect>(row: &DB::Row) -> Result<CodeRecord> {
         auth_time: DB::time(row, "auth_time", "authorization_codes.auth_time")?,
         created_at: DB::time(row, "created_at", "authorization_codes.created_at")?,
         expires_at: DB::time(row, "expires_at", "authorization_codes.expires_at")?,
+        grant_version: DB::integer(row, "grant_version")?,
     })
+}
+
+impl<DB: Dialect> SqlStore<DB> {
+    /// A user's grant to a client, live or ended.
+    async fn any_grant(&self, user: UserId, client: &ClientId) -> Result<Option<GrantRecord>> {
+        let row = self
+            .fetch_optional(sql::GRANT_SCOPES, &[Arg::Id(user.0), Arg::Text(client.as_str())])
+            .await?;
+        row.map(|row| {
+            Ok(GrantRecord {
+                scopes: scopes_of::<DB>(&row, "scopes", "grants.scopes")?,
+                version: DB::integer(&row, "version")?,
+            })
+        })
+        .transpose()
+    }
 }
 
 #[async_trait]
@@ -769,6 +786,7 @@ impl<DB: Dialect> AuthorizationStore for SqlStore<DB> {
             Arg::Time(code.auth_time),
             Arg::Time(code.created_at),
             Arg::Time(code.expires_at),
+            Arg::Int(code.grant_version),
         ];
         self.execute(sql::INSERT_CODE, &args).await?;
         Ok(())
@@ -801,12 +819,8 @@ impl<DB: Dialect> AuthorizationStore for SqlStore<DB> {
         self.execute(sql::DELETE_EXPIRED_CODES, &[Arg::Time(before)]).await
     }
 
-    async fn grant(&self, user: UserId, client: &ClientId) -> Result<Option<Scopes>> {
-        let row = self
-            .fetch_optional(sql::GRANT_SCOPES, &[Arg::Id(user.0), Arg::Text(client.as_str())])
-            .await?;
-        row.map(|row| scopes_of::<DB>(&row, "scopes", "grants.scopes"))
-            .transpose()
+    async fn grant(&self, user: UserId, client: &ClientId) -> Result<Option<GrantRecord>> {
+        Ok(self.any_grant(user, client).await?.filter(|g| !g.scopes.is_empty()))
     }
 
     async fn widen_grant(
@@ -815,9 +829,9 @@ impl<DB: Dialect> AuthorizationStore for SqlStore<DB> {
         client: &ClientId,
         scopes: &Scopes,
         at: OffsetDateTime,
-    ) -> Result<Scopes> {
+    ) -> Result<GrantRecord> {
         for _ in 0..16 {
-            let Some(current) = self.grant(user, client).await? else {
+            let Some(current) = self.any_grant(user, client).await? else {
                 let text = scopes.to_text();
                 let args = [
                     Arg::Id(user.0),
@@ -826,12 +840,15 @@ impl<DB: Dialect> AuthorizationStore for SqlStore<DB> {
                     Arg::Time(at),
                 ];
                 if self.execute(sql::INSERT_GRANT, &args).await? == 1 {
-                    return Ok(scopes.clone());
+                    return Ok(GrantRecord {
+                        scopes: scopes.clone(),
+                        version: 0,
+                    });
                 }
                 continue;
             };
-            let widened = Scopes::from_scopes(current.iter().chain(scopes.iter()).cloned());
-            let (from, to) = (current.to_text(), widened.to_text());
+            let widened = Scopes::from_scopes(current.scopes.iter().chain(scopes.iter()).cloned());
+            let (from, to) = (current.scopes.to_text(), widened.to_text());
             let args = [
                 Arg::Id(user.0),
                 Arg::Text(client.as_str()),
@@ -839,11 +856,47 @@ impl<DB: Dialect> AuthorizationStore for SqlStore<DB> {
                 Arg::Text(&to),
                 Arg::Time(at),
             ];
-            if self.execute(sql::WIDEN_GRANT, &args).await? == 1 {
-                return Ok(widened);
+            if let Some(row) = self.fetch_optional(sql::WIDEN_GRANT, &args).await? {
+                return Ok(GrantRecord {
+                    scopes: widened,
+                    version: DB::integer(&row, "version")?,
+                });
             }
         }
         Err(StorageError::Contended("grants"))
+    }
+
+    async fn list_grants(&self, user: UserId) -> Result<Vec<GrantView>> {
+        let rows = self.fetch_all(sql::LIST_GRANTS, &[Arg::Id(user.0)]).await?;
+        rows.iter()
+            .map(|row| {
+                let client_id = DB::text(row, "client_id")?;
+                Ok(GrantView {
+                    client_id: ClientId::parse(&client_id).ok_or(StorageError::Corrupt("grants.client_id"))?,
+                    client_name: DB::text(row, "name")?,
+                    scopes: scopes_of::<DB>(row, "scopes", "grants.scopes")?,
+                    created_at: DB::time(row, "created_at", "grants.created_at")?,
+                    last_used_at: DB::optional_time(row, "last_used_at", "grants.last_used_at")?,
+                })
+            })
+            .collect()
+    }
+
+    async fn end_grant(&self, user: UserId, client: &ClientId, revocation: Revocation) -> Result<Option<Revocation>> {
+        let mut tx = self.begin().await?;
+        let args = [Arg::Id(user.0), Arg::Text(client.as_str())];
+        let Some(row) = DB::fetch_optional(&mut tx, sql::END_GRANT, &args).await? else {
+            return Ok(None);
+        };
+        let version = DB::integer(&row, "version")?;
+        let revocation = Revocation {
+            kind: RevocationKind::Owner,
+            subject: format!("{}/{}:{version}", user.0, client.as_str()),
+            ..revocation
+        };
+        Self::insert_revocation(&mut tx, &revocation).await?;
+        tx.commit().await.map_err(DB::error)?;
+        Ok(Some(revocation))
     }
 }
 

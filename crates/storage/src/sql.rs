@@ -151,11 +151,12 @@ pub(crate) const TOUCH_KEY: &str =
 macro_rules! code_columns {
     () => {
         "code_hash, client_id, user_id, redirect_uri, code_challenge, scopes, resources, auth_time, created_at, \
-         expires_at, issued_jti"
+         expires_at, issued_jti, grant_version"
     };
 }
 pub(crate) const INSERT_CODE: &str = "INSERT INTO authorization_codes (code_hash, client_id, user_id, redirect_uri, \
-     code_challenge, scopes, resources, auth_time, created_at, expires_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)";
+     code_challenge, scopes, resources, auth_time, created_at, expires_at, grant_version) \
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)";
 /// The first redemption wins: the statement itself decides, whatever runs concurrently.
 pub(crate) const REDEEM_CODE: &str = concat!(
     "UPDATE authorization_codes SET spent_at = $2 WHERE code_hash = $1 AND spent_at IS NULL RETURNING ",
@@ -168,15 +169,22 @@ pub(crate) const CODE_BY_HASH: &str = concat!(
 );
 pub(crate) const SET_CODE_JTI: &str = "UPDATE authorization_codes SET issued_jti = $2 WHERE code_hash = $1";
 pub(crate) const DELETE_EXPIRED_CODES: &str = "DELETE FROM authorization_codes WHERE expires_at <= $1";
-pub(crate) const GRANT_SCOPES: &str = "SELECT scopes FROM grants WHERE user_id = $1 AND client_id = $2";
+pub(crate) const GRANT_SCOPES: &str = "SELECT scopes, version FROM grants WHERE user_id = $1 AND client_id = $2";
+/// A user's live grants (an ended one keeps its row, with no scopes, for its version).
+pub(crate) const LIST_GRANTS: &str = "SELECT g.client_id, c.name, g.scopes, g.created_at, g.last_used_at \
+     FROM grants g JOIN clients c ON c.id = g.client_id WHERE g.user_id = $1 AND g.scopes <> '' \
+     ORDER BY g.created_at, g.client_id";
+pub(crate) const END_GRANT: &str = "UPDATE grants SET scopes = '', version = version + 1 \
+     WHERE user_id = $1 AND client_id = $2 AND scopes <> '' RETURNING version";
 /// A first grant; a concurrent first grant makes this insert nothing (the caller reads
 /// again and widens it instead).
 pub(crate) const INSERT_GRANT: &str = "INSERT INTO grants (user_id, client_id, scopes, created_at, last_used_at) \
      VALUES ($1, $2, $3, $4, $4) ON CONFLICT (user_id, client_id) DO NOTHING";
 /// Widens a grant only from the scopes the caller read (no lost consent between two
 /// approvals at once).
-pub(crate) const WIDEN_GRANT: &str =
-    "UPDATE grants SET scopes = $4, last_used_at = $5 WHERE user_id = $1 AND client_id = $2 AND scopes = $3";
+pub(crate) const WIDEN_GRANT: &str = "UPDATE grants SET scopes = $4, last_used_at = $5, \
+     created_at = CASE WHEN scopes = '' THEN $5 ELSE created_at END \
+     WHERE user_id = $1 AND client_id = $2 AND scopes = $3 RETURNING version";
 
 // Signing keys.
 

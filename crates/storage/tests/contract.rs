@@ -523,6 +523,7 @@ fn code_for(client: &ClientRecord, user: &User, created_at: OffsetDateTime) -> (
         auth_time: created_at - Duration::seconds(30),
         created_at,
         expires_at: created_at + Duration::seconds(60),
+        grant_version: 3,
     };
     (code, record)
 }
@@ -586,14 +587,16 @@ async fn a_grant_only_widens_and_concurrent_approvals_lose_nothing(store: &Store
         grants
             .widen_grant(user.id, &client.id, &scopes("a"), at(10))
             .await
-            .unwrap(),
+            .unwrap()
+            .scopes,
         scopes("a")
     );
     assert_eq!(
         grants
             .widen_grant(user.id, &client.id, &scopes("b"), at(11))
             .await
-            .unwrap(),
+            .unwrap()
+            .scopes,
         scopes("a b")
     );
     let mut approvals = tokio::task::JoinSet::new();
@@ -604,10 +607,32 @@ async fn a_grant_only_widens_and_concurrent_approvals_lose_nothing(store: &Store
     for approved in approvals.join_all().await {
         approved.unwrap();
     }
+    let grant = grants.grant(user.id, &client.id).await.unwrap().unwrap();
+    assert_eq!((grant.scopes.clone(), grant.version), (scopes("a b c d e f"), 0));
+    let listed = grants.list_grants(user.id).await.unwrap();
+    assert_eq!(listed.len(), 1);
     assert_eq!(
-        grants.grant(user.id, &client.id).await.unwrap(),
-        Some(scopes("a b c d e f"))
+        (listed[0].client_name.as_str(), listed[0].scopes.clone()),
+        ("reporting", grant.scopes)
     );
+
+    // Ended: no scopes, a new version, the revocation logged with it; a later consent
+    // starts afresh under that version.
+    let entry = revocation(RevocationKind::Owner, "", at(20), at(4000));
+    let ended = grants
+        .end_grant(user.id, &client.id, entry.clone())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(ended.subject, format!("{}/{}:1", user.id.0, client.id.as_str()));
+    assert_eq!(grants.grant(user.id, &client.id).await.unwrap(), None);
+    assert!(grants.list_grants(user.id).await.unwrap().is_empty());
+    assert!(grants.end_grant(user.id, &client.id, entry).await.unwrap().is_none());
+    let again = grants
+        .widen_grant(user.id, &client.id, &scopes("a"), at(30))
+        .await
+        .unwrap();
+    assert_eq!((again.scopes, again.version), (scopes("a"), 1));
 }
 
 async fn disabling_an_unknown_email_finds_no_one(store: &Store) {

@@ -20,7 +20,7 @@ pub use crate::error::TokenError;
 pub use grant::{ClientAuth, Grant, GrantRequest, GrantResponse};
 pub use keys::SigningAlg;
 pub use revocation::RevocationSet;
-pub use service::{AccessClaims, Audience, Grantee, IssuedToken, LoadError, TokenService, TokenSettings};
+pub use service::{AccessClaims, ActingFor, Audience, Grantee, IssuedToken, LoadError, TokenService, TokenSettings};
 
 use crate::Context;
 use crate::cache::TtlCache;

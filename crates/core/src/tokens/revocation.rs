@@ -75,6 +75,9 @@ pub struct TokenIds<'a> {
     /// For a delegated token: the user it acts for and their token version (a disable,
     /// or a scope taken away, revokes it as it does the user's own clients' tokens).
     pub user: Option<(&'a str, i64)>,
+    /// For a delegated token: the user, the client, and the version of the user's grant
+    /// it was issued under (ending the grant revokes it).
+    pub grant: Option<(&'a str, &'a str, i64)>,
 }
 
 /// What is revoked, as far as this instance knows.
@@ -104,6 +107,11 @@ impl RevocationSet {
             || [token.owner, token.user].into_iter().flatten().any(|(user, version)| {
                 sets.owners
                     .get(user)
+                    .is_some_and(|(oldest_good, _)| version < *oldest_good)
+            })
+            || token.grant.is_some_and(|(user, client, version)| {
+                sets.owners
+                    .get(&format!("{user}/{client}"))
                     .is_some_and(|(oldest_good, _)| version < *oldest_good)
             })
     }

@@ -81,6 +81,10 @@ pub struct AccessClaims {
     /// The token version of the user a delegated token acts for, when it was issued.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub user_version: Option<i64>,
+    /// The version of the user's grant to the client a delegated token was issued under:
+    /// ending the grant revokes it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub grant_version: Option<i64>,
     /// The id of the user who owns the client.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub owner: Option<String>,
@@ -134,6 +138,9 @@ impl AccessClaims {
             client_id: &self.client_id,
             owner: self.owner.as_deref().zip(self.owner_version),
             user: self.user_version.map(|version| (self.sub.as_str(), version)),
+            grant: self
+                .grant_version
+                .map(|version| (self.sub.as_str(), self.client_id.as_str(), version)),
         }
     }
 }
@@ -148,9 +155,20 @@ pub struct Grantee<'a> {
     pub owner_version: i64,
     /// The client's static claims.
     pub claims: &'a StaticClaims,
-    /// The user a delegated token acts for (its `sub`), when they signed in, and their
-    /// token version.
-    pub user: Option<(UserId, OffsetDateTime, i64)>,
+    /// The user a delegated token acts for (its `sub`), for a delegated token.
+    pub user: Option<ActingFor>,
+}
+
+/// Whom a delegated token acts for, and the versions that can revoke it.
+#[derive(Debug, Clone, Copy)]
+pub struct ActingFor {
+    pub user: UserId,
+    /// When the user signed in.
+    pub auth_time: OffsetDateTime,
+    /// The user's token version (a disable, a scope taken away).
+    pub user_version: i64,
+    /// The version of the user's grant to the client (the grant ended).
+    pub grant_version: i64,
 }
 
 /// A freshly signed token.
@@ -337,7 +355,7 @@ impl TokenService {
         sesame_domain::random::fill(&mut jti);
         let claims = AccessClaims {
             iss: self.settings.issuer.clone(),
-            sub: user.map_or_else(|| client.as_str().to_owned(), |(id, _, _)| id.to_string()),
+            sub: user.map_or_else(|| client.as_str().to_owned(), |acting| acting.user.to_string()),
             aud: audience,
             exp: now + ttl,
             iat: now,
@@ -346,8 +364,9 @@ impl TokenService {
             client_id: client.as_str().to_owned(),
             scope: scopes.to_text(),
             key_id: key.map(|k| k.0.to_string()).unwrap_or_default(),
-            auth_time: user.map(|(_, at, _)| at.unix_timestamp()),
-            user_version: user.map(|(_, _, version)| version),
+            auth_time: user.map(|acting| acting.auth_time.unix_timestamp()),
+            user_version: user.map(|acting| acting.user_version),
+            grant_version: user.map(|acting| acting.grant_version),
             owner: Some(owner.to_string()),
             owner_version: Some(owner_version),
             extra: statics.as_map().clone(),

@@ -2,6 +2,7 @@
 
 pub mod authorize;
 pub mod clients;
+pub mod grants;
 pub mod health;
 pub mod login;
 pub mod me;
