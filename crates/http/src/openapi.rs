@@ -3,7 +3,7 @@
 //! is mounted.
 
 use utoipa::openapi::security::{
-    ApiKey, ApiKeyValue, ClientCredentials, Flow, HttpAuthScheme, HttpBuilder, OAuth2, Scopes, SecurityScheme,
+    ApiKey, ApiKeyValue, AuthorizationCode, ClientCredentials, Flow, HttpAuthScheme, HttpBuilder, OAuth2, Scopes, SecurityScheme,
 };
 use utoipa::{Modify, OpenApi};
 
@@ -33,10 +33,14 @@ pub struct ApiDoc;
 
 struct SharedComponents;
 
-/// The client-credentials scheme, listing `scopes`.
+/// The OAuth 2.0 scheme, listing `scopes` in both its flows: client credentials, and the
+/// authorization code (with PKCE) that the API explorer can run.
 fn client_credentials(scopes: Scopes) -> SecurityScheme {
     SecurityScheme::OAuth2(OAuth2::with_description(
-        [Flow::ClientCredentials(ClientCredentials::new("/login", scopes))],
+        [
+            Flow::ClientCredentials(ClientCredentials::new("/login", scopes.clone())),
+            Flow::AuthorizationCode(AuthorizationCode::new("/authorize", "/login", scopes)),
+        ],
         "The client-credentials grant: client_id and API key (as client_secret) at /login. \
          A token carries the scopes its client was registered with, or those it asks for among them.",
     ))
