@@ -285,6 +285,18 @@ async fn a_user_lists_and_ends_the_grants_they_made(backend: Backend) {
     let fresh = token_for(param(&approved, "code").unwrap()).await;
     assert!(app.accepts(&fresh).await);
     assert!(app.refuses(&token).await);
+
+    // The public app revokes its own token by naming itself (RFC 7009 §2.1).
+    let revoked = app
+        .post_form(
+            "/oauth/revoke",
+            &[("token", fresh.as_str()), ("client_id", client_id.as_str())],
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(revoked.status(), StatusCode::OK);
+    assert!(app.refuses(&fresh).await);
 }
 
 on_both_backends!(

@@ -347,9 +347,12 @@ impl Tokens<'_> {
 
     /// RFC 7009 for an authenticated client, in one call: revokes `token` if it is the
     /// client's own.
+    /// A public client names itself (`client_id` alone, RFC 7009 §2.1): it can only
+    /// revoke its own delegated tokens, which it holds anyway.
     pub async fn revoke_as(&self, client: &ClientAuth, token: &str, ip: &str) -> Result<()> {
         if matches!(client, ClientAuth::None { .. }) {
-            return Err(CoreError::InvalidClient);
+            let client = self.client_for_code(client, ip).await?;
+            return self.revoke_for(&client.id, token, ip).await;
         }
         let caller = self.authenticate_client(&client.presented(), ip).await?;
         self.revoke(&caller, token, ip).await
@@ -426,14 +429,18 @@ impl Tokens<'_> {
     /// RFC 7009: revokes `token` if it verifies and belongs to `caller`; anything else is
     /// silently left alone (the caller learns nothing about other clients' tokens).
     pub async fn revoke(&self, caller: &AuthenticatedClient, token: &str, ip: &str) -> Result<()> {
+        self.revoke_for(&caller.client.id, token, ip).await
+    }
+
+    async fn revoke_for(&self, caller: &ClientId, token: &str, ip: &str) -> Result<()> {
         let cx = self.0;
         if let Ok(claims) = cx.tokens.verify_signature(token).await
-            && claims.client_id == caller.client.id.as_str()
+            && claims.client_id == caller.as_str()
             && !cx.tokens.revocations().is_revoked(claims.ids())
         {
             // Each revocation is kept until its token expires: one already revoked adds
             // nothing, and each new one counts against the client's budget.
-            cx.throttle.revocation(caller.client.id.as_str()).reserve().await?;
+            cx.throttle.revocation(caller.as_str()).reserve().await?;
             let entry = Revocation {
                 kind: RevocationKind::Token,
                 subject: claims.jti.clone(),
@@ -442,7 +449,7 @@ impl Tokens<'_> {
                     + time::Duration::seconds(i64::try_from(service::LEEWAY_SECONDS).unwrap_or(60)),
             };
             cx.tokens.revoke(&entry).await?;
-            tracing::info!(ip = %ip, client_id = %caller.client.id, jti = %claims.jti, "token revoked");
+            tracing::info!(ip = %ip, client_id = %caller, jti = %claims.jti, "token revoked");
         }
         Ok(())
     }
