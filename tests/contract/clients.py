@@ -1,4 +1,5 @@
 """Off-the-shelf OAuth 2.0 tooling against a live sesame, unchanged: authlib's
+authorization-code flow with PKCE (a public and a confidential client) and its
 client-credentials flow asking for RFC 8707 resources, and PyJWT verifying what it gets
 (an `aud` string or array) with nothing but the published JWKS.
 
@@ -20,8 +21,8 @@ def check(condition: bool, what: str) -> None:
         sys.exit(f"contract: clients: {what}")
 
 
-def registered_client(base: str) -> tuple[str, str]:
-    """A fresh user signs in and registers a client; its id and first API key."""
+def signed_in(base: str) -> tuple[requests.Session, str]:
+    """A fresh user, signed in: the browser (its cookie jar) and the session's CSRF token."""
     browser = requests.Session()
     email = f"tooling-{secrets.token_hex(6)}@example.com"
     password = secrets.token_urlsafe(18)
@@ -29,21 +30,67 @@ def registered_client(base: str) -> tuple[str, str]:
     check(created.status_code == 201, f"registering a user answered {created.status_code}")
     login = browser.post(f"{base}/login", json={"email": email, "password": password}, timeout=30)
     check(login.status_code == 200, f"signing in answered {login.status_code}")
+    return browser, login.json()["csrf_token"]
+
+
+def registered_client(base: str, **extra) -> tuple[str, str | None, requests.Session, str]:
+    """A fresh user signs in and registers a client: its id, first API key (none for a
+    public client), and the user's browser and CSRF token."""
+    browser, csrf = signed_in(base)
     client = browser.post(
         f"{base}/clients",
-        json={"name": "authlib", "scopes": ["notes:read", "notes:write"]},
-        headers={"X-CSRF-Token": login.json()["csrf_token"]},
+        json={"name": "authlib", "scopes": ["notes:read", "notes:write"], **extra},
+        headers={"X-CSRF-Token": csrf},
         timeout=30,
     )
     check(client.status_code == 201, f"registering a client answered {client.status_code}")
     body = client.json()
-    return body["client_id"], body["api_key"]["key"]
+    key = body.get("api_key", {}).get("key")
+    return body["client_id"], key, browser, csrf
+
+
+def authorization_code_flow(base: str, jwks: "jwt.PyJWKClient", public: bool) -> None:
+    """authlib's OAuth2Session runs the authorization-code flow with PKCE: the user's
+    browser approves on the consent page, and the app redeems the code."""
+    callback = "https://app.example.com/cb"
+    extra = {"redirect_uris": [callback], "type": "public" if public else "confidential"}
+    client_id, key, browser, csrf = registered_client(base, **extra)
+    session = OAuth2Session(
+        client_id,
+        key,
+        scope="notes:read",
+        redirect_uri=callback,
+        code_challenge_method="S256",
+        token_endpoint_auth_method="none" if public else "client_secret_basic",
+    )
+    verifier = secrets.token_urlsafe(48)
+    url, state = session.create_authorization_url(f"{base}/authorize", code_verifier=verifier)
+    page = browser.get(url, allow_redirects=False, timeout=30)
+    check(page.status_code == 200 and "Approve" in page.text, f"consent page: {page.status_code}")
+    query = url.split("?", 1)[1]
+    approved = browser.post(
+        f"{base}/authorize",
+        data={"request": query, "csrf_token": csrf, "decision": "approve"},
+        headers={"Origin": base},
+        allow_redirects=False,
+        timeout=30,
+    )
+    location = approved.headers.get("location", "")
+    check(approved.status_code == 303 and location.startswith(callback), f"consent: {approved.status_code} {location}")
+    token = session.fetch_token(f"{base}/login", authorization_response=location, code_verifier=verifier)
+    check(token["token_type"] == "Bearer" and token["scope"] == "notes:read", f"code exchange: {token}")
+    check(f"state={state}" in location, "state came back")
+    signing_key = jwks.get_signing_key_from_jwt(token["access_token"])
+    claims = jwt.decode(token["access_token"], signing_key, algorithms=["EdDSA"], audience=base, issuer=base)
+    check(claims["client_id"] == client_id and claims["sub"] != client_id, f"delegated claims: {claims}")
 
 
 def main() -> None:
     base, notes, billing = sys.argv[1], sys.argv[2], sys.argv[3]
-    client_id, key = registered_client(base)
+    client_id, key, _, _ = registered_client(base)
     jwks = jwt.PyJWKClient(f"{base}/.well-known/jwks.json")
+    for public in [True, False]:
+        authorization_code_flow(base, jwks, public)
 
     def verify(token: str, audience: str) -> dict:
         signing_key = jwks.get_signing_key_from_jwt(token)

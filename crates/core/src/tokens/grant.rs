@@ -109,6 +109,17 @@ pub struct GrantResponse {
     pub scope: String,
 }
 
+impl From<super::IssuedToken> for GrantResponse {
+    fn from(issued: super::IssuedToken) -> Self {
+        Self {
+            access_token: issued.token,
+            token_type: "Bearer",
+            expires_in: issued.expires_in,
+            scope: issued.claims.scope,
+        }
+    }
+}
+
 impl std::fmt::Debug for GrantResponse {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("GrantResponse")

@@ -284,12 +284,7 @@ impl Tokens<'_> {
                 let issued = crate::authorizations::Authorizations(self.0)
                     .redeem(&client, code, redirect_uri.as_deref(), code_verifier.as_deref())
                     .await?;
-                Ok(GrantResponse {
-                    access_token: issued.token,
-                    token_type: "Bearer",
-                    expires_in: issued.expires_in,
-                    scope: issued.claims.scope,
-                })
+                Ok(issued.into())
             }
             Grant::ClientCredentials if matches!(request.client, ClientAuth::None { .. }) => {
                 Err(self.unauthenticated(&request.client).await)
@@ -303,12 +298,7 @@ impl Tokens<'_> {
                         ip,
                     )
                     .await?;
-                Ok(GrantResponse {
-                    access_token: issued.token,
-                    token_type: "Bearer",
-                    expires_in: issued.expires_in,
-                    scope: issued.claims.scope,
-                })
+                Ok(issued.into())
             }
         }
     }
