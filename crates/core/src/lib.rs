@@ -3,9 +3,11 @@
 //! the log line — by one service each. The HTTP layer and the CLI both call these
 //! services; nothing here knows about HTTP.
 //!
-//! - [`Accounts`]: register, change password, disable.
+//! - [`Accounts`]: register, change password, disable, grant and revoke restricted scopes.
 //! - [`Sessions`]: password login, authenticate a handle, end one / the others / all.
 //! - [`Clients`]: register, add key, revoke key, delete, list.
+//! - [`Authorizations`]: the authorization request, consent and grants, and the
+//!   single-use codes redeemed for delegated tokens (§10).
 //! - [`Tokens`]: authenticate a client, issue, verify, revoke, introspect; signing keys
 //!   and their rotation; the revocation set.
 //!
