@@ -609,6 +609,13 @@ async fn the_authorization_code_flow_asks_consent_once_and_redeems_a_code_once(b
     core.accounts().enable("ada@example.com").await.unwrap();
     let ada = signed_in(&core, "ada@example.com").await;
     let session = &ada.session;
+    // The disable ended the grant too: consent is asked again.
+    assert!(core.authorizations().grants(ada.user.id).await.unwrap().is_empty());
+    assert!(matches!(
+        flow.decide(&request, Some(session), false).await.unwrap(),
+        Decision::Consent(_)
+    ));
+    flow.approve(&request, session).await.unwrap();
 
     // Presented again: refused, and the token it was exchanged for is revoked.
     assert!(matches!(

@@ -420,6 +420,7 @@ impl<DB: Dialect> UserStore for SqlStore<DB> {
         let id = UserId(DB::uuid(&row, "id", "users.id")?);
         let version = DB::integer(&row, "token_version")?;
         Self::delete_sessions_of(&mut tx, id, None).await?;
+        DB::execute(&mut tx, sql::END_USER_GRANTS, &[Arg::Id(id.0)]).await?;
         let revocation = Revocation {
             kind: RevocationKind::Owner,
             subject: format!("{}:{version}", id.0),

@@ -174,6 +174,10 @@ pub(crate) const GRANT_SCOPES: &str = "SELECT scopes, version FROM grants WHERE 
 pub(crate) const LIST_GRANTS: &str = "SELECT g.client_id, c.name, g.scopes, g.created_at, g.last_used_at \
      FROM grants g JOIN clients c ON c.id = g.client_id WHERE g.user_id = $1 AND g.scopes <> '' \
      ORDER BY g.created_at, g.client_id";
+/// A disabled user's grants all end (their tokens are revoked through the user's token
+/// version; the versions make a later consent start afresh).
+pub(crate) const END_USER_GRANTS: &str =
+    "UPDATE grants SET scopes = '', version = version + 1 WHERE user_id = $1 AND scopes <> ''";
 pub(crate) const END_GRANT: &str = "UPDATE grants SET scopes = '', version = version + 1 \
      WHERE user_id = $1 AND client_id = $2 AND scopes <> '' RETURNING version";
 /// A first grant; a concurrent first grant makes this insert nothing (the caller reads
