@@ -3,7 +3,9 @@
 
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
-use sesame_tests::{Backend, Session, TestApp, expect_oauth_error, header_text, jwt_part, on_both_backends};
+use sesame_tests::{
+    Backend, Session, TestApp, eventually, expect_oauth_error, header_text, jwt_part, on_both_backends,
+};
 
 /// RFC 7636 appendix B.
 const VERIFIER: &str = "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk";
@@ -61,7 +63,8 @@ async fn consent(app: &TestApp, session: &Session, query: &str, decision: &str) 
     app.http()
         .post(app.url("/authorize"))
         .header("cookie", &session.cookie)
-        .header("origin", &app.base)
+        // The browser's origin: the issuer's.
+        .header("origin", app.config.issuer.as_deref().unwrap_or(&app.base))
         .form(&[
             ("request", query),
             ("csrf_token", session.csrf.as_str()),
@@ -299,7 +302,35 @@ async fn a_user_lists_and_ends_the_grants_they_made(backend: Backend) {
     assert!(app.refuses(&fresh).await);
 }
 
+/// Ending a grant through one instance stops its tokens on another within the contract's
+/// 1 s (with margin for the poll).
+async fn ending_a_grant_ends_its_tokens_on_every_instance(backend: Backend) {
+    let fleet = [("SESAME_ISSUER", "https://auth.example.com")];
+    let a = TestApp::spawn(backend, &fleet).await;
+    let b = TestApp::spawn_on(a.db.clone(), &fleet).await;
+    let ada = a.signed_in("ada@example.com").await;
+    let client_id = public_client(&a, &ada).await;
+    let query = query(&client_id, &[]);
+    let approved = location(&consent(&a, &ada, &query, "approve").await);
+    let response = redeem(&b, &client_id, &param(&approved, "code").unwrap(), VERIFIER).await;
+    assert_eq!(response.status(), StatusCode::OK);
+    let token: Value = response.json().await.unwrap();
+    let token = token["access_token"].as_str().unwrap().to_owned();
+    assert!(a.accepts(&token).await && b.accepts(&token).await);
+
+    let ended = a
+        .with_session(Method::DELETE, &format!("/me/grants/{client_id}"), &ada)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(ended.status(), StatusCode::NO_CONTENT);
+    assert!(a.refuses(&token).await, "at once on the instance that ended it");
+    let elsewhere = std::time::Duration::from_millis(1_500);
+    assert!(eventually(elsewhere, || async { b.refuses(&token).await }).await);
+}
+
 on_both_backends!(
+    ending_a_grant_ends_its_tokens_on_every_instance,
     a_user_lists_and_ends_the_grants_they_made,
     a_browser_signs_in_consents_and_the_app_redeems_its_code_once,
     an_untrusted_redirect_uri_gets_a_page_and_other_errors_go_back_to_the_app,
