@@ -5,8 +5,8 @@
 //! proof, for a delegated access token.
 
 use sesame_domain::principal::UserSession;
-use sesame_domain::{AuthorizationCode, Client, ClientId, CodeChallenge, Scopes, UserId};
-use sesame_storage::{CodeRecord, GrantView, Redemption, RevocationKind};
+use sesame_domain::{AuthorizationCode, Client, ClientId, CodeChallenge, GrantView, Scopes, UserId};
+use sesame_storage::{CodeRecord, Redemption, RevocationKind};
 
 use crate::Context;
 use crate::error::{CoreError, Result};

@@ -11,6 +11,16 @@ use subtle::ConstantTimeEq as _;
 
 const CODE_PREFIX: &str = "ac_";
 
+/// A live grant, as its user lists it: an app they let act for them, and what it may do.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GrantView {
+    pub client_id: crate::ClientId,
+    pub client_name: String,
+    pub scopes: crate::Scopes,
+    pub created_at: time::OffsetDateTime,
+    pub last_used_at: Option<time::OffsetDateTime>,
+}
+
 /// An authorization code: `ac_` and 256 random bits in base64url. Only its hash is
 /// stored; `Debug` hides it.
 #[derive(Clone)]

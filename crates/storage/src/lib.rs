@@ -317,15 +317,8 @@ pub struct GrantRecord {
     pub version: i64,
 }
 
-/// A live grant, as its user lists it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct GrantView {
-    pub client_id: ClientId,
-    pub client_name: String,
-    pub scopes: Scopes,
-    pub created_at: OffsetDateTime,
-    pub last_used_at: Option<OffsetDateTime>,
-}
+/// A live grant, as its user lists it: the domain's own type.
+pub use sesame_domain::GrantView;
 
 /// What presenting a code found.
 #[derive(Debug, Clone, PartialEq, Eq)]
