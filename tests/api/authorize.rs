@@ -243,14 +243,7 @@ async fn a_user_lists_and_ends_the_grants_they_made(backend: Backend) {
     let token = token_for(param(&approved, "code").unwrap()).await;
     assert!(app.accepts(&token).await);
 
-    let listed: Value = app
-        .with_session(Method::GET, "/me/grants", &ada)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let listed: Value = app.get_as(&ada, "/me/grants").await;
     assert_eq!(listed.as_array().map(Vec::len), Some(1), "{listed}");
     assert_eq!(listed[0]["client_id"], client_id.as_str());
     assert_eq!(listed[0]["client_name"], "Notes <app>");
@@ -270,14 +263,7 @@ async fn a_user_lists_and_ends_the_grants_they_made(backend: Backend) {
     let ended = app.with_session(Method::DELETE, &path, &ada).send().await.unwrap();
     assert_eq!(ended.status(), StatusCode::NO_CONTENT);
     assert!(app.refuses(&token).await);
-    let listed: Value = app
-        .with_session(Method::GET, "/me/grants", &ada)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let listed: Value = app.get_as(&ada, "/me/grants").await;
     assert_eq!(listed, json!([]));
     assert_eq!(get_authorize(&app, &query, Some(&ada)).await.status(), StatusCode::OK);
     let again = app.with_session(Method::DELETE, &path, &ada).send().await.unwrap();

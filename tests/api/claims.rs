@@ -19,14 +19,7 @@ async fn static_claims_go_into_tokens_introspection_and_the_client_and_reserved_
     let id = created["client_id"].as_str().unwrap().to_owned();
     let key = created["api_key"]["key"].as_str().unwrap().to_owned();
     let client_path = format!("/clients/{id}");
-    let shown: Value = app
-        .with_session(Method::GET, &client_path, &ada)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let shown: Value = app.get_as(&ada, &client_path).await;
     assert_eq!(shown["claims"], json!({}));
 
     let printed = app
@@ -45,14 +38,7 @@ async fn static_claims_go_into_tokens_introspection_and_the_client_and_reserved_
     assert!(printed.contains(r#""tenant":"acme""#), "{printed}");
     app.sesame(&["client", "claims", &id, "--unset", "flags"]).await;
     let expected = json!({"tenant": "acme", "tier": 3});
-    let shown: Value = app
-        .with_session(Method::GET, &client_path, &ada)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let shown: Value = app.get_as(&ada, &client_path).await;
     assert_eq!(shown["claims"], expected);
 
     // Copied into each token at issue (another process changed them: within the key
@@ -92,14 +78,7 @@ async fn static_claims_go_into_tokens_introspection_and_the_client_and_reserved_
         .sesame_output(&["client", "claims", "cli_AAAAAAAAAAAAAAAAAAAAAA", "--set", "a=1"])
         .await;
     assert!(!output.status.success());
-    let shown: Value = app
-        .with_session(Method::GET, &client_path, &ada)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let shown: Value = app.get_as(&ada, &client_path).await;
     assert_eq!(shown["claims"], expected);
 }
 

@@ -409,14 +409,7 @@ async fn a_public_client_has_no_key_and_its_redirect_uris_follow_rfc_8252(backen
     assert_eq!(public["redirect_uris"], uris);
     assert!(public.get("api_key").is_none(), "{public}");
     let id = public["client_id"].as_str().unwrap();
-    let shown: Value = app
-        .with_session(Method::GET, &format!("/clients/{id}"), &ada)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let shown = app.get_as(&ada, &format!("/clients/{id}")).await;
     assert_eq!(
         (shown["type"].clone(), shown["redirect_uris"].clone()),
         ("public".into(), uris.clone())

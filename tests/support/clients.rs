@@ -94,6 +94,17 @@ impl TestApp {
         self.login(email, PASSWORD).await
     }
 
+    /// `GET path` with a session; its JSON body, after asserting `200`.
+    pub async fn get_as(&self, session: &Session, path: &str) -> Value {
+        let response = self
+            .with_session(Method::GET, path, session)
+            .send()
+            .await
+            .expect("request");
+        assert_eq!(response.status(), StatusCode::OK, "GET {path}");
+        response.json().await.expect("a JSON body")
+    }
+
     /// `POST /clients` as a signed-in user; the raw response.
     pub async fn create_client_response(&self, session: &Session, name: &str, scopes: &[&str]) -> Response {
         self.with_session(Method::POST, "/clients", session)
