@@ -316,8 +316,178 @@ async fn ending_a_grant_ends_its_tokens_on_every_instance(backend: Backend) {
 }
 
 on_both_backends!(
+    refresh_tokens_rotate_are_introspected_and_revoked_and_end_their_family_everywhere,
     ending_a_grant_ends_its_tokens_on_every_instance,
     a_user_lists_and_ends_the_grants_they_made,
     a_browser_signs_in_consents_and_the_app_redeems_its_code_once,
     an_untrusted_redirect_uri_gets_a_page_and_other_errors_go_back_to_the_app,
 );
+
+/// A confidential client with a redirect URI: its id and key.
+async fn confidential_client(app: &TestApp, session: &Session) -> (String, String) {
+    let response = app
+        .with_session(Method::POST, "/clients", session)
+        .json(&json!({"name": "Notes server", "scopes": ["notes:read", "notes:write"], "redirect_uris": [CALLBACK]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::CREATED);
+    let body: Value = response.json().await.unwrap();
+    (
+        body["client_id"].as_str().unwrap().to_owned(),
+        body["api_key"]["key"].as_str().unwrap().to_owned(),
+    )
+}
+
+/// `grant_type=refresh_token` with HTTP Basic, and `extra` parameters.
+async fn refresh(app: &TestApp, client: &(String, String), token: &str, extra: &[(&str, &str)]) -> reqwest::Response {
+    let mut pairs = vec![("grant_type", "refresh_token"), ("refresh_token", token)];
+    pairs.extend_from_slice(extra);
+    app.post_form_basic("/login", &client.0, &client.1, &pairs)
+        .send()
+        .await
+        .unwrap()
+}
+
+/// The token response's access and refresh tokens.
+async fn pair(response: reqwest::Response) -> (String, String) {
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(header_text(&response, "cache-control"), "no-store");
+    let body: Value = response.json().await.unwrap();
+    let refresh = body["refresh_token"].as_str().expect("a refresh token").to_owned();
+    assert!(refresh.starts_with("rt_") && refresh.len() == 46, "{refresh}");
+    (body["access_token"].as_str().unwrap().to_owned(), refresh)
+}
+
+async fn refresh_tokens_rotate_are_introspected_and_revoked_and_end_their_family_everywhere(backend: Backend) {
+    let fleet = [
+        ("SESAME_ISSUER", "https://auth.example.com"),
+        ("SESAME_RESOURCES", "https://notes.example.com"),
+    ];
+    let a = TestApp::spawn(backend, &fleet).await;
+    let b = TestApp::spawn_on(a.db.clone(), &fleet).await;
+    let grants: Vec<String> = serde_json::from_value(a.metadata().await["grant_types_supported"].clone()).unwrap();
+    assert_eq!(grants, ["client_credentials", "authorization_code", "refresh_token"]);
+    let ada = a.signed_in("ada@example.com").await;
+    let client = confidential_client(&a, &ada).await;
+    let query = query(&client.0, &[("scope", "notes:read notes:write")]);
+    let approved = location(&consent(&a, &ada, &query, "approve").await);
+    let code = param(&approved, "code").unwrap();
+    let redeemed = b
+        .post_form_basic(
+            "/login",
+            &client.0,
+            &client.1,
+            &[
+                ("grant_type", "authorization_code"),
+                ("code", &code),
+                ("redirect_uri", CALLBACK),
+                ("code_verifier", VERIFIER),
+            ],
+        )
+        .send()
+        .await
+        .unwrap();
+    let (first_access, first_refresh) = pair(redeemed).await;
+
+    // Rotation on another instance: a new pair; the spent token is no longer active.
+    let (second_access, second_refresh) = pair(refresh(&a, &client, &first_refresh, &[]).await).await;
+    assert_ne!(second_refresh, first_refresh);
+    assert!(a.accepts(&second_access).await);
+    let introspected = a.introspect(&client.0, &client.1, &second_refresh).await;
+    assert_eq!(introspected["active"], true, "{introspected}");
+    assert_eq!(introspected["token_type"], "refresh_token");
+    assert_eq!(introspected["client_id"], client.0.as_str());
+    assert_eq!(introspected["scope"], "notes:read notes:write");
+    assert_eq!(introspected["sub"], jwt_part(&second_access, 1)["sub"]);
+    assert!(introspected["exp"].as_i64().unwrap() > jwt_part(&second_access, 1)["exp"].as_i64().unwrap());
+    assert_eq!(
+        a.introspect(&client.0, &client.1, &first_refresh).await,
+        json!({"active": false})
+    );
+    let other = confidential_client(&a, &ada).await;
+    assert_eq!(
+        a.introspect(&other.0, &other.1, &second_refresh).await,
+        json!({"active": false}),
+        "another client's refresh token reveals nothing"
+    );
+
+    // Narrowing only, within the grant's resources; a refused request spends nothing.
+    let wider = refresh(&a, &client, &second_refresh, &[("scope", "notes:read admin")]).await;
+    expect_oauth_error(wider, StatusCode::BAD_REQUEST, "invalid_scope").await;
+    let elsewhere = refresh(
+        &a,
+        &client,
+        &second_refresh,
+        &[("resource", "https://notes.example.com")],
+    )
+    .await;
+    expect_oauth_error(elsewhere, StatusCode::BAD_REQUEST, "invalid_target").await;
+    let narrow = refresh(&b, &client, &second_refresh, &[("scope", "notes:read")]).await;
+    let (narrow_access, third_refresh) = pair(narrow).await;
+    assert_eq!(jwt_part(&narrow_access, 1)["scope"], "notes:read");
+    assert!(jwt_part(&narrow_access, 1)["refresh_family"].is_string());
+
+    // Malformed requests.
+    let missing = a
+        .post_form_basic("/login", &client.0, &client.1, &[("grant_type", "refresh_token")])
+        .send()
+        .await
+        .unwrap();
+    expect_oauth_error(missing, StatusCode::BAD_REQUEST, "invalid_request").await;
+    let forged = refresh(&a, &client, "rt_not-a-token", &[]).await;
+    expect_oauth_error(forged, StatusCode::BAD_REQUEST, "invalid_grant").await;
+    let stolen = refresh(&a, &other, &third_refresh, &[]).await;
+    expect_oauth_error(stolen, StatusCode::BAD_REQUEST, "invalid_grant").await;
+
+    // Revoking the refresh token (RFC 7009) ends the family: its refresh tokens, and its
+    // access tokens at once here and within the bound on the other instance.
+    let revoked = a
+        .post_form_basic("/oauth/revoke", &client.0, &client.1, &[("token", &third_refresh)])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(revoked.status(), StatusCode::OK);
+    let ended = refresh(&b, &client, &third_refresh, &[]).await;
+    expect_oauth_error(ended, StatusCode::BAD_REQUEST, "invalid_grant").await;
+    for access in [&first_access, &second_access, &narrow_access] {
+        assert!(a.refuses(access).await, "at once on the instance that revoked it");
+    }
+    let bound = std::time::Duration::from_millis(1_500);
+    assert!(eventually(bound, || async { b.refuses(&narrow_access).await }).await);
+
+    // A password change ends every family and delegated token; the consent stays.
+    let approved = location(&get_authorize(&a, &query, Some(&ada)).await);
+    let code = param(&approved, "code").expect("consent stays: straight back with a code");
+    let redeemed = a
+        .post_form_basic(
+            "/login",
+            &client.0,
+            &client.1,
+            &[
+                ("grant_type", "authorization_code"),
+                ("code", &code),
+                ("redirect_uri", CALLBACK),
+                ("code_verifier", VERIFIER),
+            ],
+        )
+        .send()
+        .await
+        .unwrap();
+    let (access, refresh_token) = pair(redeemed).await;
+    let changed = a
+        .with_session(Method::PUT, "/me/password", &ada)
+        .json(&json!({"current_password": sesame_tests::PASSWORD, "new_password": "a whole new passphrase"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(changed.status(), StatusCode::NO_CONTENT);
+    assert!(a.refuses(&access).await);
+    assert!(eventually(bound, || async { b.refuses(&access).await }).await);
+    let after = refresh(&b, &client, &refresh_token, &[]).await;
+    expect_oauth_error(after, StatusCode::BAD_REQUEST, "invalid_grant").await;
+    let listed: Value = a.get_as(&ada, "/me/grants").await;
+    assert_eq!(listed.as_array().unwrap().len(), 1, "{listed}");
+    b.stop().await;
+    a.stop().await;
+}

@@ -132,8 +132,9 @@ impl UserStore for Gated {
         id: UserId,
         hash: &str,
         keep: sesame_domain::SessionId,
-    ) -> sesame_storage::Result<()> {
-        self.inner.change_password(id, hash, keep).await
+        revocation: sesame_storage::Revocation,
+    ) -> sesame_storage::Result<Vec<sesame_storage::Revocation>> {
+        self.inner.change_password(id, hash, keep, revocation).await
     }
 
     async fn disable_user(

@@ -243,5 +243,24 @@ async fn the_oauth2_crate_runs_the_authorization_code_flow_with_pkce_for_a_publi
             (me["kind"].clone(), me["user"]["email"].clone()),
             ("delegated".into(), "ada@example.com".into())
         );
+        // The refresh grant, as the crate sends it: a new pair, the old refresh token spent.
+        let refresh = token.refresh_token().expect("a refresh token");
+        let refreshed = client
+            .exchange_refresh_token(refresh)
+            .request_async(&http())
+            .await
+            .expect("the refresh token is exchanged");
+        let next = refreshed.refresh_token().expect("the next refresh token");
+        assert_ne!(next.secret(), refresh.secret());
+        assert!(app.accepts(refreshed.access_token().secret()).await);
+        let narrowed = client
+            .exchange_refresh_token(next)
+            .add_scope(Scope::new("notes:write".into()))
+            .request_async(&http())
+            .await;
+        assert!(
+            matches!(&narrowed, Err(RequestTokenError::ServerResponse(e)) if *e.error() == BasicErrorResponseType::InvalidScope),
+            "notes:write was never granted: {narrowed:?}"
+        );
     }
 }

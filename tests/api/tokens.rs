@@ -194,13 +194,23 @@ async fn the_server_metadata_names_every_endpoint_and_the_tokens_issuer(backend:
     assert_eq!(metadata["introspection_endpoint"], format!("{issuer}/oauth/introspect"));
     assert_eq!(
         metadata["grant_types_supported"],
-        serde_json::json!(["client_credentials", "authorization_code"])
+        serde_json::json!(["client_credentials", "authorization_code", "refresh_token"])
     );
     assert_eq!(
         metadata["token_endpoint_auth_methods_supported"],
         serde_json::json!(["client_secret_basic", "client_secret_post", "none"])
     );
     assert_eq!(metadata["authorization_endpoint"], format!("{issuer}/authorize"));
+    // A public client revokes its own tokens naming itself; only confidential ones
+    // introspect.
+    assert_eq!(
+        metadata["revocation_endpoint_auth_methods_supported"],
+        serde_json::json!(["client_secret_basic", "client_secret_post", "none"])
+    );
+    assert_eq!(
+        metadata["introspection_endpoint_auth_methods_supported"],
+        serde_json::json!(["client_secret_basic", "client_secret_post"])
+    );
     // What clients hold is not public: without a catalogue no scopes are listed (§9).
     assert_eq!(metadata.get("scopes_supported"), None, "{metadata}");
 

@@ -83,6 +83,21 @@ def authorization_code_flow(base: str, jwks: "jwt.PyJWKClient", public: bool) ->
     signing_key = jwks.get_signing_key_from_jwt(token["access_token"])
     claims = jwt.decode(token["access_token"], signing_key, algorithms=["EdDSA"], audience=base, issuer=base)
     check(claims["client_id"] == client_id and claims["sub"] != client_id, f"delegated claims: {claims}")
+    # authlib's refresh, as an app runs it when the access token expires: the refresh
+    # token rotates.
+    first_refresh = token["refresh_token"]
+    check(first_refresh.startswith("rt_"), f"a refresh token: {token}")
+    refreshed = session.refresh_token(f"{base}/login", refresh_token=first_refresh)
+    check(refreshed["refresh_token"] != first_refresh, "the refresh token rotates")
+    check(refreshed["scope"] == "notes:read", f"refreshed scope: {refreshed}")
+    claims = jwt.decode(
+        refreshed["access_token"],
+        jwks.get_signing_key_from_jwt(refreshed["access_token"]),
+        algorithms=["EdDSA"],
+        audience=base,
+        issuer=base,
+    )
+    check(claims["sub"] != client_id and claims["refresh_family"], f"refreshed claims: {claims}")
 
 
 def main() -> None:

@@ -117,12 +117,15 @@ impl Accounts<'_> {
         }
         attempt.succeeded().await;
         let new_hash = cx.hashing.hash(new_password).await?;
-        cx.store
+        let entry = cx.tokens.revocation(RevocationKind::Owner, String::new());
+        let revoked = cx
+            .store
             .users
-            .change_password(session.user.id, &new_hash, session.session_id)
+            .change_password(session.user.id, &new_hash, session.session_id, entry)
             .await?;
+        cx.tokens.revocations().apply(&revoked);
         cx.sessions.remove_user(session.user.id, Some(session.session_id));
-        tracing::info!(user_id = %session.user.id, ip = %ip, "password changed; other sessions ended");
+        tracing::info!(user_id = %session.user.id, ip = %ip, "password changed; other sessions, refresh families and delegated tokens ended");
         Ok(())
     }
 

@@ -5,12 +5,33 @@
 //! proof, for a delegated access token.
 
 use sesame_domain::principal::UserSession;
-use sesame_domain::{AuthorizationCode, Client, ClientId, CodeChallenge, GrantView, Scopes, UserId};
-use sesame_storage::{CodeRecord, Redemption, RevocationKind};
+use sesame_domain::{AuthorizationCode, Client, ClientId, CodeChallenge, GrantView, RefreshToken, Scopes, UserId};
+use sesame_storage::{CodeRecord, FamilyRecord, Redemption, RevocationKind};
 
 use crate::Context;
 use crate::error::{CoreError, Result};
 use crate::tokens::{ActingFor, Audience, Grantee, IssuedToken};
+
+/// How long after its rotation a refresh token still works (two tabs refreshing at
+/// once, §10); presented later, it ends its family.
+pub const REFRESH_REUSE_GRACE: time::Duration = time::Duration::seconds(10);
+
+/// A delegated access token and the next refresh token of its family.
+pub struct Delegated {
+    pub issued: IssuedToken,
+    pub refresh: RefreshToken,
+}
+
+/// What introspection says of a live refresh token (RFC 7662, §6).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RefreshIntrospection {
+    pub client_id: String,
+    /// The user the family acts for.
+    pub sub: String,
+    pub scope: String,
+    /// When the family ends if left unused.
+    pub exp: i64,
+}
 
 /// `GET /authorize`'s parameters, as sent.
 #[derive(Debug, Clone, Default)]
@@ -329,26 +350,33 @@ impl Authorizations<'_> {
     /// has already authenticated (a confidential client) or named itself (a public
     /// one). A code of another client, a wrong redirect URI or verifier, an expired or
     /// spent code: [`CoreError::InvalidGrant`]; a code presented again also revokes the
-    /// token it was exchanged for.
+    /// token it was exchanged for and ends the refresh family it started.
     pub async fn redeem(
         &self,
         client: &Client,
         code: &str,
         redirect_uri: Option<&str>,
         verifier: Option<&str>,
-    ) -> Result<IssuedToken> {
+    ) -> Result<Delegated> {
         let cx = self.0;
         let invalid = |why: &str| CoreError::InvalidGrant(why.to_owned());
         let code = AuthorizationCode::parse(code).ok_or_else(|| invalid("The code is not valid."))?;
         let now = cx.clock.now();
         let record = match cx.store.authorizations.redeem_code(&code.hash(), now).await? {
             Redemption::Redeemed(record) => record,
-            Redemption::Replayed { record, issued_jti } => {
+            Redemption::Replayed {
+                record,
+                issued_jti,
+                family,
+            } => {
                 if let Some(jti) = issued_jti {
                     let entry = cx.tokens.revocation(RevocationKind::Token, jti);
                     cx.tokens.revoke(&entry).await?;
                 }
-                tracing::warn!(client_id = %record.client_id, user_id = %record.user_id, "authorization code replayed; its token is revoked");
+                if let Some(family) = family {
+                    self.end_family(family).await?;
+                }
+                tracing::warn!(client_id = %record.client_id, user_id = %record.user_id, "authorization code replayed; what it issued is revoked");
                 return Err(invalid("The code was already used."));
             }
             Redemption::Unknown => return Err(invalid("The code is not valid.")),
@@ -365,10 +393,200 @@ impl Authorizations<'_> {
         if !verifier.is_some_and(|v| record.challenge.is_met_by(v)) {
             return Err(invalid("The code_verifier does not match the code_challenge."));
         }
+        let family = FamilyRecord {
+            id: uuid::Uuid::now_v7(),
+            client_id: client.id.clone(),
+            user_id: record.user_id,
+            scopes: record.scopes.clone(),
+            resources: record.resources.clone(),
+            auth_time: record.auth_time,
+            grant_version: record.grant_version,
+            created_at: record.created_at,
+            last_used_at: now,
+        };
+        let issued = self
+            .delegate(client, &family, &record.scopes, &record.resources)
+            .await?;
+        let refresh = RefreshToken::generate();
+        cx.store
+            .authorizations
+            .start_family(&code.hash(), &issued.claims.jti, &family, &refresh.hash())
+            .await?;
+        tracing::info!(client_id = %client.id, user_id = %family.user_id, jti = %issued.claims.jti, "delegated token issued");
+        Ok(Delegated { issued, refresh })
+    }
+
+    /// The refresh grant (RFC 6749 §6) for `client`, authenticated as for a code. The
+    /// token rotates: the one presented is spent and the next one returned. A spent token
+    /// presented again within [`REFRESH_REUSE_GRACE`] of its spending gets a fresh pair
+    /// (two tabs refreshing at once); later, it ends its whole family and every access
+    /// token issued from it. `scope` may only narrow the family's scopes, `resources` only
+    /// pick among its resources.
+    pub async fn refresh(
+        &self,
+        client: &Client,
+        token: &str,
+        scope: Option<&str>,
+        resources: &[String],
+    ) -> Result<Delegated> {
+        let cx = self.0;
+        let invalid = |why: &str| CoreError::InvalidGrant(why.to_owned());
+        let token = RefreshToken::parse(token).ok_or_else(|| invalid("The refresh token is not valid."))?;
+        let now = cx.clock.now();
+        let found = cx.store.authorizations.find_refresh(&token.hash()).await?;
+        let Some(found) = found else {
+            return Err(invalid("The refresh token is not valid."));
+        };
+        let family = &found.family;
+        if family.client_id != client.id {
+            return Err(invalid("The refresh token was issued to another client."));
+        }
+        if !self.is_within_lifetimes(family, now) {
+            self.end_family(family.id).await?;
+            return Err(invalid("The refresh token has expired."));
+        }
+        if !found.grant_live {
+            return Err(invalid("The grant this refresh token was issued under has ended."));
+        }
+        // A bad request leaves the token as it was.
+        let scopes = family
+            .scopes
+            .narrow(scope)
+            .map_err(|e| CoreError::InvalidScope(e.to_string()))?;
+        let resources = self.narrow_resources(family, resources)?;
+        let spent = match found.spent_at {
+            Some(at) => Some(at),
+            None => cx.store.authorizations.spend_refresh(&token.hash(), now).await?,
+        };
+        if let Some(spent) = spent
+            && now - spent > REFRESH_REUSE_GRACE
+        {
+            self.end_family(family.id).await?;
+            tracing::warn!(client_id = %client.id, user_id = %family.user_id, "refresh token reused after its rotation; its family is ended");
+            return Err(invalid("The refresh token was already used."));
+        }
+        let refresh = RefreshToken::generate();
+        if !cx
+            .store
+            .authorizations
+            .extend_family(family.id, &refresh.hash(), now)
+            .await?
+        {
+            return Err(invalid("The refresh token is not valid."));
+        }
+        let issued = self.delegate(client, family, &scopes, &resources).await?;
+        tracing::info!(client_id = %client.id, user_id = %family.user_id, jti = %issued.claims.jti, "delegated token refreshed");
+        Ok(Delegated { issued, refresh })
+    }
+
+    /// What introspection (RFC 7662) says of a refresh token presented by `client`:
+    /// `None` unless it is the client's own, unspent, and its family live.
+    pub async fn introspect_refresh(&self, client: &ClientId, token: &str) -> Result<Option<RefreshIntrospection>> {
+        let cx = self.0;
+        let Some(token) = RefreshToken::parse(token) else {
+            return Ok(None);
+        };
+        let Some(found) = cx.store.authorizations.find_refresh(&token.hash()).await? else {
+            return Ok(None);
+        };
+        let family = &found.family;
+        let now = cx.clock.now();
+        if family.client_id != *client
+            || found.spent_at.is_some()
+            || !found.grant_live
+            || !self.is_within_lifetimes(family, now)
+        {
+            return Ok(None);
+        }
+        Ok(Some(RefreshIntrospection {
+            client_id: family.client_id.as_str().to_owned(),
+            sub: family.user_id.to_string(),
+            scope: family.scopes.to_text(),
+            exp: self.family_ends_at(family).unix_timestamp(),
+        }))
+    }
+
+    /// RFC 7009 for a refresh token presented by `client`: ends its family if it is the
+    /// client's own; `false` if `token` is no refresh token of a live family of `client`.
+    pub async fn revoke_refresh(&self, client: &ClientId, token: &str) -> Result<bool> {
+        let cx = self.0;
+        let Some(token) = RefreshToken::parse(token) else {
+            return Ok(false);
+        };
+        let Some(found) = cx.store.authorizations.find_refresh(&token.hash()).await? else {
+            return Ok(false);
+        };
+        if found.family.client_id != *client {
+            return Ok(false);
+        }
+        cx.throttle.revocation(client.as_str()).reserve().await?;
+        self.end_family(found.family.id).await?;
+        tracing::info!(client_id = %client, user_id = %found.family.user_id, "refresh token revoked; its family is ended");
+        Ok(true)
+    }
+
+    /// Ends a family and revokes every access token issued from it: at once here, within
+    /// a poll elsewhere.
+    async fn end_family(&self, family: uuid::Uuid) -> Result<()> {
+        let cx = self.0;
+        let entry = cx.tokens.revocation(RevocationKind::Token, String::new());
+        if let Some(revocation) = cx.store.authorizations.end_family(family, entry).await? {
+            cx.tokens.revocations().apply([&revocation]);
+        }
+        Ok(())
+    }
+
+    /// When a family ends if unused from now on.
+    fn family_ends_at(&self, family: &FamilyRecord) -> time::OffsetDateTime {
+        let policy = self.0.settings.refresh;
+        (family.last_used_at + policy.idle).min(family.created_at + policy.absolute)
+    }
+
+    fn is_within_lifetimes(&self, family: &FamilyRecord, now: time::OffsetDateTime) -> bool {
+        now < self.family_ends_at(family)
+    }
+
+    /// The resources a refresh asks for: each one of the family's (or `SESAME_AUDIENCE`
+    /// when the family named none), else [`CoreError::InvalidTarget`]; none asked is the
+    /// family's own.
+    fn narrow_resources(&self, family: &FamilyRecord, asked: &[String]) -> Result<Vec<String>> {
+        let audience = &self.0.settings.tokens.audience;
+        let allowed = |r: &String| {
+            if family.resources.is_empty() {
+                r == audience
+            } else {
+                family.resources.contains(r)
+            }
+        };
+        if let Some(other) = asked.iter().find(|r| !allowed(r)) {
+            let shown: String = other.chars().take(200).collect();
+            return Err(CoreError::InvalidTarget(format!(
+                "{shown:?} is not a resource this grant was issued for"
+            )));
+        }
+        Ok(if asked.is_empty() {
+            family.resources.clone()
+        } else {
+            asked.to_vec()
+        })
+    }
+
+    /// Signs a delegated access token from a family for `scopes` (what the user still
+    /// holds and the client still has of them) and `resources`: refused once the user or
+    /// the client's owner is disabled.
+    async fn delegate(
+        &self,
+        client: &Client,
+        family: &FamilyRecord,
+        scopes: &Scopes,
+        resources: &[String],
+    ) -> Result<IssuedToken> {
+        let cx = self.0;
+        let invalid = |why: &str| CoreError::InvalidGrant(why.to_owned());
         let user = cx
             .store
             .users
-            .find_user_by_id(record.user_id)
+            .find_user_by_id(family.user_id)
             .await?
             .filter(|u| !u.is_disabled())
             .ok_or_else(|| invalid("The user is no longer active."))?;
@@ -382,15 +600,13 @@ impl Authorizations<'_> {
                 .filter(|u| !u.is_disabled())
                 .ok_or_else(|| invalid("The client's owner is no longer active."))?
         };
-        // Only what the user still holds, and the client still has.
         let held = cx.settings.scopes.held(&user.granted_scopes);
-        let scopes = held.keep(&record.scopes).filter(|s| client.scopes.contains(s.as_str()));
-        let audience = match record.resources.as_slice() {
+        let scopes = held.keep(scopes).filter(|s| client.scopes.contains(s.as_str()));
+        let audience = match resources {
             [] => Audience::One(cx.settings.tokens.audience.clone()),
             resources => Audience::of(resources),
         };
-        let issued = cx
-            .tokens
+        cx.tokens
             .issue(
                 Grantee {
                     client: &client.id,
@@ -400,20 +616,15 @@ impl Authorizations<'_> {
                     claims: &client.claims,
                     user: Some(ActingFor {
                         user: user.user.id,
-                        auth_time: record.auth_time,
+                        auth_time: family.auth_time,
                         user_version: user.token_version,
-                        grant_version: record.grant_version,
+                        grant_version: family.grant_version,
+                        family: family.id,
                     }),
                 },
                 &scopes,
                 audience,
             )
-            .map_err(CoreError::internal)?;
-        cx.store
-            .authorizations
-            .record_code_token(&code.hash(), &issued.claims.jti)
-            .await?;
-        tracing::info!(client_id = %client.id, user_id = %user.user.id, jti = %issued.claims.jti, "delegated token issued");
-        Ok(issued)
+            .map_err(CoreError::internal)
     }
 }

@@ -53,6 +53,25 @@ pub struct Settings {
     pub scopes: sesame_domain::Catalogue,
     /// How long an authorization code may be redeemed (`SESAME_AUTH_CODE_TTL`, §10).
     pub auth_code_ttl: std::time::Duration,
+    /// Refresh-token family lifetimes (§10).
+    pub refresh: RefreshPolicy,
+}
+
+/// How long a refresh-token family lives: `idle` unused (`SESAME_REFRESH_IDLE`), and at
+/// most `absolute` after its code was issued (`SESAME_REFRESH_ABSOLUTE`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RefreshPolicy {
+    pub idle: time::Duration,
+    pub absolute: time::Duration,
+}
+
+impl Default for RefreshPolicy {
+    fn default() -> Self {
+        Self {
+            idle: time::Duration::days(14),
+            absolute: time::Duration::days(90),
+        }
+    }
 }
 
 /// What every service shares.
@@ -214,6 +233,21 @@ impl Core {
         }
         if let Err(error) = self.0.tokens.prune_revocations().await {
             tracing::warn!(%error, "revocation sweep failed");
+        }
+        let refresh = self.0.settings.refresh;
+        // Codes are kept an hour past their expiry, so a late replay still ends what the
+        // first redemption started.
+        let codes_before = now - time::Duration::HOUR;
+        match self
+            .0
+            .store
+            .authorizations
+            .sweep_authorizations(now - refresh.idle, now - refresh.absolute, codes_before)
+            .await
+        {
+            Ok(0) => {}
+            Ok(n) => tracing::debug!(rows = n, "swept ended refresh families and expired codes"),
+            Err(error) => tracing::warn!(%error, "authorization sweep failed"),
         }
     }
 }

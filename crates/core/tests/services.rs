@@ -31,6 +31,8 @@ on_both_backends!(
     revocations_are_pruned_once_no_token_they_concern_can_be_live,
     a_throttle_window_closes_on_the_budget_and_opens_when_it_passes,
     a_token_request_authenticates_the_client_however_it_presented_itself,
+    the_refresh_grant_rotates_narrows_and_ends_a_family_reused_after_the_grace,
+    a_refresh_family_ends_when_idle_at_its_absolute_lifetime_and_with_its_grant,
 );
 
 const PASSWORD: &str = "correct horse battery staple";
@@ -62,6 +64,7 @@ fn settings() -> Settings {
         },
         scopes: Catalogue::Open,
         auth_code_ttl: Duration::from_secs(60),
+        refresh: sesame_core::RefreshPolicy::default(),
     }
 }
 
@@ -580,12 +583,15 @@ async fn the_authorization_code_flow_asks_consent_once_and_redeems_a_code_once(b
         .redeem(&client, &code, Some(CALLBACK), Some(VERIFIER))
         .await
         .unwrap();
-    assert_eq!(token.claims.sub, ada.user.id.to_string());
-    assert_eq!(token.claims.client_id, client.id.as_str());
-    assert_eq!(token.claims.scope, "notes:read");
-    assert_eq!(token.claims.auth_time, Some(session.signed_in_at.unix_timestamp()));
-    assert!(token.claims.key_id.is_empty());
-    let verified = core.tokens().verify(&token.token).await.unwrap();
+    assert_eq!(token.issued.claims.sub, ada.user.id.to_string());
+    assert_eq!(token.issued.claims.client_id, client.id.as_str());
+    assert_eq!(token.issued.claims.scope, "notes:read");
+    assert_eq!(
+        token.issued.claims.auth_time,
+        Some(session.signed_in_at.unix_timestamp())
+    );
+    assert!(token.issued.claims.key_id.is_empty());
+    let verified = core.tokens().verify(&token.issued.token).await.unwrap();
     let sesame_domain::Principal::Delegated(delegated) = verified else {
         panic!("a delegated token acts for the user: {verified:?}");
     };
@@ -603,7 +609,7 @@ async fn the_authorization_code_flow_asks_consent_once_and_redeems_a_code_once(b
         .unwrap();
     core.accounts().disable("ada@example.com").await.unwrap();
     assert!(
-        core.tokens().verify(&spare.token).await.is_err(),
+        core.tokens().verify(&spare.issued.token).await.is_err(),
         "a disabled user's delegated token"
     );
     core.accounts().enable("ada@example.com").await.unwrap();
@@ -622,7 +628,7 @@ async fn the_authorization_code_flow_asks_consent_once_and_redeems_a_code_once(b
         flow.redeem(&client, &code, Some(CALLBACK), Some(VERIFIER)).await,
         Err(CoreError::InvalidGrant(_))
     ));
-    assert!(core.tokens().verify(&token.token).await.is_err());
+    assert!(core.tokens().verify(&token.issued.token).await.is_err());
 
     // Each binding is checked: verifier, redirect URI, client, lifetime.
     let fresh = || async {
@@ -760,4 +766,228 @@ async fn an_authorization_request_is_refused_on_a_page_or_sent_back_with_an_erro
 
 fn verified_scope(scopes: &sesame_domain::Scopes) -> bool {
     scopes.contains("notes:read") && !scopes.contains("notes:write")
+}
+
+/// Ada approves Bob's public app for `scope`; the code redeemed: the first delegated
+/// token and refresh token.
+async fn delegated_to(
+    core: &Core,
+    ada: &StartedSession,
+    client: &sesame_domain::Client,
+    scope: &str,
+) -> sesame_core::authorizations::Delegated {
+    let request = AuthorizationRequest {
+        scope: Some(scope.into()),
+        ..request_for(client)
+    };
+    let flow = core.authorizations();
+    let back = redirected(flow.approve(&request, &ada.session).await.unwrap());
+    flow.redeem(client, back.param("code").unwrap(), Some(CALLBACK), Some(VERIFIER))
+        .await
+        .unwrap()
+}
+
+fn refresh_request(client: &sesame_domain::Client, token: &str, scope: Option<&str>) -> GrantRequest {
+    GrantRequest {
+        grant: Grant::RefreshToken {
+            refresh_token: token.to_owned(),
+        },
+        client: ClientAuth::None {
+            client_id: client.id.as_str().to_owned(),
+        },
+        scope: scope.map(str::to_owned),
+        resources: Vec::new(),
+    }
+}
+
+async fn refreshed(
+    core: &Core,
+    client: &sesame_domain::Client,
+    token: &str,
+) -> Result<sesame_core::tokens::GrantResponse, CoreError> {
+    core.tokens().grant(&refresh_request(client, token, None), IP).await
+}
+
+async fn the_refresh_grant_rotates_narrows_and_ends_a_family_reused_after_the_grace(backend: Backend) {
+    let (core, clock, _db) = core(backend).await;
+    let ada = signed_in(&core, "ada@example.com").await;
+    let bob = signed_in(&core, "bob@example.com").await;
+    let client = public_client(&core, &bob).await;
+    let first = delegated_to(&core, &ada, &client, "notes:read notes:write").await;
+    let family = first.issued.claims.refresh_family.clone().expect("a family claim");
+    assert!(first.refresh.expose().starts_with("rt_"));
+
+    // Rotation: a new pair, the old refresh token spent.
+    let second = refreshed(&core, &client, first.refresh.expose()).await.unwrap();
+    let next = second.refresh_token.clone().expect("the next refresh token");
+    assert_ne!(next, first.refresh.expose());
+    assert_eq!(second.scope, "notes:read notes:write");
+    let principal = core.tokens().verify(&second.access_token).await.unwrap();
+    assert!(matches!(principal, sesame_domain::Principal::Delegated(ref d) if d.user_id == ada.user.id));
+
+    // Two tabs: the spent token still works within the grace, not after it.
+    clock.advance(Duration::from_secs(10));
+    let tab = refreshed(&core, &client, first.refresh.expose()).await.unwrap();
+    assert!(core.tokens().verify(&tab.access_token).await.is_ok());
+
+    // Scope only narrows; a request outside it is refused and spends nothing.
+    let wider = core
+        .tokens()
+        .grant(&refresh_request(&client, &next, Some("notes:read admin")), IP)
+        .await;
+    assert!(matches!(wider, Err(CoreError::InvalidScope(_))), "{:?}", wider.err());
+    let narrow = core
+        .tokens()
+        .grant(&refresh_request(&client, &next, Some("notes:read")), IP)
+        .await
+        .unwrap();
+    assert_eq!(narrow.scope, "notes:read");
+    // The family keeps the grant's scopes: the next refresh may ask for all of them.
+    let after_narrow = refreshed(&core, &client, narrow.refresh_token.as_deref().unwrap())
+        .await
+        .unwrap();
+    assert_eq!(after_narrow.scope, "notes:read notes:write");
+
+    // Another client's token is not this client's to use.
+    let other = public_client(&core, &bob).await;
+    let stolen = refreshed(&core, &other, after_narrow.refresh_token.as_deref().unwrap()).await;
+    assert!(matches!(stolen, Err(CoreError::InvalidGrant(_))));
+
+    // Past the grace, the spent first token ends the whole family: every refresh token
+    // and every access token issued from it.
+    clock.advance(Duration::from_secs(1));
+    let reused = refreshed(&core, &client, first.refresh.expose()).await;
+    assert!(matches!(reused, Err(CoreError::InvalidGrant(_))), "{:?}", reused.err());
+    for access in [
+        &first.issued.token,
+        &second.access_token,
+        &tab.access_token,
+        &after_narrow.access_token,
+    ] {
+        assert!(
+            core.tokens().verify(access).await.is_err(),
+            "an access token of the ended family"
+        );
+    }
+    let live = refreshed(&core, &client, after_narrow.refresh_token.as_deref().unwrap()).await;
+    assert!(
+        matches!(live, Err(CoreError::InvalidGrant(_))),
+        "the family's newest token ends with it"
+    );
+    let flow = core.authorizations();
+    assert!(
+        flow.introspect_refresh(&client.id, after_narrow.refresh_token.as_deref().unwrap())
+            .await
+            .unwrap()
+            .is_none()
+    );
+
+    // Another family of the same grant is untouched.
+    let kept = delegated_to(&core, &ada, &client, "notes:read").await;
+    assert_ne!(kept.issued.claims.refresh_family.as_deref(), Some(family.as_str()));
+    assert!(refreshed(&core, &client, kept.refresh.expose()).await.is_ok());
+}
+
+async fn a_refresh_family_ends_when_idle_at_its_absolute_lifetime_and_with_its_grant(backend: Backend) {
+    let settings = Settings {
+        refresh: sesame_core::RefreshPolicy {
+            idle: time::Duration::hours(1),
+            absolute: time::Duration::hours(3),
+        },
+        ..settings()
+    };
+    let (core, clock, _db) = core_with(backend, settings).await;
+    let ada = signed_in(&core, "ada@example.com").await;
+    let bob = signed_in(&core, "bob@example.com").await;
+    let client = public_client(&core, &bob).await;
+
+    // Idle: used every 59 minutes it lives on, until the absolute lifetime.
+    let delegated = delegated_to(&core, &ada, &client, "notes:read").await;
+    let mut token = delegated.refresh.expose().to_owned();
+    let introspected = core
+        .authorizations()
+        .introspect_refresh(&client.id, &token)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(introspected.sub, ada.user.id.to_string());
+    assert_eq!(
+        introspected.exp,
+        (core.now() + time::Duration::hours(1)).unix_timestamp()
+    );
+    for _ in 0..3 {
+        clock.advance(minutes(59));
+        token = refreshed(&core, &client, &token).await.unwrap().refresh_token.unwrap();
+    }
+    clock.advance(minutes(4));
+    let past_absolute = refreshed(&core, &client, &token).await;
+    assert!(
+        matches!(past_absolute, Err(CoreError::InvalidGrant(_))),
+        "3 h 1 min after the code"
+    );
+
+    // Left alone for an hour, a family ends.
+    let delegated = delegated_to(&core, &ada, &client, "notes:read").await;
+    clock.advance(minutes(60));
+    let idle = refreshed(&core, &client, delegated.refresh.expose()).await;
+    assert!(matches!(idle, Err(CoreError::InvalidGrant(_))));
+
+    // Ending the grant ends its families and their access tokens.
+    let delegated = delegated_to(&core, &ada, &client, "notes:read").await;
+    core.authorizations()
+        .end_grant(ada.user.id, client.id.as_str())
+        .await
+        .unwrap();
+    assert!(refreshed(&core, &client, delegated.refresh.expose()).await.is_err());
+    assert!(core.tokens().verify(&delegated.issued.token).await.is_err());
+
+    // A password change ends every family and delegated token, and keeps the consent.
+    let delegated = delegated_to(&core, &ada, &client, "notes:read").await;
+    core.accounts()
+        .change_password(&ada.session, PASSWORD.into(), "a new passphrase".into(), IP)
+        .await
+        .unwrap();
+    assert!(refreshed(&core, &client, delegated.refresh.expose()).await.is_err());
+    assert!(core.tokens().verify(&delegated.issued.token).await.is_err());
+    assert_eq!(core.authorizations().grants(ada.user.id).await.unwrap().len(), 1);
+    let ada = core
+        .sessions()
+        .login("ada@example.com", "a new passphrase".into(), &origin(), None)
+        .await
+        .unwrap();
+    let silent = redirected(
+        core.authorizations()
+            .decide(&request_for(&client), Some(&ada.session), false)
+            .await
+            .unwrap(),
+    );
+    assert!(silent.param("code").is_some(), "the recorded consent stays");
+
+    // Revoking a refresh token (RFC 7009) ends its family.
+    let delegated = delegated_to(&core, &ada, &client, "notes:read").await;
+    let public = ClientAuth::None {
+        client_id: client.id.as_str().to_owned(),
+    };
+    core.tokens()
+        .revoke_as(&public, delegated.refresh.expose(), IP)
+        .await
+        .unwrap();
+    assert!(refreshed(&core, &client, delegated.refresh.expose()).await.is_err());
+    assert!(core.tokens().verify(&delegated.issued.token).await.is_err());
+
+    // A replayed code ends the family its first redemption started.
+    let request = request_for(&client);
+    let back = redirected(core.authorizations().approve(&request, &ada.session).await.unwrap());
+    let code = back.param("code").unwrap();
+    let first = core
+        .authorizations()
+        .redeem(&client, code, Some(CALLBACK), Some(VERIFIER))
+        .await
+        .unwrap();
+    let replay = core
+        .authorizations()
+        .redeem(&client, code, Some(CALLBACK), Some(VERIFIER))
+        .await;
+    assert!(matches!(replay, Err(CoreError::InvalidGrant(_))));
+    assert!(refreshed(&core, &client, first.refresh.expose()).await.is_err());
 }

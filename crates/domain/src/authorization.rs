@@ -3,13 +3,12 @@
 //! started the flow can redeem it.
 
 use std::fmt;
+use std::marker::PhantomData;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use sha2::{Digest as _, Sha256};
 use subtle::ConstantTimeEq as _;
-
-const CODE_PREFIX: &str = "ac_";
 
 /// A live grant, as its user lists it: an app they let act for them, and what it may do.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -21,32 +20,62 @@ pub struct GrantView {
     pub last_used_at: Option<time::OffsetDateTime>,
 }
 
-/// An authorization code: `ac_` and 256 random bits in base64url. Only its hash is
-/// stored; `Debug` hides it.
-#[derive(Clone)]
-pub struct AuthorizationCode(String);
+/// What kind of single-purpose secret an [`Opaque`] is: its prefix and its name.
+pub trait OpaqueKind {
+    const PREFIX: &'static str;
+    const NAME: &'static str;
+}
 
-/// SHA-256 of a whole code: what the database keeps and looks codes up by.
+/// An opaque secret handed to a client: a prefix and 256 random bits in base64url. Only
+/// its hash is stored; `Debug` hides it.
+pub struct Opaque<K>(String, PhantomData<K>);
+
+/// The authorization code's kind (`ac_…`).
+pub enum Code {}
+
+impl OpaqueKind for Code {
+    const PREFIX: &'static str = "ac_";
+    const NAME: &'static str = "AuthorizationCode";
+}
+
+/// The refresh token's kind (`rt_…`, §10).
+pub enum Refresh {}
+
+impl OpaqueKind for Refresh {
+    const PREFIX: &'static str = "rt_";
+    const NAME: &'static str = "RefreshToken";
+}
+
+/// A single-use authorization code.
+pub type AuthorizationCode = Opaque<Code>;
+
+/// A rotating refresh token.
+pub type RefreshToken = Opaque<Refresh>;
+
+/// SHA-256 of a whole opaque secret: what the database keeps and looks it up by.
 #[derive(Clone, Copy, PartialEq, Eq, Hash)]
 pub struct CodeHash([u8; 32]);
 
-impl AuthorizationCode {
+/// A refresh token's hash: the same digest as a code's.
+pub type RefreshTokenHash = CodeHash;
+
+impl<K: OpaqueKind> Opaque<K> {
     pub fn generate() -> Self {
-        Self(format!(
-            "{CODE_PREFIX}{}",
-            URL_SAFE_NO_PAD.encode(crate::random::bytes32())
-        ))
+        Self(
+            format!("{}{}", K::PREFIX, URL_SAFE_NO_PAD.encode(crate::random::bytes32())),
+            PhantomData,
+        )
     }
 
     /// Accepts only the shape this server issues, so arbitrary input never reaches the
     /// database.
     pub fn parse(raw: &str) -> Option<Self> {
-        let rest = raw.strip_prefix(CODE_PREFIX)?;
+        let rest = raw.strip_prefix(K::PREFIX)?;
         let ok = rest.len() == 43 && URL_SAFE_NO_PAD.decode(rest).is_ok_and(|b| b.len() == 32);
-        ok.then(|| Self(raw.to_owned()))
+        ok.then(|| Self(raw.to_owned(), PhantomData))
     }
 
-    /// The value for the redirect's `code` parameter.
+    /// The value handed to the client.
     pub fn expose(&self) -> &str {
         &self.0
     }
@@ -56,9 +85,15 @@ impl AuthorizationCode {
     }
 }
 
-impl fmt::Debug for AuthorizationCode {
+impl<K> Clone for Opaque<K> {
+    fn clone(&self) -> Self {
+        Self(self.0.clone(), PhantomData)
+    }
+}
+
+impl<K: OpaqueKind> fmt::Debug for Opaque<K> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("AuthorizationCode([redacted])")
+        write!(f, "{}([redacted])", K::NAME)
     }
 }
 
@@ -136,6 +171,14 @@ mod tests {
             assert!(AuthorizationCode::parse(bad).is_none(), "{bad}");
         }
         assert!(!format!("{code:?}").contains(&code.expose()[3..]));
+        let refresh = RefreshToken::generate();
+        assert!(refresh.expose().starts_with("rt_"));
+        assert!(
+            RefreshToken::parse(code.expose()).is_none(),
+            "a code is no refresh token"
+        );
+        assert!(AuthorizationCode::parse(refresh.expose()).is_none());
+        assert_eq!(format!("{refresh:?}"), "RefreshToken([redacted])");
     }
 
     #[test]

@@ -22,6 +22,7 @@ pub const RESERVED: &[&str] = &[
     "owner_version",
     "user_version",
     "grant_version",
+    "refresh_family",
     "key_id",
     "auth_time",
     "acr",

@@ -18,7 +18,7 @@ pub mod session;
 pub mod throttle;
 pub mod user;
 
-pub use authorization::{AuthorizationCode, CodeChallenge, CodeHash, GrantView};
+pub use authorization::{AuthorizationCode, CodeChallenge, CodeHash, GrantView, RefreshToken, RefreshTokenHash};
 pub use catalogue::{Catalogue, Held, ScopeInfo};
 pub use claims::{ClaimsError, StaticClaims};
 pub use client::{ApiKey, ApiKeyHash, ApiKeyId, ClientId, Scope, ScopeError, Scopes};

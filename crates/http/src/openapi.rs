@@ -40,10 +40,17 @@ fn client_credentials(scopes: Scopes) -> SecurityScheme {
     SecurityScheme::OAuth2(OAuth2::with_description(
         [
             Flow::ClientCredentials(ClientCredentials::new("/login", scopes.clone())),
-            Flow::AuthorizationCode(AuthorizationCode::new("/authorize", "/login", scopes)),
+            Flow::AuthorizationCode(AuthorizationCode::with_refresh_url(
+                "/authorize",
+                "/login",
+                scopes,
+                "/login",
+            )),
         ],
         "The client-credentials grant: client_id and API key (as client_secret) at /login. \
-         A token carries the scopes its client was registered with, or those it asks for among them.",
+         A token carries the scopes its client was registered with, or those it asks for among them. \
+         The authorization-code grant (PKCE S256 required) lets a client act for a user; its refresh \
+         tokens rotate at /login.",
     ))
 }
 

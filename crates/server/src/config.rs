@@ -129,6 +129,9 @@ pub struct Config {
     pub resources: Vec<String>,
     /// `SESAME_AUTH_CODE_TTL`: how long an authorization code may be redeemed, 1s–10m.
     pub auth_code_ttl: Duration,
+    /// `SESAME_REFRESH_IDLE` / `SESAME_REFRESH_ABSOLUTE`: refresh-token family lifetimes
+    /// (14d / 90d; idle at most absolute).
+    pub refresh: sesame_core::RefreshPolicy,
     /// `SESAME_SIGNIN_URL`: where `/authorize` sends a browser to sign in; `None` means
     /// the issuer's own `/signin` page.
     pub signin_url: Option<String>,
@@ -162,6 +165,7 @@ impl std::fmt::Debug for Config {
             .field("scopes", &self.scopes)
             .field("resources", &self.resources)
             .field("auth_code_ttl", &self.auth_code_ttl)
+            .field("refresh", &self.refresh)
             .field("signin_url", &self.signin_url)
             .finish()
     }
@@ -202,6 +206,8 @@ const KEYS: &[&str] = &[
     "restricted_scopes",
     "resources",
     "auth_code_ttl",
+    "refresh_idle",
+    "refresh_absolute",
     "signin_url",
 ];
 
@@ -423,6 +429,7 @@ impl Config {
         if !(Duration::from_secs(1)..=Duration::from_secs(600)).contains(&auth_code_ttl) {
             return Err(invalid("auth_code_ttl", "must be from 1s to 10m"));
         }
+        let refresh = refresh_policy(sources)?;
         let signin_url = sources
             .get("signin_url")
             .map(|url| {
@@ -435,6 +442,7 @@ impl Config {
             scopes,
             resources,
             auth_code_ttl,
+            refresh,
             signin_url,
             database_url,
             listen,
@@ -617,6 +625,28 @@ fn boolean(key: &str, value: &str) -> Result<bool, ConfigError> {
     }
 }
 
+/// Refresh-token family lifetimes: each from 1 minute to 10 years, idle at most absolute.
+fn refresh_policy(sources: &Sources) -> Result<sesame_core::RefreshPolicy, ConfigError> {
+    let bounded = |key: &str, default: &str| {
+        let value = duration(sources, key, default)?;
+        if !(Duration::from_secs(60)..=Duration::from_secs(10 * 365 * 86_400)).contains(&value) {
+            return Err(invalid(key, "must be from 1m to 3650d"));
+        }
+        time::Duration::try_from(value).map_err(|_| invalid(key, "out of range"))
+    };
+    let idle = bounded("refresh_idle", "14d")?;
+    let absolute = bounded("refresh_absolute", "90d")?;
+    if idle > absolute {
+        // Named after the one the operator set (the idle lifetime when both are).
+        return Err(if sources.get("refresh_idle").is_some() {
+            invalid("refresh_idle", "must not exceed SESAME_REFRESH_ABSOLUTE")
+        } else {
+            invalid("refresh_absolute", "must be at least SESAME_REFRESH_IDLE")
+        });
+    }
+    Ok(sesame_core::RefreshPolicy { idle, absolute })
+}
+
 fn duration(sources: &Sources, key: &str, default: &str) -> Result<Duration, ConfigError> {
     let text = sources.get(key).unwrap_or(default);
     parse_duration(text).map_err(|e| invalid(key, format!("{e} (e.g. 90s, 30m, 12h, 7d), got {text:?}")))
@@ -763,10 +793,24 @@ mod tests {
             ("SESAME_RESOURCES", "/relative"),
             ("SESAME_RESOURCES", "https://api.example.com/#frag"),
             ("SESAME_AUTH_CODE_TTL", "11m"),
+            ("SESAME_REFRESH_IDLE", "91d"),
+            ("SESAME_REFRESH_IDLE", "30s"),
+            ("SESAME_REFRESH_ABSOLUTE", "7d"),
+            ("SESAME_REFRESH_ABSOLUTE", "11000d"),
         ] {
             let error = Config::from_sources(None, env(&[(name, value)])).expect_err(value);
             assert_eq!(error.setting, name, "{value}");
         }
+        let refresh = Config::from_sources(
+            None,
+            env(&[("SESAME_REFRESH_IDLE", "1h"), ("SESAME_REFRESH_ABSOLUTE", "2h")]),
+        )
+        .expect("valid lifetimes")
+        .refresh;
+        assert_eq!(
+            (refresh.idle, refresh.absolute),
+            (time::Duration::hours(1), time::Duration::hours(2))
+        );
         let error = Config::from_sources(Some("colour = \"blue\""), env(&[])).expect_err("unknown key");
         assert!(error.message.contains("colour"));
     }

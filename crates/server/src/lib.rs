@@ -57,6 +57,7 @@ pub fn core_settings(config: &Config, issuer: &str) -> Settings {
         tokens: token_settings(config, issuer),
         scopes: config.scopes.clone(),
         auth_code_ttl: config.auth_code_ttl,
+        refresh: config.refresh,
     }
 }
 

@@ -18,8 +18,8 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use sesame_domain::{
-    ApiKeyHash, ApiKeyId, ClientId, CodeChallenge, CodeHash, CsrfToken, Email, Scopes, SessionHandleHash, SessionId,
-    StaticClaims, ThrottleKey, User, UserId,
+    ApiKeyHash, ApiKeyId, ClientId, CodeChallenge, CodeHash, CsrfToken, Email, RefreshTokenHash, Scopes,
+    SessionHandleHash, SessionId, StaticClaims, ThrottleKey, User, UserId,
 };
 use time::OffsetDateTime;
 use uuid::Uuid;
@@ -168,8 +168,17 @@ pub trait UserStore: Send + Sync {
     /// sessions.
     async fn update_password_hash(&self, id: UserId, password_hash: &str, replacing: &str) -> Result<bool>;
     /// Sets a new password, bumps the credential version and ends every session of the
-    /// user except `keep` (moved to the new version), atomically.
-    async fn change_password(&self, id: UserId, password_hash: &str, keep: SessionId) -> Result<()>;
+    /// user except `keep` (moved to the new version); ends the user's refresh
+    /// families, and the access tokens delegated under their grants (each live grant's
+    /// version bumped, its scopes kept), logging one `revocation` per grant (the subject
+    /// filled in here), atomically; the revocations logged.
+    async fn change_password(
+        &self,
+        id: UserId,
+        password_hash: &str,
+        keep: SessionId,
+        revocation: Revocation,
+    ) -> Result<Vec<Revocation>>;
     /// Disables the user, ends all their sessions and records an owner revocation kept
     /// until `keep_until`, atomically. `None` if no such user.
     async fn disable_user(
@@ -325,10 +334,12 @@ pub use sesame_domain::GrantView;
 pub enum Redemption {
     /// The first presentation: the code is now spent.
     Redeemed(CodeRecord),
-    /// Spent before: the token it was exchanged for (if one was) must be revoked.
+    /// Spent before: the token it was exchanged for and the refresh family it started
+    /// (if any) must be revoked.
     Replayed {
         record: CodeRecord,
         issued_jti: Option<String>,
+        family: Option<Uuid>,
     },
     /// No such code (or one swept after expiring).
     Unknown,
@@ -339,8 +350,15 @@ pub trait AuthorizationStore: Send + Sync {
     async fn insert_code(&self, code: &CodeRecord) -> Result<()>;
     /// Spends a code: the first presentation redeems it, every later one is a replay.
     async fn redeem_code(&self, hash: &CodeHash, at: OffsetDateTime) -> Result<Redemption>;
-    /// Records the `jti` of the access token a redeemed code was exchanged for.
-    async fn record_code_token(&self, hash: &CodeHash, jti: &str) -> Result<()>;
+    /// Starts a refresh family with its first token, and records on the redeemed code
+    /// the `jti` of the access token and the family it was exchanged for, atomically.
+    async fn start_family(
+        &self,
+        code: &CodeHash,
+        jti: &str,
+        family: &FamilyRecord,
+        first: &RefreshTokenHash,
+    ) -> Result<()>;
     /// Deletes codes that expired at or before `before`.
     async fn delete_expired_codes(&self, before: OffsetDateTime) -> Result<u64>;
     /// A user's live grant to a client, if any (an ended one is none).
@@ -360,6 +378,56 @@ pub trait AuthorizationStore: Send + Sync {
     /// (`revocation` with the subject filled in here), atomically; `None` if there was
     /// no live grant.
     async fn end_grant(&self, user: UserId, client: &ClientId, revocation: Revocation) -> Result<Option<Revocation>>;
+    /// A refresh token, its family, and whether the grant the family was issued under is
+    /// still the user's live one; `None` for a token of no live family.
+    async fn find_refresh(&self, hash: &RefreshTokenHash) -> Result<Option<FoundRefresh>>;
+    /// Spends a refresh token: `None` if this call spent it, else when it was spent
+    /// before (the statement decides, whatever runs concurrently).
+    async fn spend_refresh(&self, hash: &RefreshTokenHash, at: OffsetDateTime) -> Result<Option<OffsetDateTime>>;
+    /// Adds the next token to a family and marks it used; `false` if the family has
+    /// ended meanwhile (nothing is added).
+    async fn extend_family(&self, family: Uuid, next: &RefreshTokenHash, at: OffsetDateTime) -> Result<bool>;
+    /// Ends a family (its tokens go with it) and logs `revocation` (its subject filled in
+    /// here: the family id) for the access tokens issued from it, atomically; `None` if it
+    /// had already ended.
+    async fn end_family(&self, family: Uuid, revocation: Revocation) -> Result<Option<Revocation>>;
+    /// Deletes families unused since `idle_before` or started before `created_before`,
+    /// and codes that expired before `codes_before`.
+    async fn sweep_authorizations(
+        &self,
+        idle_before: OffsetDateTime,
+        created_before: OffsetDateTime,
+        codes_before: OffsetDateTime,
+    ) -> Result<u64>;
+}
+
+/// A refresh-token family (§10): what every token of it is bound to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FamilyRecord {
+    pub id: Uuid,
+    pub client_id: ClientId,
+    pub user_id: UserId,
+    /// The scopes of the code that started it: a refresh may only narrow them.
+    pub scopes: Scopes,
+    /// RFC 8707 resources, in the order asked.
+    pub resources: Vec<String>,
+    pub auth_time: OffsetDateTime,
+    pub grant_version: i64,
+    /// When the family's code was issued (its absolute lifetime counts from here).
+    pub created_at: OffsetDateTime,
+    /// When a token of it was last used (its idle lifetime counts from here).
+    pub last_used_at: OffsetDateTime,
+}
+
+/// A refresh token as found.
+#[derive(Debug, Clone)]
+pub struct FoundRefresh {
+    pub family: FamilyRecord,
+    /// Whether the user's grant to the client is live and the one the family was issued
+    /// under.
+    pub grant_live: bool,
+    /// When this token was spent (rotated), if it was.
+    pub spent_at: Option<OffsetDateTime>,
 }
 
 /// A registered third-party client, as stored: the domain's own type.

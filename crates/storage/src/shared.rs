@@ -6,8 +6,9 @@ use std::future::Future;
 
 use async_trait::async_trait;
 use sesame_domain::{
-    ApiKeyHash, ApiKeyId, ClientId, ClientType, CodeChallenge, CodeHash, CsrfToken, Email, RedirectUri, Scopes,
-    SessionHandleHash, SessionId, StaticClaims, ThrottleKey, User, UserId, parse_redirect_uris,
+    ApiKeyHash, ApiKeyId, ClientId, ClientType, CodeChallenge, CodeHash, CsrfToken, Email, RedirectUri,
+    RefreshTokenHash, Scopes, SessionHandleHash, SessionId, StaticClaims, ThrottleKey, User, UserId,
+    parse_redirect_uris,
 };
 use sqlx::migrate::MigrateError;
 use sqlx::pool::PoolConnection;
@@ -17,9 +18,9 @@ use uuid::Uuid;
 
 use crate::{
     ApiKeyRecord, AuthorizationStore, Charge, ClientRecord, ClientStore, ClientWithKeys, CodeRecord, Database,
-    DisabledUser, GrantChange, GrantOutcome, GrantRecord, GrantView, NewSession, OwnerState, Redemption, Reservation,
-    Result, Revocation, RevocationKind, RevocationStore, SessionRecord, SessionStore, SigningKeyRecord,
-    SigningKeyStore, StorageError, ThrottleStore, UserRecord, UserStore, corrupt, sql,
+    DisabledUser, FamilyRecord, FoundRefresh, GrantChange, GrantOutcome, GrantRecord, GrantView, NewSession,
+    OwnerState, Redemption, Reservation, Result, Revocation, RevocationKind, RevocationStore, SessionRecord,
+    SessionStore, SigningKeyRecord, SigningKeyStore, StorageError, ThrottleStore, UserRecord, UserStore, corrupt, sql,
 };
 
 /// A statement parameter. Each backend binds ids and times in its own column types
@@ -394,7 +395,13 @@ impl<DB: Dialect> UserStore for SqlStore<DB> {
         Ok(changed > 0)
     }
 
-    async fn change_password(&self, id: UserId, password_hash: &str, keep: SessionId) -> Result<()> {
+    async fn change_password(
+        &self,
+        id: UserId,
+        password_hash: &str,
+        keep: SessionId,
+        revocation: Revocation,
+    ) -> Result<Vec<Revocation>> {
         let mut tx = self.begin().await?;
         DB::execute(
             &mut tx,
@@ -403,7 +410,25 @@ impl<DB: Dialect> UserStore for SqlStore<DB> {
         )
         .await?;
         Self::end_sessions_but(&mut tx, id, Some(keep)).await?;
-        tx.commit().await.map_err(DB::error)
+        DB::execute(&mut tx, sql::END_USER_FAMILIES, &[Arg::Id(id.0)]).await?;
+        let bumped = DB::fetch_all(&mut tx, sql::BUMP_USER_GRANTS, &[Arg::Id(id.0)]).await?;
+        let mut logged = Vec::with_capacity(bumped.len());
+        for row in &bumped {
+            let entry = Revocation {
+                kind: RevocationKind::Owner,
+                subject: format!(
+                    "{}/{}:{}",
+                    id.0,
+                    DB::text(row, "client_id")?,
+                    DB::integer(row, "version")?
+                ),
+                ..revocation.clone()
+            };
+            Self::insert_revocation(&mut tx, &entry).await?;
+            logged.push(entry);
+        }
+        tx.commit().await.map_err(DB::error)?;
+        Ok(logged)
     }
 
     async fn disable_user(
@@ -421,6 +446,7 @@ impl<DB: Dialect> UserStore for SqlStore<DB> {
         let version = DB::integer(&row, "token_version")?;
         Self::delete_sessions_of(&mut tx, id, None).await?;
         DB::execute(&mut tx, sql::END_USER_GRANTS, &[Arg::Id(id.0)]).await?;
+        DB::execute(&mut tx, sql::END_USER_FAMILIES, &[Arg::Id(id.0)]).await?;
         let revocation = Revocation {
             kind: RevocationKind::Owner,
             subject: format!("{}:{version}", id.0),
@@ -732,6 +758,11 @@ impl<DB: Dialect> SigningKeyStore for SqlStore<DB> {
     }
 }
 
+/// A space-separated list, as stored.
+fn words(text: &str) -> Vec<String> {
+    text.split(' ').filter(|w| !w.is_empty()).map(str::to_owned).collect()
+}
+
 fn code_from_row<DB: Dialect>(row: &DB::Row) -> Result<CodeRecord> {
     let hash: [u8; 32] = DB::bytes(row, "code_hash")?
         .try_into()
@@ -744,11 +775,7 @@ fn code_from_row<DB: Dialect>(row: &DB::Row) -> Result<CodeRecord> {
         redirect_uri: DB::text(row, "redirect_uri")?,
         challenge: CodeChallenge::from_stored(DB::text(row, "code_challenge")?),
         scopes: scopes_of::<DB>(row, "scopes", "authorization_codes.scopes")?,
-        resources: DB::text(row, "resources")?
-            .split(' ')
-            .filter(|r| !r.is_empty())
-            .map(str::to_owned)
-            .collect(),
+        resources: words(&DB::text(row, "resources")?),
         auth_time: DB::time(row, "auth_time", "authorization_codes.auth_time")?,
         created_at: DB::time(row, "created_at", "authorization_codes.created_at")?,
         expires_at: DB::time(row, "expires_at", "authorization_codes.expires_at")?,
@@ -805,15 +832,44 @@ impl<DB: Dialect> AuthorizationStore for SqlStore<DB> {
             Some(row) => Ok(Redemption::Replayed {
                 record: code_from_row::<DB>(&row)?,
                 issued_jti: DB::optional_text(&row, "issued_jti")?,
+                family: DB::optional_text(&row, "family_id")?
+                    .map(|id| Uuid::parse_str(&id).map_err(|_| StorageError::Corrupt("authorization_codes.family_id")))
+                    .transpose()?,
             }),
             None => Ok(Redemption::Unknown),
         }
     }
 
-    async fn record_code_token(&self, hash: &CodeHash, jti: &str) -> Result<()> {
-        self.execute(sql::SET_CODE_JTI, &[Arg::Bytes(hash.as_bytes()), Arg::Text(jti)])
-            .await?;
-        Ok(())
+    async fn start_family(
+        &self,
+        code: &CodeHash,
+        jti: &str,
+        family: &FamilyRecord,
+        first: &RefreshTokenHash,
+    ) -> Result<()> {
+        let (scopes, resources) = (family.scopes.to_text(), family.resources.join(" "));
+        let mut tx = self.begin().await?;
+        let args = [
+            Arg::Id(family.id),
+            Arg::Text(family.client_id.as_str()),
+            Arg::Id(family.user_id.0),
+            Arg::Text(&scopes),
+            Arg::Text(&resources),
+            Arg::Time(family.auth_time),
+            Arg::Int(family.grant_version),
+            Arg::Time(family.created_at),
+            Arg::Time(family.last_used_at),
+        ];
+        DB::execute(&mut tx, sql::INSERT_FAMILY, &args).await?;
+        let args = [
+            Arg::Bytes(first.as_bytes()),
+            Arg::Id(family.id),
+            Arg::Time(family.last_used_at),
+        ];
+        DB::execute(&mut tx, sql::INSERT_REFRESH, &args).await?;
+        let args = [Arg::Bytes(code.as_bytes()), Arg::Text(jti), Arg::Id(family.id)];
+        DB::execute(&mut tx, sql::SET_CODE_ISSUED, &args).await?;
+        tx.commit().await.map_err(DB::error)
     }
 
     async fn delete_expired_codes(&self, before: OffsetDateTime) -> Result<u64> {
@@ -890,6 +946,7 @@ impl<DB: Dialect> AuthorizationStore for SqlStore<DB> {
             return Ok(None);
         };
         let version = DB::integer(&row, "version")?;
+        DB::execute(&mut tx, sql::END_GRANT_FAMILIES, &args).await?;
         let revocation = Revocation {
             kind: RevocationKind::Owner,
             subject: format!("{}/{}:{version}", user.0, client.as_str()),
@@ -898,6 +955,91 @@ impl<DB: Dialect> AuthorizationStore for SqlStore<DB> {
         Self::insert_revocation(&mut tx, &revocation).await?;
         tx.commit().await.map_err(DB::error)?;
         Ok(Some(revocation))
+    }
+
+    async fn find_refresh(&self, hash: &RefreshTokenHash) -> Result<Option<FoundRefresh>> {
+        let row = self
+            .fetch_optional(sql::FIND_REFRESH, &[Arg::Bytes(hash.as_bytes())])
+            .await?;
+        let Some(row) = row else {
+            return Ok(None);
+        };
+        let client_id = DB::text(&row, "client_id")?;
+        let family = FamilyRecord {
+            id: DB::uuid(&row, "id", "refresh_families.id")?,
+            client_id: ClientId::parse(&client_id).ok_or(StorageError::Corrupt("refresh_families.client_id"))?,
+            user_id: UserId(DB::uuid(&row, "user_id", "refresh_families.user_id")?),
+            scopes: scopes_of::<DB>(&row, "scopes", "refresh_families.scopes")?,
+            resources: words(&DB::text(&row, "resources")?),
+            auth_time: DB::time(&row, "auth_time", "refresh_families.auth_time")?,
+            grant_version: DB::integer(&row, "grant_version")?,
+            created_at: DB::time(&row, "created_at", "refresh_families.created_at")?,
+            last_used_at: DB::time(&row, "last_used_at", "refresh_families.last_used_at")?,
+        };
+        Ok(Some(FoundRefresh {
+            family,
+            grant_live: DB::integer(&row, "grant_live")? == 1,
+            spent_at: DB::optional_time(&row, "spent_at", "refresh_tokens.spent_at")?,
+        }))
+    }
+
+    async fn spend_refresh(&self, hash: &RefreshTokenHash, at: OffsetDateTime) -> Result<Option<OffsetDateTime>> {
+        let key = Arg::Bytes(hash.as_bytes());
+        if self.execute(sql::SPEND_REFRESH, &[key, Arg::Time(at)]).await? == 1 {
+            return Ok(None);
+        }
+        let row = self
+            .fetch_optional(sql::REFRESH_SPENT_AT, &[Arg::Bytes(hash.as_bytes())])
+            .await?;
+        // Gone with its family meanwhile: as good as spent long ago.
+        Ok(Some(match row {
+            Some(row) => DB::optional_time(&row, "spent_at", "refresh_tokens.spent_at")?.unwrap_or(at),
+            None => OffsetDateTime::UNIX_EPOCH,
+        }))
+    }
+
+    async fn extend_family(&self, family: Uuid, next: &RefreshTokenHash, at: OffsetDateTime) -> Result<bool> {
+        let mut tx = self.begin().await?;
+        if DB::execute(&mut tx, sql::TOUCH_FAMILY, &[Arg::Id(family), Arg::Time(at)]).await? == 0 {
+            return Ok(false);
+        }
+        let args = [Arg::Bytes(next.as_bytes()), Arg::Id(family), Arg::Time(at)];
+        DB::execute(&mut tx, sql::INSERT_REFRESH, &args).await?;
+        tx.commit().await.map_err(DB::error)?;
+        Ok(true)
+    }
+
+    async fn end_family(&self, family: Uuid, revocation: Revocation) -> Result<Option<Revocation>> {
+        let mut tx = self.begin().await?;
+        if DB::execute(&mut tx, sql::END_FAMILY, &[Arg::Id(family)]).await? == 0 {
+            return Ok(None);
+        }
+        let revocation = Revocation {
+            kind: RevocationKind::Token,
+            subject: family.to_string(),
+            ..revocation
+        };
+        Self::insert_revocation(&mut tx, &revocation).await?;
+        tx.commit().await.map_err(DB::error)?;
+        Ok(Some(revocation))
+    }
+
+    async fn sweep_authorizations(
+        &self,
+        idle_before: OffsetDateTime,
+        created_before: OffsetDateTime,
+        codes_before: OffsetDateTime,
+    ) -> Result<u64> {
+        let families = self
+            .execute(
+                sql::DELETE_STALE_FAMILIES,
+                &[Arg::Time(idle_before), Arg::Time(created_before)],
+            )
+            .await?;
+        let codes = self
+            .execute(sql::DELETE_EXPIRED_CODES, &[Arg::Time(codes_before)])
+            .await?;
+        Ok(families + codes)
     }
 }
 

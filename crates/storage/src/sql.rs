@@ -165,9 +165,10 @@ pub(crate) const REDEEM_CODE: &str = concat!(
 pub(crate) const CODE_BY_HASH: &str = concat!(
     "SELECT ",
     code_columns!(),
-    " FROM authorization_codes WHERE code_hash = $1"
+    ", CAST(family_id AS TEXT) AS family_id FROM authorization_codes WHERE code_hash = $1"
 );
-pub(crate) const SET_CODE_JTI: &str = "UPDATE authorization_codes SET issued_jti = $2 WHERE code_hash = $1";
+pub(crate) const SET_CODE_ISSUED: &str =
+    "UPDATE authorization_codes SET issued_jti = $2, family_id = $3 WHERE code_hash = $1";
 pub(crate) const DELETE_EXPIRED_CODES: &str = "DELETE FROM authorization_codes WHERE expires_at <= $1";
 pub(crate) const GRANT_SCOPES: &str = "SELECT scopes, version FROM grants WHERE user_id = $1 AND client_id = $2";
 /// A user's live grants (an ended one keeps its row, with no scopes, for its version).
@@ -178,6 +179,9 @@ pub(crate) const LIST_GRANTS: &str = "SELECT g.client_id, c.name, g.scopes, g.cr
 /// version; the versions make a later consent start afresh).
 pub(crate) const END_USER_GRANTS: &str =
     "UPDATE grants SET scopes = '', version = version + 1 WHERE user_id = $1 AND scopes <> ''";
+/// A password change ends what was delegated under each live grant, keeping the consent.
+pub(crate) const BUMP_USER_GRANTS: &str =
+    "UPDATE grants SET version = version + 1 WHERE user_id = $1 AND scopes <> '' RETURNING client_id, version";
 pub(crate) const END_GRANT: &str = "UPDATE grants SET scopes = '', version = version + 1 \
      WHERE user_id = $1 AND client_id = $2 AND scopes <> '' RETURNING version";
 /// A first grant; a concurrent first grant makes this insert nothing (the caller reads
@@ -189,6 +193,32 @@ pub(crate) const INSERT_GRANT: &str = "INSERT INTO grants (user_id, client_id, s
 pub(crate) const WIDEN_GRANT: &str = "UPDATE grants SET scopes = $4, last_used_at = $5, \
      created_at = CASE WHEN scopes = '' THEN $5 ELSE created_at END \
      WHERE user_id = $1 AND client_id = $2 AND scopes = $3 RETURNING version";
+
+// Refresh-token families (§10).
+
+pub(crate) const INSERT_FAMILY: &str = "INSERT INTO refresh_families (id, client_id, user_id, scopes, resources, \
+     auth_time, grant_version, created_at, last_used_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)";
+pub(crate) const INSERT_REFRESH: &str =
+    "INSERT INTO refresh_tokens (token_hash, family_id, created_at) VALUES ($1, $2, $3)";
+/// A token, its family, and whether the family's grant is still the live one.
+pub(crate) const FIND_REFRESH: &str = "SELECT t.spent_at, f.id, f.client_id, f.user_id, f.scopes, f.resources, \
+     f.auth_time, f.grant_version, f.created_at, f.last_used_at, \
+     CAST(CASE WHEN g.version = f.grant_version AND g.scopes <> '' THEN 1 ELSE 0 END AS BIGINT) AS grant_live \
+     FROM refresh_tokens t JOIN refresh_families f ON f.id = t.family_id \
+     LEFT JOIN grants g ON g.user_id = f.user_id AND g.client_id = f.client_id WHERE t.token_hash = $1";
+/// The first rotation wins: the statement itself decides.
+pub(crate) const SPEND_REFRESH: &str =
+    "UPDATE refresh_tokens SET spent_at = $2 WHERE token_hash = $1 AND spent_at IS NULL";
+pub(crate) const REFRESH_SPENT_AT: &str = "SELECT spent_at FROM refresh_tokens WHERE token_hash = $1";
+/// Marks a family used (only ever later), locking its row: a family ended meanwhile
+/// matches nothing, and one being ended waits for this transaction (or this for it).
+pub(crate) const TOUCH_FAMILY: &str = "UPDATE refresh_families \
+     SET last_used_at = CASE WHEN last_used_at < $2 THEN $2 ELSE last_used_at END WHERE id = $1";
+pub(crate) const END_FAMILY: &str = "DELETE FROM refresh_families WHERE id = $1";
+pub(crate) const END_USER_FAMILIES: &str = "DELETE FROM refresh_families WHERE user_id = $1";
+pub(crate) const END_GRANT_FAMILIES: &str = "DELETE FROM refresh_families WHERE user_id = $1 AND client_id = $2";
+pub(crate) const DELETE_STALE_FAMILIES: &str =
+    "DELETE FROM refresh_families WHERE last_used_at <= $1 OR created_at <= $2";
 
 // Signing keys.
 

@@ -10,12 +10,12 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use sesame_domain::{
-    ApiKey, ApiKeyId, AuthorizationCode, ClientId, ClientType, CodeChallenge, CsrfToken, Email, Scopes, SessionHandle,
-    SessionHandleHash, SessionId, StaticClaims, ThrottleKey, User, UserId, parse_redirect_uris,
+    ApiKey, ApiKeyId, AuthorizationCode, ClientId, ClientType, CodeChallenge, CsrfToken, Email, RefreshToken, Scopes,
+    SessionHandle, SessionHandleHash, SessionId, StaticClaims, ThrottleKey, User, UserId, parse_redirect_uris,
 };
 use sesame_storage::{
-    ApiKeyRecord, Backend, ClientRecord, CodeRecord, GrantChange, GrantOutcome, NewSession, Redemption, Revocation,
-    RevocationKind, SigningKeyRecord, StorageError, Store,
+    ApiKeyRecord, Backend, ClientRecord, CodeRecord, FamilyRecord, GrantChange, GrantOutcome, NewSession, Redemption,
+    Revocation, RevocationKind, SigningKeyRecord, StorageError, Store,
 };
 use time::macros::datetime;
 use time::{Duration, OffsetDateTime};
@@ -75,6 +75,8 @@ on_both_backends!(
     a_public_client_is_stored_without_a_key_with_its_redirect_uris,
     a_code_is_redeemed_once_and_every_later_presentation_is_a_replay,
     a_grant_only_widens_and_concurrent_approvals_lose_nothing,
+    a_refresh_family_rotates_each_token_once_and_ends_whole,
+    a_family_outlives_neither_its_grant_nor_its_lifetimes,
     a_session_is_found_by_its_handle_hash_with_its_user,
     a_reused_session_handle_hash_is_refused_but_is_no_email_conflict,
     touching_a_session_only_moves_last_seen_forward,
@@ -314,11 +316,17 @@ async fn a_session_is_created_only_under_the_current_credential_version(store: &
     let kept = add_session(store, &user, at(10)).await;
     // "Log out everywhere" (or a password change) bumps the version and moves the kept
     // session to it.
-    store
+    let logged = store
         .users
-        .change_password(user.id, "$argon2id$new", kept.id)
+        .change_password(
+            user.id,
+            "$argon2id$new",
+            kept.id,
+            revocation(RevocationKind::Owner, "", at(14), at(99)),
+        )
         .await
         .unwrap();
+    assert!(logged.is_empty(), "no grant, nothing delegated to end: {logged:?}");
     let found = store.users.find_user_by_id(user.id).await.unwrap().unwrap();
     assert_eq!(found.credential_version, 1);
     let (kept_record, _) = store.sessions.find_session(&kept.handle_hash).await.unwrap().unwrap();
@@ -358,11 +366,17 @@ async fn changing_the_password_ends_every_other_session_of_that_user(store: &Sto
     ];
     let bystander = add_session(store, &other, at(13)).await;
 
-    store
+    let logged = store
         .users
-        .change_password(user.id, "$argon2id$new", kept.id)
+        .change_password(
+            user.id,
+            "$argon2id$new",
+            kept.id,
+            revocation(RevocationKind::Owner, "", at(14), at(99)),
+        )
         .await
         .unwrap();
+    assert!(logged.is_empty(), "no grant, nothing delegated to end: {logged:?}");
 
     let found = store.users.find_user_by_id(user.id).await.unwrap().unwrap();
     assert_eq!(found.password_hash, "$argon2id$new");
@@ -539,12 +553,17 @@ async fn a_code_is_redeemed_once_and_every_later_presentation_is_a_replay(store:
         codes.redeem_code(&code.hash(), at(20)).await.unwrap(),
         Redemption::Redeemed(record.clone())
     );
-    codes.record_code_token(&code.hash(), "jti-1").await.unwrap();
+    let family = family_of(&record, at(20));
+    codes
+        .start_family(&code.hash(), "jti-1", &family, &RefreshToken::generate().hash())
+        .await
+        .unwrap();
     assert_eq!(
         codes.redeem_code(&code.hash(), at(21)).await.unwrap(),
         Redemption::Replayed {
             record: record.clone(),
-            issued_jti: Some("jti-1".into())
+            issued_jti: Some("jti-1".into()),
+            family: Some(family.id),
         }
     );
     let unknown = AuthorizationCode::generate();
@@ -575,6 +594,213 @@ async fn a_code_is_redeemed_once_and_every_later_presentation_is_a_replay(store:
         Redemption::Unknown
     );
     assert_eq!(codes.delete_expired_codes(at(90)).await.unwrap(), 1);
+}
+
+/// The family a code starts when it is redeemed at `at`.
+fn family_of(code: &CodeRecord, at: OffsetDateTime) -> FamilyRecord {
+    FamilyRecord {
+        id: uuid::Uuid::now_v7(),
+        client_id: code.client_id.clone(),
+        user_id: code.user_id,
+        scopes: code.scopes.clone(),
+        resources: code.resources.clone(),
+        auth_time: code.auth_time,
+        grant_version: code.grant_version,
+        created_at: code.created_at,
+        last_used_at: at,
+    }
+}
+
+async fn a_refresh_family_rotates_each_token_once_and_ends_whole(store: &Store) {
+    let user = add_user(store, "ada@example.com").await;
+    let (client, _) = add_client(store, &user, "notes:read", at(1)).await;
+    let scopes = Scopes::from_list(["notes:read"]).unwrap();
+    let grant = store
+        .authorizations
+        .widen_grant(user.id, &client.id, &scopes, at(5))
+        .await
+        .unwrap();
+    let (code, record) = code_for(&client, &user, at(10));
+    let record = CodeRecord {
+        grant_version: grant.version,
+        ..record
+    };
+    let store_ = &store.authorizations;
+    store_.insert_code(&record).await.unwrap();
+    store_.redeem_code(&code.hash(), at(11)).await.unwrap();
+    let family = family_of(&record, at(11));
+    let first = RefreshToken::generate();
+    store_
+        .start_family(&code.hash(), "jti-1", &family, &first.hash())
+        .await
+        .unwrap();
+
+    let found = store_.find_refresh(&first.hash()).await.unwrap().expect("found");
+    assert_eq!(found.family, family);
+    assert!(found.grant_live);
+    assert_eq!(found.spent_at, None);
+    assert!(
+        store_
+            .find_refresh(&RefreshToken::generate().hash())
+            .await
+            .unwrap()
+            .is_none()
+    );
+
+    // However many rotations race, one spends the token; the others learn when.
+    let mut attempts = tokio::task::JoinSet::new();
+    for _ in 0..8 {
+        let (store, hash) = (store.clone(), first.hash());
+        attempts.spawn(async move { store.authorizations.spend_refresh(&hash, at(20)).await.unwrap() });
+    }
+    let outcomes = attempts.join_all().await;
+    assert_eq!(outcomes.iter().filter(|o| o.is_none()).count(), 1, "{outcomes:?}");
+    assert!(outcomes.iter().flatten().all(|spent| *spent == at(20)), "{outcomes:?}");
+    assert_eq!(
+        store_.find_refresh(&first.hash()).await.unwrap().unwrap().spent_at,
+        Some(at(20))
+    );
+
+    // The next token joins the family, which is marked used (and only ever later).
+    let second = RefreshToken::generate();
+    assert!(store_.extend_family(family.id, &second.hash(), at(20)).await.unwrap());
+    assert!(
+        store_
+            .extend_family(family.id, &RefreshToken::generate().hash(), at(15))
+            .await
+            .unwrap()
+    );
+    let found = store_.find_refresh(&second.hash()).await.unwrap().unwrap();
+    assert_eq!(found.family.last_used_at, at(20));
+    assert_eq!(found.spent_at, None);
+
+    // A password change keeps the consent but not what was delegated under it.
+    let session = add_session(store, &user, at(21)).await;
+    let logged = store
+        .users
+        .change_password(
+            user.id,
+            "$argon2id$new",
+            session.id,
+            revocation(RevocationKind::Owner, "", at(22), at(99)),
+        )
+        .await
+        .unwrap();
+    let subject = format!("{}/{}:{}", user.id.0, client.id.as_str(), grant.version + 1);
+    assert_eq!(
+        logged,
+        vec![revocation(RevocationKind::Owner, &subject, at(22), at(99))]
+    );
+    assert_eq!(revocations_of(store, &subject).await.len(), 1);
+    assert!(
+        store_.find_refresh(&second.hash()).await.unwrap().is_none(),
+        "families end"
+    );
+    let kept = store_.grant(user.id, &client.id).await.unwrap().expect("consent stays");
+    assert_eq!((kept.scopes, kept.version), (scopes.clone(), grant.version + 1));
+
+    // A family ends whole, once, logging the revocation of its access tokens.
+    let family = FamilyRecord {
+        grant_version: kept.version,
+        ..family_of(&record, at(30))
+    };
+    let (code, record) = code_for(&client, &user, at(30));
+    store_.insert_code(&record).await.unwrap();
+    let third = RefreshToken::generate();
+    store_
+        .start_family(&code.hash(), "jti-2", &family, &third.hash())
+        .await
+        .unwrap();
+    assert!(store_.find_refresh(&third.hash()).await.unwrap().unwrap().grant_live);
+    let ended = store_
+        .end_family(family.id, revocation(RevocationKind::Token, "", at(31), at(99)))
+        .await
+        .unwrap();
+    let expected = revocation(RevocationKind::Token, &family.id.to_string(), at(31), at(99));
+    assert_eq!(ended, Some(expected));
+    assert!(store_.find_refresh(&third.hash()).await.unwrap().is_none());
+    assert!(
+        !store_
+            .extend_family(family.id, &RefreshToken::generate().hash(), at(32))
+            .await
+            .unwrap()
+    );
+    assert_eq!(
+        store_.spend_refresh(&third.hash(), at(33)).await.unwrap(),
+        Some(OffsetDateTime::UNIX_EPOCH)
+    );
+    let again = store_
+        .end_family(family.id, revocation(RevocationKind::Token, "", at(34), at(99)))
+        .await
+        .unwrap();
+    assert_eq!(again, None);
+}
+
+async fn a_family_outlives_neither_its_grant_nor_its_lifetimes(store: &Store) {
+    let user = add_user(store, "ada@example.com").await;
+    let (client, _) = add_client(store, &user, "notes:read", at(1)).await;
+    let scopes = Scopes::from_list(["notes:read"]).unwrap();
+    let store_ = &store.authorizations;
+    store_.widen_grant(user.id, &client.id, &scopes, at(5)).await.unwrap();
+    let mut tokens = Vec::new();
+    for started in [10, 20] {
+        let (code, record) = code_for(&client, &user, at(started));
+        let record = CodeRecord {
+            grant_version: 0,
+            ..record
+        };
+        store_.insert_code(&record).await.unwrap();
+        let token = RefreshToken::generate();
+        store_
+            .start_family(&code.hash(), "jti", &family_of(&record, at(started)), &token.hash())
+            .await
+            .unwrap();
+        tokens.push(token);
+    }
+    // Unused since 10 (idle), or started at or before 10 (absolute): the first goes.
+    assert_eq!(store_.sweep_authorizations(at(10), at(0), at(0)).await.unwrap(), 1);
+    assert!(store_.find_refresh(&tokens[0].hash()).await.unwrap().is_none());
+    assert!(store_.find_refresh(&tokens[1].hash()).await.unwrap().is_some());
+    assert_eq!(store_.sweep_authorizations(at(0), at(20), at(0)).await.unwrap(), 1);
+    assert!(store_.find_refresh(&tokens[1].hash()).await.unwrap().is_none());
+
+    // Ending the grant ends its families; its later ones see a grant no longer live.
+    let (code, record) = code_for(&client, &user, at(40));
+    let record = CodeRecord {
+        grant_version: 0,
+        ..record
+    };
+    store_.insert_code(&record).await.unwrap();
+    let token = RefreshToken::generate();
+    store_
+        .start_family(&code.hash(), "jti", &family_of(&record, at(40)), &token.hash())
+        .await
+        .unwrap();
+    store_
+        .end_grant(
+            user.id,
+            &client.id,
+            revocation(RevocationKind::Owner, "", at(41), at(99)),
+        )
+        .await
+        .unwrap();
+    assert!(store_.find_refresh(&token.hash()).await.unwrap().is_none());
+
+    // A disable ends them too.
+    let granted = store_.widen_grant(user.id, &client.id, &scopes, at(50)).await.unwrap();
+    let (code, record) = code_for(&client, &user, at(50));
+    let record = CodeRecord {
+        grant_version: granted.version,
+        ..record
+    };
+    store_.insert_code(&record).await.unwrap();
+    store_
+        .start_family(&code.hash(), "jti", &family_of(&record, at(50)), &token.hash())
+        .await
+        .unwrap();
+    assert!(store_.find_refresh(&token.hash()).await.unwrap().unwrap().grant_live);
+    store.users.disable_user(&user.email, at(51), at(99)).await.unwrap();
+    assert!(store_.find_refresh(&token.hash()).await.unwrap().is_none());
 }
 
 async fn a_grant_only_widens_and_concurrent_approvals_lose_nothing(store: &Store) {

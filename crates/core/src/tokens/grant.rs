@@ -76,6 +76,8 @@ pub enum Grant {
         redirect_uri: Option<String>,
         code_verifier: Option<String>,
     },
+    /// RFC 6749 §6: a refresh token, rotated.
+    RefreshToken { refresh_token: String },
 }
 
 impl std::fmt::Debug for Grant {
@@ -86,6 +88,7 @@ impl std::fmt::Debug for Grant {
                 .debug_struct("AuthorizationCode")
                 .field("redirect_uri", redirect_uri)
                 .finish_non_exhaustive(),
+            Self::RefreshToken { .. } => f.write_str("RefreshToken([redacted])"),
         }
     }
 }
@@ -107,6 +110,8 @@ pub struct GrantResponse {
     pub token_type: &'static str,
     pub expires_in: u64,
     pub scope: String,
+    /// The next refresh token of a delegated grant's family (§10).
+    pub refresh_token: Option<String>,
 }
 
 impl From<super::IssuedToken> for GrantResponse {
@@ -116,6 +121,16 @@ impl From<super::IssuedToken> for GrantResponse {
             token_type: "Bearer",
             expires_in: issued.expires_in,
             scope: issued.claims.scope,
+            refresh_token: None,
+        }
+    }
+}
+
+impl From<crate::authorizations::Delegated> for GrantResponse {
+    fn from(delegated: crate::authorizations::Delegated) -> Self {
+        Self {
+            refresh_token: Some(delegated.refresh.expose().to_owned()),
+            ..delegated.issued.into()
         }
     }
 }

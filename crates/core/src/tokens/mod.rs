@@ -98,7 +98,12 @@ pub struct AuthenticatedClient {
 
 /// What introspection (RFC 7662) says of a live token.
 #[derive(Debug, Clone)]
-pub struct Introspected(pub AccessClaims);
+pub enum Introspected {
+    /// An access token: its claims.
+    Access(Box<AccessClaims>),
+    /// A refresh token of the asking client (§10).
+    Refresh(crate::authorizations::RefreshIntrospection),
+}
 
 /// The token service.
 pub struct Tokens<'a>(pub(crate) &'a Context);
@@ -286,6 +291,13 @@ impl Tokens<'_> {
                     .await?;
                 Ok(issued.into())
             }
+            Grant::RefreshToken { refresh_token } => {
+                let client = self.client_for_code(&request.client, ip).await?;
+                let issued = crate::authorizations::Authorizations(self.0)
+                    .refresh(&client, refresh_token, request.scope.as_deref(), &request.resources)
+                    .await?;
+                Ok(issued.into())
+            }
             Grant::ClientCredentials if matches!(request.client, ClientAuth::None { .. }) => {
                 Err(self.unauthenticated(&request.client).await)
             }
@@ -303,8 +315,9 @@ impl Tokens<'_> {
         }
     }
 
-    /// The client redeeming a code: a confidential one authenticated with a key, a public
-    /// one by its `client_id` alone (PKCE is its proof).
+    /// The client redeeming a code or a refresh token: a confidential one authenticated
+    /// with a key, a public one by its `client_id` alone (PKCE, then possession of the
+    /// rotating refresh token, is its proof).
     async fn client_for_code(&self, auth: &ClientAuth, ip: &str) -> Result<sesame_domain::Client> {
         let ClientAuth::None { client_id } = auth else {
             return Ok(self.authenticate_client(&auth.presented(), ip).await?.client);
@@ -350,12 +363,22 @@ impl Tokens<'_> {
 
     /// RFC 7662 for an authenticated client, in one call: the claims of a live token,
     /// `None` for anything else.
-    pub async fn introspect_as(&self, client: &ClientAuth, token: &str, ip: &str) -> Result<Option<AccessClaims>> {
+    /// A refresh token is introspected only for the client it was issued to.
+    pub async fn introspect_as(&self, client: &ClientAuth, token: &str, ip: &str) -> Result<Option<Introspected>> {
         if matches!(client, ClientAuth::None { .. }) {
             return Err(CoreError::InvalidClient);
         }
-        self.authenticate_client(&client.presented(), ip).await?;
-        Ok(self.introspect(token).await)
+        let caller = self.authenticate_client(&client.presented(), ip).await?;
+        if let Some(refresh) = crate::authorizations::Authorizations(self.0)
+            .introspect_refresh(&caller.client.id, token)
+            .await?
+        {
+            return Ok(Some(Introspected::Refresh(refresh)));
+        }
+        Ok(self
+            .introspect(token)
+            .await
+            .map(|claims| Introspected::Access(Box::new(claims))))
     }
 
     /// Signs a token for a client, exchanged with the given key, with these scopes.
@@ -424,6 +447,13 @@ impl Tokens<'_> {
 
     async fn revoke_for(&self, caller: &ClientId, token: &str, ip: &str) -> Result<()> {
         let cx = self.0;
+        // A refresh token of the caller's ends its family (§10).
+        if crate::authorizations::Authorizations(cx)
+            .revoke_refresh(caller, token)
+            .await?
+        {
+            return Ok(());
+        }
         if let Ok(claims) = cx.tokens.verify_signature(token).await
             && claims.client_id == caller.as_str()
             && !cx.tokens.revocations().is_revoked(claims.ids())

@@ -78,6 +78,9 @@ pub struct TokenIds<'a> {
     /// For a delegated token: the user, the client, and the version of the user's grant
     /// it was issued under (ending the grant revokes it).
     pub grant: Option<(&'a str, &'a str, i64)>,
+    /// For a delegated token: the refresh-token family it was issued from (ended by id,
+    /// like a token by `jti`).
+    pub family: Option<&'a str>,
 }
 
 /// What is revoked, as far as this instance knows.
@@ -102,6 +105,7 @@ impl RevocationSet {
     pub fn is_revoked(&self, token: TokenIds<'_>) -> bool {
         let sets = self.sets.read().unwrap_or_else(std::sync::PoisonError::into_inner);
         sets.tokens.contains_key(token.jti)
+            || token.family.is_some_and(|family| sets.tokens.contains_key(family))
             || sets.keys.contains_key(token.key_id)
             || sets.clients.contains_key(token.client_id)
             || [token.owner, token.user].into_iter().flatten().any(|(user, version)| {

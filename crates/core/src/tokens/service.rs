@@ -85,6 +85,10 @@ pub struct AccessClaims {
     /// ending the grant revokes it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub grant_version: Option<i64>,
+    /// The refresh-token family a delegated token was issued from: ending the family
+    /// (a refresh token reused, or revoked) revokes it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub refresh_family: Option<String>,
     /// The id of the user who owns the client.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub owner: Option<String>,
@@ -141,6 +145,7 @@ impl AccessClaims {
             grant: self
                 .grant_version
                 .map(|version| (self.sub.as_str(), self.client_id.as_str(), version)),
+            family: self.refresh_family.as_deref(),
         }
     }
 }
@@ -169,6 +174,8 @@ pub struct ActingFor {
     pub user_version: i64,
     /// The version of the user's grant to the client (the grant ended).
     pub grant_version: i64,
+    /// The refresh-token family the token is issued from.
+    pub family: uuid::Uuid,
 }
 
 /// A freshly signed token.
@@ -367,6 +374,7 @@ impl TokenService {
             auth_time: user.map(|acting| acting.auth_time.unix_timestamp()),
             user_version: user.map(|acting| acting.user_version),
             grant_version: user.map(|acting| acting.grant_version),
+            refresh_family: user.map(|acting| acting.family.to_string()),
             owner: Some(owner.to_string()),
             owner_version: Some(owner_version),
             extra: statics.as_map().clone(),

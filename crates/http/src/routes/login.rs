@@ -72,19 +72,31 @@ impl Resources {
     }
 }
 
-/// The OAuth 2.0 client-credentials grant (RFC 6749 §4.4), as every OAuth client sends it.
+/// An OAuth 2.0 token request, as every OAuth client sends it: client credentials
+/// (RFC 6749 §4.4), an authorization code with its PKCE verifier (§4.1.3, RFC 7636), or a
+/// refresh token (§6).
 #[derive(Deserialize, ToSchema)]
 #[schema(example = json!({"grant_type": "client_credentials", "scope": "notes:read"}))]
 #[expect(
     dead_code,
     reason = "documents the form; the form is parsed strictly by `oauth::parse_form`"
 )]
-pub struct ClientCredentialsForm {
-    /// Must be `client_credentials`.
+pub struct TokenRequestForm {
+    /// `client_credentials`, `authorization_code` or `refresh_token`.
+    #[schema(pattern = "^(client_credentials|authorization_code|refresh_token)$")]
     pub grant_type: String,
-    /// Space-separated scopes to narrow the token to.
+    /// Space-separated scopes to narrow the token to (for a refresh, within the grant's).
     pub scope: Option<String>,
-    /// With `client_secret_post`: the client's id.
+    /// `authorization_code`: the code the redirect carried.
+    pub code: Option<String>,
+    /// `authorization_code`: the redirect URI of the authorization request.
+    pub redirect_uri: Option<String>,
+    /// `authorization_code`: the PKCE verifier (43–128 characters).
+    pub code_verifier: Option<String>,
+    /// `refresh_token`: the refresh token (`rt_…`); it is spent, and the answer carries
+    /// the next one.
+    pub refresh_token: Option<String>,
+    /// With `client_secret_post`: the client's id; alone for a public client.
     pub client_id: Option<String>,
     /// With `client_secret_post`: the API key. Otherwise send both in HTTP Basic.
     pub client_secret: Option<String>,
@@ -101,7 +113,7 @@ pub enum LoginRequest {
     ApiKey(ApiKeyLogin),
 }
 
-/// An access token (RFC 6749 §5.1). No refresh token is issued.
+/// An access token (RFC 6749 §5.1), and for a delegated grant the next refresh token.
 #[derive(Serialize, ToSchema)]
 #[schema(example = json!({"access_token": "eyJ0eXAiOiJhdCtqd3QiLCJhbGciOiJFZERTQSIsImtpZCI6Ii4uLiJ9...", "token_type": "Bearer", "expires_in": 900, "scope": "notes:read"}))]
 pub struct TokenResponse {
@@ -113,6 +125,10 @@ pub struct TokenResponse {
     pub expires_in: u64,
     /// The granted scopes, space-separated.
     pub scope: String,
+    /// For the authorization-code and refresh grants: the refresh token to use next
+    /// (`rt_…`, single use, rotating).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub refresh_token: Option<String>,
 }
 
 /// Either kind of successful login.
@@ -133,7 +149,7 @@ pub enum LoginSuccess {
                        with the client authenticated by HTTP Basic or `client_secret_post`.",
         content(
             (LoginRequest = "application/json"),
-            (ClientCredentialsForm = "application/x-www-form-urlencoded"),
+            (TokenRequestForm = "application/x-www-form-urlencoded"),
         )
     ),
     security((), ("client_basic" = [])),
@@ -288,7 +304,8 @@ async fn read_body<S: Send + Sync>(request: Request, state: &S) -> Result<Bytes,
     Bytes::from_request(request, state).await.map_err(json::body_error)
 }
 
-/// A token request from a form: the client-credentials or the authorization-code grant.
+/// A token request from a form: the client-credentials, authorization-code or refresh
+/// grant.
 fn client_credentials_form(headers: &HeaderMap, body: &[u8]) -> Result<LoginBody, OAuthError> {
     let mut form = oauth::parse_form(body)?;
     let grant = match form.get("grant_type").map(String::as_str) {
@@ -300,6 +317,12 @@ fn client_credentials_form(headers: &HeaderMap, body: &[u8]) -> Result<LoginBody
                 .ok_or_else(|| OAuthError::invalid_request("code is required."))?,
             redirect_uri: form.remove("redirect_uri"),
             code_verifier: form.remove("code_verifier"),
+        },
+        Some("refresh_token") => Grant::RefreshToken {
+            refresh_token: form
+                .remove("refresh_token")
+                .filter(|t| !t.is_empty())
+                .ok_or_else(|| OAuthError::invalid_request("refresh_token is required."))?,
         },
         Some(_) => return Err(OAuthError::unsupported_grant_type()),
         None => return Err(OAuthError::invalid_request("grant_type is required.")),
@@ -326,6 +349,7 @@ async fn grant(state: &AppState, ip: &str, request: &GrantRequest) -> Result<Res
         token_type: granted.token_type,
         expires_in: granted.expires_in,
         scope: granted.scope,
+        refresh_token: granted.refresh_token,
     })
     .into_response();
     let headers = response.headers_mut();

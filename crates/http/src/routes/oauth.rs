@@ -7,7 +7,7 @@ use axum::http::{HeaderMap, HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use serde::Serialize;
-use sesame_core::tokens::{Audience, ClientAuth};
+use sesame_core::tokens::{Audience, ClientAuth, Introspected};
 use utoipa::ToSchema;
 
 use crate::client_ip::ClientIp;
@@ -146,7 +146,16 @@ pub async fn introspect_token(State(state): State<AppState>, ClientIp(ip): Clien
         Err(error) => return OAuthError::for_client(error, &client).into_response(),
     };
     let answer = match introspected {
-        Some(claims) => Introspection {
+        Some(Introspected::Refresh(refresh)) => Introspection {
+            active: true,
+            client_id: Some(refresh.client_id),
+            sub: Some(refresh.sub),
+            scope: Some(refresh.scope),
+            exp: Some(refresh.exp),
+            token_type: Some("refresh_token"),
+            ..Introspection::default()
+        },
+        Some(Introspected::Access(claims)) => Introspection {
             active: true,
             client_id: Some(claims.client_id),
             sub: Some(claims.sub),
@@ -232,13 +241,12 @@ pub struct ServerMetadata {
 pub async fn server_metadata(State(state): State<AppState>) -> Response {
     let tokens = state.core.tokens();
     let issuer = tokens.settings().issuer.clone();
-    let auth_methods = vec!["client_secret_basic", "client_secret_post"];
     let scopes_supported = tokens.scopes_supported();
     cacheable(
         Json(ServerMetadata {
             token_endpoint: format!("{issuer}/login"),
             jwks_uri: format!("{issuer}/.well-known/jwks.json"),
-            grant_types_supported: vec!["client_credentials", "authorization_code"],
+            grant_types_supported: vec!["client_credentials", "authorization_code", "refresh_token"],
             token_endpoint_auth_methods_supported: vec!["client_secret_basic", "client_secret_post", "none"],
             scopes_supported,
             authorization_endpoint: format!("{issuer}/authorize"),
@@ -246,9 +254,10 @@ pub async fn server_metadata(State(state): State<AppState>) -> Response {
             code_challenge_methods_supported: vec!["S256"],
             authorization_response_iss_parameter_supported: true,
             revocation_endpoint: format!("{issuer}/oauth/revoke"),
-            revocation_endpoint_auth_methods_supported: auth_methods.clone(),
+            // A public client revokes its own tokens naming itself (RFC 7009 §2.1).
+            revocation_endpoint_auth_methods_supported: vec!["client_secret_basic", "client_secret_post", "none"],
             introspection_endpoint: format!("{issuer}/oauth/introspect"),
-            introspection_endpoint_auth_methods_supported: auth_methods,
+            introspection_endpoint_auth_methods_supported: vec!["client_secret_basic", "client_secret_post"],
             issuer,
         })
         .into_response(),
