@@ -10,8 +10,10 @@ run:
 	$(CARGO) run -p sesame-server --bin sesame -- serve
 
 ## test: the whole suite on SQLite and Postgres (finds or starts a Postgres), then the
-## contract tests; the suite runs the `sesame` binary itself, so it is built first
+## contract tests; the suite runs the `sesame` binary itself, so it is built first, and
+## drives a real Chromium, installed from Debian's packages when missing
 test:
+	tests/browser/setup.sh
 	$(CARGO) build -p sesame-server --bin sesame
 	tests/with-postgres.sh $(CARGO) test --workspace --all-targets
 	CARGO="$(CARGO)" tests/contract/run.sh

@@ -118,6 +118,8 @@ async fn a_browser_signs_in_consents_and_the_app_redeems_its_code_once(backend: 
         policy.contains("frame-ancestors 'none'") && policy.contains("form-action 'self' https://app.example.com"),
         "{policy}"
     );
+    // `no-referrer` would make a browser post the form with `Origin: null`.
+    assert_eq!(header_text(&page, "referrer-policy"), "same-origin");
     let html = page.text().await.unwrap();
     assert!(
         html.contains("Notes &lt;app&gt;") && !html.contains("Notes <app>"),

@@ -71,7 +71,10 @@ fn page(status: StatusCode, html: String, form_action: &str) -> Response {
     );
     headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     headers.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
-    headers.insert(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
+    // Nothing of the page's URL leaves for another origin (the app sees no `Referer`),
+    // while a form posted back here keeps its `Origin` (under `no-referrer` a browser
+    // sends `Origin: null`, which the cross-site check rightly refuses).
+    headers.insert(header::REFERRER_POLICY, HeaderValue::from_static("same-origin"));
     if let Ok(value) = HeaderValue::from_str(&policy(form_action)) {
         headers.insert(header::CONTENT_SECURITY_POLICY, value);
     }

@@ -1,0 +1,182 @@
+//! A headless Chromium behind its chromedriver, and a stand-in for an app's loopback
+//! redirect listener.
+
+use std::net::TcpListener as StdListener;
+use std::process::Stdio;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use fantoccini::elements::Element;
+use fantoccini::{Client, ClientBuilder, Locator};
+use std::process::{Child, Command};
+
+/// How long a page may take to reach the state a test waits for.
+const PATIENCE: Duration = Duration::from_secs(15);
+
+/// Debian's paths for the browser and its driver.
+const CHROMIUM: &str = "/usr/bin/chromium";
+const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
+
+pub struct Browser {
+    driver: Child,
+    client: Client,
+}
+
+impl Browser {
+    /// Starts chromedriver on a free port and opens a headless Chromium session through
+    /// it, at a phone's width.
+    pub async fn start() -> Self {
+        for path in [CHROMIUM, CHROMEDRIVER] {
+            assert!(
+                std::path::Path::new(path).exists(),
+                "{path} is missing: install Debian's chromium and chromium-driver (make test does)"
+            );
+        }
+        let port = StdListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .map(|a| a.port())
+            .expect("a free port");
+        let driver = Command::new(CHROMEDRIVER)
+            .arg(format!("--port={port}"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("chromedriver starts");
+        let mut capabilities = serde_json::Map::new();
+        capabilities.insert(
+            "goog:chromeOptions".into(),
+            serde_json::json!({
+                "binary": CHROMIUM,
+                "args": [
+                    "--headless=new",
+                    "--no-sandbox",
+                    "--disable-gpu",
+                    "--disable-dev-shm-usage",
+                    "--no-first-run",
+                    "--window-size=390,844",
+                ],
+            }),
+        );
+        let url = format!("http://127.0.0.1:{port}");
+        let started = Instant::now();
+        let client = loop {
+            let connector = hyper_util::client::legacy::connect::HttpConnector::new();
+            match ClientBuilder::new(connector)
+                .capabilities(capabilities.clone())
+                .connect(&url)
+                .await
+            {
+                Ok(client) => break client,
+                // Chromedriver refuses connections until it is listening.
+                Err(_) if started.elapsed() < PATIENCE => {
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+                Err(error) => panic!("no Chromium session through chromedriver: {error}"),
+            }
+        };
+        Self { driver, client }
+    }
+
+    pub fn client(&self) -> &Client {
+        &self.client
+    }
+
+    /// Waits until an element matching `locator` is on the page.
+    pub async fn wait_for(&self, locator: Locator<'_>) -> Element {
+        self.client
+            .wait()
+            .at_most(PATIENCE)
+            .for_element(locator)
+            .await
+            .unwrap_or_else(|e| panic!("never appeared: {e}"))
+    }
+
+    /// Waits until the page's URL has `path`; the URL.
+    pub async fn wait_for_path(&self, path: &str) -> url::Url {
+        let started = Instant::now();
+        loop {
+            let url = self.client.current_url().await.expect("a current URL");
+            if url.path() == path {
+                return url;
+            }
+            if started.elapsed() >= PATIENCE {
+                let source = self.client.source().await.unwrap_or_default();
+                panic!("never reached {path}; at {url}, showing:\n{source}");
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    pub async fn stop(self) {
+        self.client.clone().close().await.ok();
+    }
+}
+
+impl Drop for Browser {
+    /// The driver goes with the test, however it ends.
+    fn drop(&mut self) {
+        self.driver.kill().ok();
+        self.driver.wait().ok();
+    }
+}
+
+/// An app's redirect listener on a loopback port: answers any path, counting visits to
+/// `/callback` and requests that told it where they came from (`Referer`).
+pub struct Callback {
+    port: u16,
+    hits: Arc<AtomicUsize>,
+    referers: Arc<std::sync::Mutex<Vec<String>>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Callback {
+    pub async fn start() -> Self {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let hits = Arc::new(AtomicUsize::new(0));
+        let referers = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let (counted, with_referer) = (hits.clone(), referers.clone());
+        let router = axum::Router::new().fallback(move |uri: axum::http::Uri, headers: axum::http::HeaderMap| {
+            let (counted, with_referer) = (counted.clone(), with_referer.clone());
+            async move {
+                // The browser also asks for /favicon.ico.
+                if uri.path() == "/callback" {
+                    counted.fetch_add(1, Ordering::SeqCst);
+                }
+                if let Some(referer) = headers.get("referer").and_then(|r| r.to_str().ok()) {
+                    with_referer.lock().unwrap().push(referer.to_owned());
+                }
+                axum::response::Html("<!doctype html><title>App</title><p>Signed in.</p>")
+            }
+        });
+        let task = tokio::spawn(async move {
+            axum::serve(listener, router).await.ok();
+        });
+        Self {
+            port,
+            hits,
+            referers,
+            task,
+        }
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    pub fn hits(&self) -> usize {
+        self.hits.load(Ordering::SeqCst)
+    }
+
+    /// The `Referer`s requests carried.
+    pub fn referers(&self) -> Vec<String> {
+        self.referers.lock().unwrap().clone()
+    }
+}
+
+impl Drop for Callback {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
