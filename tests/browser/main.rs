@@ -182,3 +182,98 @@ async fn the_sign_in_page_says_a_password_is_wrong_and_never_follows_a_foreign_r
     browser.stop().await;
     app.stop().await;
 }
+
+/// The API explorer runs the authorization-code flow with PKCE against a public client:
+/// Authorize opens sesame's consent page in a popup, the popup comes back to the
+/// explorer's redirect page, and the explorer redeems the code for a delegated token.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_api_explorer_runs_the_authorization_code_flow_with_pkce() {
+    let app = TestApp::spawn(Backend::Sqlite, &[]).await;
+    app.user("ada@example.com").await;
+    let bob = app.signed_in("bob@example.com").await;
+    let registered = app
+        .with_session(Method::POST, "/clients", &bob)
+        .json(&json!({
+            "name": "API explorer",
+            "scopes": ["notes:read"],
+            "type": "public",
+            "redirect_uris": ["http://127.0.0.1/docs/oauth2-redirect.html"],
+        }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(registered.status(), StatusCode::CREATED);
+    let client_id = registered.json::<Value>().await.unwrap()["client_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+
+    let browser = Browser::start().await;
+    let page = browser.client();
+    // Signed in first, through the sign-in page, which then goes on to the explorer.
+    page.goto(&app.url("/signin?return_to=/docs")).await.unwrap();
+    page.find(Locator::Css("#email"))
+        .await
+        .unwrap()
+        .send_keys("ada@example.com")
+        .await
+        .unwrap();
+    let password = page.find(Locator::Css("#password")).await.unwrap();
+    password.send_keys(PASSWORD).await.unwrap();
+    password.send_keys(&Key::Enter.to_string()).await.unwrap();
+    browser.wait_for_path("/docs").await;
+    let explorer = page.window().await.unwrap();
+
+    browser
+        .wait_for(Locator::Css("button.btn.authorize"))
+        .await
+        .click()
+        .await
+        .unwrap();
+    browser
+        .wait_for(Locator::Css("#client_id_authorizationCode"))
+        .await
+        .send_keys(&client_id)
+        .await
+        .unwrap();
+    // The Authorize button of the authorization-code flow's own section.
+    let clicked = page
+        .execute(
+            "let section = document.getElementById('client_id_authorizationCode'); \
+             while (section && !section.querySelector('button.authorize')) { section = section.parentElement; } \
+             if (!section) { return false; } \
+             section.querySelector('button.authorize').click(); return true;",
+            vec![],
+        )
+        .await
+        .unwrap();
+    assert_eq!(clicked, json!(true), "the flow's Authorize button");
+
+    // The popup: sesame's consent page.
+    let popup = browser.wait_for_new_window(&explorer).await;
+    page.switch_to_window(popup).await.unwrap();
+    browser
+        .wait_for(Locator::Css("button[value=approve]"))
+        .await
+        .click()
+        .await
+        .unwrap();
+    // The popup closes itself once it has handed the code to the explorer.
+    browser.wait_for_windows(1).await;
+    page.switch_to_window(explorer).await.unwrap();
+
+    let token = browser
+        .wait_for_script(
+            "const auth = window.ui.authSelectors.authorized().toJS().oauth2_client_credentials; \
+             return auth && auth.token ? auth.token.access_token : null;",
+        )
+        .await;
+    let token = token.as_str().expect("an access token").to_owned();
+    let me: Value = app.me_bearer(&token).await.json().await.unwrap();
+    assert_eq!(me["kind"], "delegated", "{me}");
+    assert_eq!(me["user"]["email"], "ada@example.com");
+    assert_eq!(me["client_id"], client_id.as_str());
+
+    browser.stop().await;
+    app.stop().await;
+}

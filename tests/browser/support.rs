@@ -8,6 +8,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use fantoccini::elements::Element;
+use fantoccini::wd::WindowHandle;
 use fantoccini::{Client, ClientBuilder, Locator};
 use std::process::{Child, Command};
 
@@ -103,6 +104,48 @@ impl Browser {
             if started.elapsed() >= PATIENCE {
                 let source = self.client.source().await.unwrap_or_default();
                 panic!("never reached {path}; at {url}, showing:\n{source}");
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// Waits for a window other than `current` to open; its handle.
+    pub async fn wait_for_new_window(&self, current: &WindowHandle) -> WindowHandle {
+        let started = Instant::now();
+        loop {
+            let windows = self.client.windows().await.expect("the windows");
+            if let Some(other) = windows.into_iter().find(|w| w != current) {
+                return other;
+            }
+            assert!(started.elapsed() < PATIENCE, "no popup opened");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// Waits until `count` windows are open.
+    pub async fn wait_for_windows(&self, count: usize) {
+        let started = Instant::now();
+        loop {
+            let open = self.client.windows().await.expect("the windows").len();
+            if open == count {
+                return;
+            }
+            assert!(started.elapsed() < PATIENCE, "{open} windows open, not {count}");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// Waits until `script` returns something other than `null`; that.
+    pub async fn wait_for_script(&self, script: &str) -> serde_json::Value {
+        let started = Instant::now();
+        loop {
+            let value = self.client.execute(script, vec![]).await.expect("the script runs");
+            if !value.is_null() {
+                return value;
+            }
+            if started.elapsed() >= PATIENCE {
+                let source = self.client.source().await.unwrap_or_default();
+                panic!("the script never answered; the page shows:\n{source}");
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }

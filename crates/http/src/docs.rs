@@ -21,6 +21,10 @@ const SWAGGER_UI_CSS: &[u8] = include_bytes!("../assets/swagger-ui/swagger-ui.cs
 const INITIALIZER: &[u8] = include_bytes!("../assets/docs/swagger-initializer.js");
 const PAGE_CSS: &[u8] = include_bytes!("../assets/docs/docs.css");
 const PAGE: &str = include_str!("../assets/docs/index.html");
+/// Where the explorer's OAuth popup comes back to (the authorization-code flow): Swagger
+/// UI's own script, in a page of ours.
+const REDIRECT_PAGE: &str = include_str!("../assets/docs/oauth2-redirect.html");
+const REDIRECT_SCRIPT: &[u8] = include_bytes!("../assets/swagger-ui/oauth2-redirect.js");
 
 const JAVASCRIPT: &str = "text/javascript; charset=utf-8";
 const CSS: &str = "text/css; charset=utf-8";
@@ -40,7 +44,13 @@ const PAGE_CACHING: &str = "no-cache";
 
 static ASSET_VERSION: LazyLock<String> = LazyLock::new(|| {
     let mut hasher = DefaultHasher::new();
-    for asset in [SWAGGER_UI_BUNDLE, SWAGGER_UI_CSS, INITIALIZER, PAGE_CSS] {
+    for asset in [
+        SWAGGER_UI_BUNDLE,
+        SWAGGER_UI_CSS,
+        INITIALIZER,
+        PAGE_CSS,
+        REDIRECT_SCRIPT,
+    ] {
         hasher.write(asset);
     }
     format!("{:016x}", hasher.finish())
@@ -60,6 +70,7 @@ pub fn render_openapi(document: &OpenApi) -> String {
 pub fn routes<S: Clone + Send + Sync + 'static>(document: &OpenApi) -> Router<S> {
     let json = Bytes::from(render_openapi(document));
     let page = Bytes::from(PAGE.replace("{version}", &ASSET_VERSION));
+    let redirect_page = Bytes::from(REDIRECT_PAGE.replace("{version}", &ASSET_VERSION));
     Router::new()
         .route(
             "/openapi.json",
@@ -72,15 +83,17 @@ pub fn routes<S: Clone + Send + Sync + 'static>(document: &OpenApi) -> Router<S>
             "/docs",
             get(move || {
                 let page = page.clone();
-                async move {
-                    let mut response = file(page, "text/html; charset=utf-8", PAGE_CACHING);
-                    response
-                        .headers_mut()
-                        .insert(header::CONTENT_SECURITY_POLICY, HeaderValue::from_static(PAGE_POLICY));
-                    response
-                }
+                async move { html_page(page) }
             }),
         )
+        .route(
+            "/docs/oauth2-redirect.html",
+            get(move || {
+                let page = redirect_page.clone();
+                async move { html_page(page) }
+            }),
+        )
+        .route("/docs/oauth2-redirect.js", get(|| asset(REDIRECT_SCRIPT, JAVASCRIPT)))
         .route(
             "/docs/swagger-ui-bundle.js",
             get(|| asset(SWAGGER_UI_BUNDLE, JAVASCRIPT)),
@@ -88,6 +101,15 @@ pub fn routes<S: Clone + Send + Sync + 'static>(document: &OpenApi) -> Router<S>
         .route("/docs/swagger-ui.css", get(|| asset(SWAGGER_UI_CSS, CSS)))
         .route("/docs/swagger-initializer.js", get(|| asset(INITIALIZER, JAVASCRIPT)))
         .route("/docs/docs.css", get(|| asset(PAGE_CSS, CSS)))
+}
+
+/// A page of the explorer, under its policy.
+fn html_page(page: Bytes) -> Response {
+    let mut response = file(page, "text/html; charset=utf-8", PAGE_CACHING);
+    response
+        .headers_mut()
+        .insert(header::CONTENT_SECURITY_POLICY, HeaderValue::from_static(PAGE_POLICY));
+    response
 }
 
 async fn asset(body: &'static [u8], content_type: &'static str) -> Response {
@@ -128,6 +150,13 @@ mod tests {
                 "{asset} is linked"
             );
         }
+    }
+
+    #[test]
+    fn the_oauth_redirect_page_links_its_versioned_script() {
+        let page = REDIRECT_PAGE.replace("{version}", &ASSET_VERSION);
+        assert!(page.contains(&format!("src=\"oauth2-redirect.js?v={}\"", *ASSET_VERSION)));
+        assert!(!page.contains("<script>"), "no inline script: the policy forbids it");
     }
 
     #[test]

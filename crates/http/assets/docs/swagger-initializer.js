@@ -32,5 +32,10 @@ window.addEventListener("load", function () {
     persistAuthorization: false,
     validatorUrl: null,
     responseInterceptor: rememberCsrfToken,
+    // The authorization-code flow's popup comes back here; register this URL as a
+    // redirect URI of a public client to sign in through it.
+    oauth2RedirectUrl: new URL("docs/oauth2-redirect.html", window.location.href).href,
   });
+  // PKCE (S256), which sesame requires of every client.
+  window.ui.initOAuth({ usePkceWithAuthorizationCodeGrant: true });
 });
