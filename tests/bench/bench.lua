@@ -6,6 +6,8 @@
 --   BENCH_HANDLES   file of session handles, one per line: one request per handle,
 --                   each with `Cookie: <BENCH_COOKIE>=<handle>`, cycled in order
 --   BENCH_COOKIE    cookie name (default sesame_session)
+--   BENCH_BODIES    file of form bodies, one per line: one request per body, cycled
+--                   in order (a refresh grant spends each token once)
 --   BENCH_USERS     N: one JSON password login per user user0..user{N-1}@bench.test
 --   BENCH_PASSWORD  their (shared) password
 --   BENCH_DELAY_MS  wait this long before each request on a connection (a scraper)
@@ -35,7 +37,15 @@ function init(args)
   requests = {}
   local handles = os.getenv("BENCH_HANDLES")
   local users = tonumber(os.getenv("BENCH_USERS") or "")
-  if handles then
+  local bodies = os.getenv("BENCH_BODIES")
+  if bodies then
+    local form = { ["Content-Type"] = "application/x-www-form-urlencoded" }
+    for line in io.lines(bodies) do
+      if #line > 0 then
+        table.insert(requests, format(form, line))
+      end
+    end
+  elseif handles then
     local cookie = os.getenv("BENCH_COOKIE") or "sesame_session"
     for line in io.lines(handles) do
       if #line > 0 then

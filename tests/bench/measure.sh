@@ -132,6 +132,69 @@ count_sessions() {
 
 handles() { python3 "$BENCH_DIR/seed.py" handles "$HANDLE_SEED" "$@"; }
 
+# seed_refresh CLIENT FROM TO: refresh tokens FROM..TO-1 of CLIENT for user1, one family
+# each, derived as in seed.py.
+seed_refresh() {
+  case "$B" in
+    postgres)
+      psql "$DB_URL" -v ON_ERROR_STOP=1 -v seed="$HANDLE_SEED" -v client="$1" -v from="$2" -v to="$3" \
+        -v user="$(python3 -c 'import hashlib,uuid; print(uuid.UUID(hashlib.md5(b"bench-user-1").hexdigest()))')" -q <<'SQL'
+CREATE TEMP TABLE seeded AS
+SELECT gen_random_uuid() AS family,
+       'rt_' || rtrim(translate(encode(sha256(convert_to(:'seed' || ':rt:' || i, 'UTF8')), 'base64'),
+                                '+/', '-_'), '=') AS token
+FROM generate_series(:from, :to - 1) AS i;
+INSERT INTO refresh_families (id, client_id, user_id, scopes, resources, auth_time, grant_version,
+                              created_at, last_used_at)
+SELECT family, :'client', :'user'::uuid, 'bench:read', '', now(), 0, now(), now() FROM seeded;
+INSERT INTO refresh_tokens (token_hash, family_id, created_at)
+SELECT sha256(convert_to(token, 'UTF8')), family, now() FROM seeded;
+SQL
+      psql "$DB_URL" -qc 'VACUUM ANALYZE refresh_families' -c 'VACUUM ANALYZE refresh_tokens'
+      ;;
+    sqlite) python3 "$BENCH_DIR/seed.py" sqlite-refresh "$SQLITE_FILE" "$HANDLE_SEED" "$2" "$3" "$1" ;;
+  esac
+}
+
+# delegated BASE: §10's paths. user1 signs in and approves a public client once; then
+# 8: GET /authorize with that standing grant (a code each time, no page), and 9: the
+# refresh grant, each request spending a refresh token of its own (seeded, one family
+# each), so every one rotates.
+delegated() {
+  local base="$1" client client_id login cookie csrf query code tokens
+  client="$("$BIN" client add --owner user0@bench.test --name delegated --scope bench:read \
+    --public --redirect-uri https://app.bench.test/cb)"
+  client_id="$(awk '$1=="client_id:"{print $2}' <<<"$client")"
+  [[ -n "$client_id" ]] || die "sesame client add --public printed no client_id"
+  login="$(curl -s -D "$TMPD/user1.h" -H 'Content-Type: application/json' \
+    -d "{\"email\":\"user1@bench.test\",\"password\":\"$PASSWORD\"}" "$base/login")"
+  cookie="$(awk -v c="$COOKIE" 'tolower($1)=="set-cookie:" && index($2, c"=")==1 {split($2, a, ";"); print a[1]}' "$TMPD/user1.h")"
+  csrf="$(python3 -c 'import json,sys; print(json.loads(sys.argv[1])["csrf_token"])' "$login")"
+  [[ -n "$cookie" && -n "$csrf" ]] || die "user1's login gave no session"
+  query="response_type=code&client_id=$client_id&redirect_uri=https%3A%2F%2Fapp.bench.test%2Fcb&scope=bench%3Aread&state=s&code_challenge=E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM&code_challenge_method=S256"
+  code="$(curl -s -o /dev/null -w '%{http_code} %{redirect_url}' -H "Cookie: $cookie" -H "Origin: $base" \
+    --data-urlencode "request=$query" --data-urlencode "csrf_token=$csrf" -d decision=approve "$base/authorize")"
+  [[ "$code" == "303 https://app.bench.test/cb?code=ac_"* ]] || die "consent: $code"
+  code="$(curl -s -o /dev/null -w '%{http_code}' -H "Cookie: $cookie" "$base/authorize?$query")"
+  [[ "$code" == 303 ]] || die "GET /authorize with a standing grant: $code"
+  log "[$B] 8 GET /authorize, standing grant (a code each)"
+  record authorize "$(run_wrk "$B.authorize" 2 32 "$SECS" "$base/authorize?$query" -H "Cookie: $cookie")"
+
+  # Enough tokens that no thread comes back to one it spent: 8 000 a second, 100 000 at least.
+  tokens=$((SECS * 8000 > 100000 ? SECS * 8000 : 100000))
+  log "[$B] seeding $tokens refresh tokens"
+  seed_refresh "$client_id" 0 "$((tokens + 1))"
+  python3 "$BENCH_DIR/seed.py" refresh-bodies "$HANDLE_SEED" 0 "$((tokens + 1))" "$client_id" >"$TMPD/refresh.bodies"
+  head -1 "$TMPD/refresh.bodies" | tr -d '\n' >"$TMPD/refresh.check"
+  sed -i 1d "$TMPD/refresh.bodies"
+  code="$(curl -s -o /dev/null -w '%{http_code}' -H 'Content-Type: application/x-www-form-urlencoded' \
+    --data-binary "@$TMPD/refresh.check" "$base/login")"
+  [[ "$code" == 200 ]] || die "the refresh grant with a seeded token: $code"
+  log "[$B] 9 POST /login, refresh grant (each token spent once)"
+  record refresh "$(BENCH_METHOD=POST BENCH_BODIES="$TMPD/refresh.bodies" \
+    run_wrk "$B.refresh" 2 32 "$SECS" "$base/login")"
+}
+
 # ---- one backend ----
 bench_backend() {
   B="$1"
@@ -214,6 +277,7 @@ bench_backend() {
   record exchange "$(BENCH_METHOD=POST BENCH_BODY='grant_type=client_credentials' \
     run_wrk "$B.exchange" 2 32 "$SECS" "$base/login" \
     -H "Authorization: Basic $basic" -H 'Content-Type: application/x-www-form-urlencoded')"
+  delegated "$base"
   # Again, so that the ratios to /healthz use the mean of two runs around them.
   log "[$B] 1' GET /healthz again"
   record healthz_again "$(run_wrk "$B.healthz_again" 2 32 "$SECS" "$base/healthz")"

@@ -12,6 +12,14 @@ in SQL, so this script can list any seeded handle for the wrk scripts.
   seed.py sqlite-sessions DB SEED FROM TO U   add sessions FROM..TO-1, session i belonging
                                               to user 1 + i % (U-1), created and last seen
                                               5 minutes ago, in batches
+  seed.py refresh-bodies SEED FROM TO CLIENT  print one refresh-grant form body a line, with
+                                              refresh token i for i in range(FROM, TO)
+  seed.py sqlite-refresh DB SEED FROM TO CLIENT
+                                              add refresh tokens FROM..TO-1 of CLIENT acting
+                                              for user1@bench.test, one family each (version
+                                              0 of the user's grant, which must exist)
+
+Refresh tokens are derived the same way: refresh(i) = "rt_" + base64url(sha256("SEED:rt:i")).
 """
 
 import base64
@@ -27,6 +35,11 @@ BATCH = 50_000
 def handle(seed: str, i: int) -> str:
     digest = hashlib.sha256(f"{seed}:{i}".encode()).digest()
     return base64.urlsafe_b64encode(digest).rstrip(b"=").decode()
+
+
+def refresh_token(seed: str, i: int) -> str:
+    digest = hashlib.sha256(f"{seed}:rt:{i}".encode()).digest()
+    return "rt_" + base64.urlsafe_b64encode(digest).rstrip(b"=").decode()
 
 
 def user_id(j: int) -> str:
@@ -97,7 +110,39 @@ def cmd_sqlite_sessions(path: str, seed: str, start: str, stop: str, users: str)
     db.close()
 
 
+def cmd_refresh_bodies(seed: str, start: str, stop: str, client: str) -> None:
+    out = sys.stdout
+    for i in range(int(start), int(stop)):
+        out.write(f"grant_type=refresh_token&client_id={client}&refresh_token={refresh_token(seed, i)}\n")
+
+
+def cmd_sqlite_refresh(path: str, seed: str, start: str, stop: str, client: str) -> None:
+    db = open_db(path)
+    start, stop = int(start), int(stop)
+    user = user_id(1)
+    for lo in range(start, stop, BATCH):
+        at = now_micros()
+        families, tokens = [], []
+        for i in range(lo, min(lo + BATCH, stop)):
+            family = str(uuid.uuid4())
+            families.append((family, client, user, at, at, at))
+            tokens.append((hashlib.sha256(refresh_token(seed, i).encode()).digest(), family, at))
+        with db:
+            db.executemany(
+                "INSERT INTO refresh_families (id, client_id, user_id, scopes, resources, auth_time,"
+                " grant_version, created_at, last_used_at) VALUES (?, ?, ?, 'bench:read', '', ?, 0, ?, ?)",
+                families,
+            )
+            db.executemany(
+                "INSERT INTO refresh_tokens (token_hash, family_id, created_at) VALUES (?, ?, ?)",
+                tokens,
+            )
+    db.close()
+
+
 COMMANDS = {
+    "refresh-bodies": cmd_refresh_bodies,
+    "sqlite-refresh": cmd_sqlite_refresh,
     "handles": cmd_handles,
     "sqlite-users": cmd_sqlite_users,
     "sqlite-sessions": cmd_sqlite_sessions,

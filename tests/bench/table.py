@@ -111,7 +111,7 @@ def rows_for(backend, d, meta):
         return f"{label} = " + check(key, v / health)
 
     wrk_row("1", "GET /healthz", "healthz")
-    wrk_row("1'", "GET /healthz again, after 2, 3 and 5 (ratios to 1 use the mean of 1 and 1': "
+    wrk_row("1'", "GET /healthz again, after 2, 3, 5, 8 and 9 (ratios to 1 use the mean of 1 and 1': "
                   f"{fmt_rps(health)} req/s)", "healthz_again")
     wrk_row("2", f"GET /me, session cookie ({power(sz.get('small', 1000))} sessions stored, "
                  f"cycling {sz.get('small', 1000)} handles)", "me_cookie", vs_health("me_cookie", "2/1"))
@@ -138,6 +138,14 @@ def rows_for(backend, d, meta):
                  fmt_rps(num(c2, "hashes_per_sec")), "—", "—", "—", "—"])
     wrk_row("5", "POST /login, API-key exchange (client_credentials, Basic)", "exchange",
             vs_health("exchange", "5/1"))
+    def ratio_only(key, label):
+        v = num(d.get(key, {}), "rps")
+        return f"{label} = {v / health:.2f} (no target)" if v is not None and health else "—"
+
+    wrk_row("8", "GET /authorize, standing grant: straight back with a code (303), session cookie",
+            "authorize", ratio_only("authorize", "8/1"))
+    wrk_row("9", "POST /login, refresh grant (public client; each request spends its own token)",
+            "refresh", ratio_only("refresh", "9/1"))
     p99 = num(d.get("flood_healthz", {}), "p99_ms")
     wrk_row("6", "GET /healthz, light probe (-t1 -c4, 10 ms pauses) during a login flood", "flood_healthz",
             "p99 = " + check("flood_healthz", p99, " ms") if p99 is not None else "—")

@@ -6,7 +6,7 @@
 
 use sesame_domain::principal::UserSession;
 use sesame_domain::{AuthorizationCode, Client, ClientId, CodeChallenge, GrantView, RefreshToken, Scopes, UserId};
-use sesame_storage::{CodeRecord, FamilyRecord, Redemption, RevocationKind};
+use sesame_storage::{CodeRecord, FamilyRecord, Redemption, RevocationKind, Rotation};
 
 use crate::Context;
 use crate::error::{CoreError, Result};
@@ -454,25 +454,26 @@ impl Authorizations<'_> {
             .narrow(scope)
             .map_err(|e| CoreError::InvalidScope(e.to_string()))?;
         let resources = self.narrow_resources(family, resources)?;
-        let spent = match found.spent_at {
-            Some(at) => Some(at),
-            None => cx.store.authorizations.spend_refresh(&token.hash(), now).await?,
-        };
-        if let Some(spent) = spent
-            && now - spent > REFRESH_REUSE_GRACE
-        {
-            self.end_family(family.id).await?;
-            tracing::warn!(client_id = %client.id, user_id = %family.user_id, "refresh token reused after its rotation; its family is ended");
-            return Err(invalid("The refresh token was already used."));
-        }
         let refresh = RefreshToken::generate();
-        if !cx
+        let rotation = cx
             .store
             .authorizations
-            .extend_family(family.id, &refresh.hash(), now)
-            .await?
-        {
-            return Err(invalid("The refresh token is not valid."));
+            .rotate_refresh(
+                &token.hash(),
+                family.id,
+                &refresh.hash(),
+                now,
+                now - REFRESH_REUSE_GRACE,
+            )
+            .await?;
+        match rotation {
+            Rotation::Rotated => {}
+            Rotation::SpentBefore(_) => {
+                self.end_family(family.id).await?;
+                tracing::warn!(client_id = %client.id, user_id = %family.user_id, "refresh token reused after its rotation; its family is ended");
+                return Err(invalid("The refresh token was already used."));
+            }
+            Rotation::Ended => return Err(invalid("The refresh token is not valid.")),
         }
         let issued = self.delegate(client, family, &scopes, &resources).await?;
         tracing::info!(client_id = %client.id, user_id = %family.user_id, jti = %issued.claims.jti, "delegated token refreshed");

@@ -381,12 +381,18 @@ pub trait AuthorizationStore: Send + Sync {
     /// A refresh token, its family, and whether the grant the family was issued under is
     /// still the user's live one; `None` for a token of no live family.
     async fn find_refresh(&self, hash: &RefreshTokenHash) -> Result<Option<FoundRefresh>>;
-    /// Spends a refresh token: `None` if this call spent it, else when it was spent
-    /// before (the statement decides, whatever runs concurrently).
-    async fn spend_refresh(&self, hash: &RefreshTokenHash, at: OffsetDateTime) -> Result<Option<OffsetDateTime>>;
-    /// Adds the next token to a family and marks it used; `false` if the family has
-    /// ended meanwhile (nothing is added).
-    async fn extend_family(&self, family: Uuid, next: &RefreshTokenHash, at: OffsetDateTime) -> Result<bool>;
+    /// Rotates a refresh token in one transaction: spends it (the statement decides,
+    /// whatever runs concurrently) or finds it spent no earlier than `grace_since`, then
+    /// adds `next` to its family and marks the family used. Nothing changes unless the
+    /// answer is [`Rotation::Rotated`].
+    async fn rotate_refresh(
+        &self,
+        hash: &RefreshTokenHash,
+        family: Uuid,
+        next: &RefreshTokenHash,
+        at: OffsetDateTime,
+        grace_since: OffsetDateTime,
+    ) -> Result<Rotation>;
     /// Ends a family (its tokens go with it) and logs `revocation` (its subject filled in
     /// here: the family id) for the access tokens issued from it, atomically; `None` if it
     /// had already ended.
@@ -399,6 +405,17 @@ pub trait AuthorizationStore: Send + Sync {
         created_before: OffsetDateTime,
         codes_before: OffsetDateTime,
     ) -> Result<u64>;
+}
+
+/// What became of a refresh token presented for rotation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Rotation {
+    /// Spent now (or within the grace), and its successor added.
+    Rotated,
+    /// Spent before the grace began (`None`: gone with its family meanwhile).
+    SpentBefore(Option<OffsetDateTime>),
+    /// Its family has ended.
+    Ended,
 }
 
 /// A refresh-token family (§10): what every token of it is bound to.

@@ -19,7 +19,7 @@ use uuid::Uuid;
 use crate::{
     ApiKeyRecord, AuthorizationStore, Charge, ClientRecord, ClientStore, ClientWithKeys, CodeRecord, Database,
     DisabledUser, FamilyRecord, FoundRefresh, GrantChange, GrantOutcome, GrantRecord, GrantView, NewSession,
-    OwnerState, Redemption, Reservation, Result, Revocation, RevocationKind, RevocationStore, SessionRecord,
+    OwnerState, Redemption, Reservation, Result, Revocation, RevocationKind, RevocationStore, Rotation, SessionRecord,
     SessionStore, SigningKeyRecord, SigningKeyStore, StorageError, ThrottleStore, UserRecord, UserStore, corrupt, sql,
 };
 
@@ -983,30 +983,34 @@ impl<DB: Dialect> AuthorizationStore for SqlStore<DB> {
         }))
     }
 
-    async fn spend_refresh(&self, hash: &RefreshTokenHash, at: OffsetDateTime) -> Result<Option<OffsetDateTime>> {
-        let key = Arg::Bytes(hash.as_bytes());
-        if self.execute(sql::SPEND_REFRESH, &[key, Arg::Time(at)]).await? == 1 {
-            return Ok(None);
-        }
-        let row = self
-            .fetch_optional(sql::REFRESH_SPENT_AT, &[Arg::Bytes(hash.as_bytes())])
-            .await?;
-        // Gone with its family meanwhile: as good as spent long ago.
-        Ok(Some(match row {
-            Some(row) => DB::optional_time(&row, "spent_at", "refresh_tokens.spent_at")?.unwrap_or(at),
-            None => OffsetDateTime::UNIX_EPOCH,
-        }))
-    }
-
-    async fn extend_family(&self, family: Uuid, next: &RefreshTokenHash, at: OffsetDateTime) -> Result<bool> {
+    async fn rotate_refresh(
+        &self,
+        hash: &RefreshTokenHash,
+        family: Uuid,
+        next: &RefreshTokenHash,
+        at: OffsetDateTime,
+        grace_since: OffsetDateTime,
+    ) -> Result<Rotation> {
         let mut tx = self.begin().await?;
+        let key = Arg::Bytes(hash.as_bytes());
+        if DB::execute(&mut tx, sql::SPEND_REFRESH, &[key, Arg::Time(at)]).await? == 0 {
+            let row = DB::fetch_optional(&mut tx, sql::REFRESH_SPENT_AT, &[Arg::Bytes(hash.as_bytes())]).await?;
+            let spent = row
+                .map(|row| DB::optional_time(&row, "spent_at", "refresh_tokens.spent_at"))
+                .transpose()?
+                .flatten();
+            if spent.is_none_or(|spent| spent < grace_since) {
+                return Ok(Rotation::SpentBefore(spent));
+            }
+        }
+        // Locks the family's row: one being ended waits for this, or this for it.
         if DB::execute(&mut tx, sql::TOUCH_FAMILY, &[Arg::Id(family), Arg::Time(at)]).await? == 0 {
-            return Ok(false);
+            return Ok(Rotation::Ended);
         }
         let args = [Arg::Bytes(next.as_bytes()), Arg::Id(family), Arg::Time(at)];
         DB::execute(&mut tx, sql::INSERT_REFRESH, &args).await?;
         tx.commit().await.map_err(DB::error)?;
-        Ok(true)
+        Ok(Rotation::Rotated)
     }
 
     async fn end_family(&self, family: Uuid, revocation: Revocation) -> Result<Option<Revocation>> {

@@ -15,7 +15,7 @@ use sesame_domain::{
 };
 use sesame_storage::{
     ApiKeyRecord, Backend, ClientRecord, CodeRecord, FamilyRecord, GrantChange, GrantOutcome, NewSession, Redemption,
-    Revocation, RevocationKind, SigningKeyRecord, StorageError, Store,
+    Revocation, RevocationKind, Rotation, SigningKeyRecord, StorageError, Store,
 };
 use time::macros::datetime;
 use time::{Duration, OffsetDateTime};
@@ -647,32 +647,66 @@ async fn a_refresh_family_rotates_each_token_once_and_ends_whole(store: &Store) 
             .is_none()
     );
 
-    // However many rotations race, one spends the token; the others learn when.
+    // However many rotations race at 20 with a grace from 15, one spends the token and
+    // each adds its successor; past the grace (from 21 on) they learn when it was spent.
     let mut attempts = tokio::task::JoinSet::new();
     for _ in 0..8 {
-        let (store, hash) = (store.clone(), first.hash());
-        attempts.spawn(async move { store.authorizations.spend_refresh(&hash, at(20)).await.unwrap() });
+        let (store, hash, id) = (store.clone(), first.hash(), family.id);
+        attempts.spawn(async move {
+            let next = RefreshToken::generate();
+            let rotation = store
+                .authorizations
+                .rotate_refresh(&hash, id, &next.hash(), at(20), at(15))
+                .await
+                .unwrap();
+            (rotation, next)
+        });
     }
     let outcomes = attempts.join_all().await;
-    assert_eq!(outcomes.iter().filter(|o| o.is_none()).count(), 1, "{outcomes:?}");
-    assert!(outcomes.iter().flatten().all(|spent| *spent == at(20)), "{outcomes:?}");
+    assert!(outcomes.iter().all(|(r, _)| *r == Rotation::Rotated), "{outcomes:?}");
     assert_eq!(
         store_.find_refresh(&first.hash()).await.unwrap().unwrap().spent_at,
         Some(at(20))
     );
+    let late = store_
+        .rotate_refresh(
+            &first.hash(),
+            family.id,
+            &RefreshToken::generate().hash(),
+            at(32),
+            at(21),
+        )
+        .await
+        .unwrap();
+    assert_eq!(late, Rotation::SpentBefore(Some(at(20))));
 
-    // The next token joins the family, which is marked used (and only ever later).
-    let second = RefreshToken::generate();
-    assert!(store_.extend_family(family.id, &second.hash(), at(20)).await.unwrap());
-    assert!(
-        store_
-            .extend_family(family.id, &RefreshToken::generate().hash(), at(15))
-            .await
-            .unwrap()
-    );
+    // The successors joined the family, which is marked used (and only ever later).
+    let second = outcomes[0].1.clone();
     let found = store_.find_refresh(&second.hash()).await.unwrap().unwrap();
     assert_eq!(found.family.last_used_at, at(20));
     assert_eq!(found.spent_at, None);
+    let earlier = store_
+        .rotate_refresh(
+            &second.hash(),
+            family.id,
+            &RefreshToken::generate().hash(),
+            at(18),
+            at(10),
+        )
+        .await
+        .unwrap();
+    assert_eq!(earlier, Rotation::Rotated);
+    let second = outcomes[1].1.clone();
+    assert_eq!(
+        store_
+            .find_refresh(&second.hash())
+            .await
+            .unwrap()
+            .unwrap()
+            .family
+            .last_used_at,
+        at(20)
+    );
 
     // A password change keeps the consent but not what was delegated under it.
     let session = add_session(store, &user, at(21)).await;
@@ -719,16 +753,17 @@ async fn a_refresh_family_rotates_each_token_once_and_ends_whole(store: &Store) 
     let expected = revocation(RevocationKind::Token, &family.id.to_string(), at(31), at(99));
     assert_eq!(ended, Some(expected));
     assert!(store_.find_refresh(&third.hash()).await.unwrap().is_none());
-    assert!(
-        !store_
-            .extend_family(family.id, &RefreshToken::generate().hash(), at(32))
-            .await
-            .unwrap()
-    );
-    assert_eq!(
-        store_.spend_refresh(&third.hash(), at(33)).await.unwrap(),
-        Some(OffsetDateTime::UNIX_EPOCH)
-    );
+    let gone = store_
+        .rotate_refresh(
+            &third.hash(),
+            family.id,
+            &RefreshToken::generate().hash(),
+            at(32),
+            at(22),
+        )
+        .await
+        .unwrap();
+    assert_eq!(gone, Rotation::SpentBefore(None), "a token gone with its family");
     let again = store_
         .end_family(family.id, revocation(RevocationKind::Token, "", at(34), at(99)))
         .await
