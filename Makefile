@@ -11,9 +11,9 @@ run:
 
 ## test: the whole suite on SQLite and Postgres (finds or starts a Postgres), then the
 ## contract tests; the suite runs the `sesame` binary itself, so it is built first, and
-## drives a real Chromium, installed from Debian's packages when missing
+## drives a real Chromium and nginx, installed from Debian's packages when missing
 test:
-	tests/browser/setup.sh
+	tests/install-tools.sh
 	$(CARGO) build -p sesame-server --bin sesame
 	tests/with-postgres.sh $(CARGO) test --workspace --all-targets
 	CARGO="$(CARGO)" tests/contract/run.sh

@@ -21,6 +21,7 @@ mod expiry;
 mod faults;
 mod fixation;
 mod forged;
+mod forward_auth;
 mod hardening;
 mod hardening2;
 mod health;

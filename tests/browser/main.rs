@@ -1,7 +1,7 @@
 //! sesame's pages in a real Chromium (Debian's `chromium`, driven through its
 //! `chromium-driver` over WebDriver): what a person does, key by key, and what the browser
 //! enforces (the pages' Content-Security-Policy, `form-action` on the consent form's
-//! redirect, HttpOnly cookies). `make test` installs both packages when they are missing;
+//! redirect, HttpOnly cookies). `make test` installs both packages when they are missing (tests/install-tools.sh);
 //! without them these tests fail, naming what to install.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]

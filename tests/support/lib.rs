@@ -181,6 +181,10 @@ impl Drop for TestDb {
     }
 }
 
+/// A setting name in `TestApp::spawn`'s list that carries the text of a TOML
+/// configuration file rather than an environment variable.
+pub const CONFIG_FILE: &str = "config.toml";
+
 /// One running sesame, on its own port.
 pub struct TestApp {
     pub base: String,
@@ -264,7 +268,10 @@ impl TestApp {
         // tested where a test sets it.
         env.entry("SESAME_THROTTLE_REGISTRATION".into())
             .or_insert_with(|| "100000/1h".into());
-        let config = Config::from_sources(None, |name| env.get(name).cloned()).expect("valid test configuration");
+        // A configuration file's text, for what only a file can say (tables).
+        let file = env.remove(CONFIG_FILE);
+        let config =
+            Config::from_sources(file.as_deref(), |name| env.get(name).cloned()).expect("valid test configuration");
         let listener = tokio::net::TcpListener::bind(config.listen).await.expect("bind");
         let server = sesame_server::start_with_clock(&config, listener, extra, clock)
             .await
@@ -362,7 +369,7 @@ impl TestApp {
         let settings: Vec<(&str, &str)> = self
             .settings
             .iter()
-            .filter(|(k, _)| k != "SESAME_LISTEN")
+            .filter(|(k, _)| k != "SESAME_LISTEN" && k != CONFIG_FILE)
             .map(|(k, v)| (k.as_str(), v.as_str()))
             .collect();
         self.db.sesame(args, &settings).await

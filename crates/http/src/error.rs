@@ -76,6 +76,9 @@ pub enum ApiError {
     /// A valid token without a scope the endpoint needs (RFC 6750 §3.1).
     #[error("insufficient scope")]
     InsufficientScope(String),
+    /// An operator's rule refuses this caller (forward auth).
+    #[error("forbidden")]
+    Forbidden(String),
     /// A malformed bearer request, e.g. a token in the query string too.
     #[error("invalid bearer request")]
     InvalidBearerRequest(&'static str),
@@ -138,9 +141,11 @@ impl ApiError {
                 StatusCode::UNAUTHORIZED
             }
             Self::InvalidBearerRequest(_) => StatusCode::BAD_REQUEST,
-            Self::Csrf(_) | Self::RegistrationClosed | Self::WrongCurrentPassword | Self::InsufficientScope(_) => {
-                StatusCode::FORBIDDEN
-            }
+            Self::Csrf(_)
+            | Self::RegistrationClosed
+            | Self::WrongCurrentPassword
+            | Self::InsufficientScope(_)
+            | Self::Forbidden(_) => StatusCode::FORBIDDEN,
             Self::EmailTaken => StatusCode::CONFLICT,
             Self::Throttled { .. } => StatusCode::TOO_MANY_REQUESTS,
             Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
@@ -194,6 +199,7 @@ impl ApiError {
                 "Insufficient scope",
                 Some(format!("This request needs the scope {scope:?}.")),
             ),
+            Self::Forbidden(detail) => ("urn:sesame:problem:forbidden", "Forbidden", Some(detail.clone())),
             Self::InvalidBearerRequest(detail) => (
                 "urn:sesame:problem:invalid-request",
                 "Invalid request",

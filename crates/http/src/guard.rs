@@ -24,13 +24,21 @@ use crate::state::{AppState, HttpConfig};
 /// credential, so another site cannot make a browser send one. Any other `Authorization`
 /// (Basic above all, which a browser may send by itself) exempts nothing.
 pub async fn cross_site_guard(State(state): State<AppState>, request: Request, next: Next) -> Response {
+    // Forward auth checks the original request's method itself, not its own.
     if is_unsafe(request.method())
+        && !is_forward_auth(request.uri().path())
         && !carries_bearer(request.headers())
         && let Err(error) = check_request(&state.config, &request)
     {
         return error.into_response();
     }
     next.run(request).await
+}
+
+/// Whether a path is forward auth's, which checks the original request's method itself.
+fn is_forward_auth(path: &str) -> bool {
+    path.strip_prefix(crate::routes::verify::VERIFY_PATH)
+        .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
 }
 
 /// Whether the request's `Authorization` uses the `Bearer` scheme (case-insensitive, RFC

@@ -43,7 +43,7 @@ pub use auth::{
 pub use docs::render_openapi;
 pub use error::{ApiError, FieldError, Problem};
 pub use sesame_core::Core;
-pub use state::{AppState, CookieConfig, HttpConfig};
+pub use state::{AppState, CookieConfig, ForwardRule, HttpConfig, PrincipalKind};
 
 /// The largest request body accepted anywhere.
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
@@ -74,11 +74,14 @@ fn api() -> OpenApiRouter<AppState> {
         .routes(routes!(routes::oauth::jwks))
         .routes(routes!(routes::oauth::server_metadata))
         .routes(routes!(routes::health::metrics))
+        .routes(routes!(routes::verify::verify))
 }
 
 /// The OpenAPI document, as served at `/openapi.json`.
 pub fn openapi() -> utoipa::openapi::OpenApi {
-    api().into_openapi()
+    let mut document = api().into_openapi();
+    openapi::document_forward_auth_methods(&mut document);
+    document
 }
 
 /// The whole application: routes, documentation endpoint and middleware.
@@ -91,6 +94,7 @@ pub fn router(state: AppState) -> Router {
 /// [`Authenticated`] and [`RequireScope`] extractors.
 pub fn router_with(state: AppState, extra: Router<AppState>) -> Router {
     let (routes, mut document) = api().split_for_parts();
+    openapi::document_forward_auth_methods(&mut document);
     openapi::configure(&mut document, &state.core.settings().scopes);
     let routes = routes.merge(extra);
     let document = std::sync::Arc::new(document);
@@ -99,6 +103,16 @@ pub fn router_with(state: AppState, extra: Router<AppState>) -> Router {
     routes
         .merge(docs::routes(&document))
         .merge(routes::authorize::routes())
+        // Forward auth answers whatever method the proxy keeps.
+        .route(
+            routes::verify::VERIFY_PATH,
+            axum::routing::post(routes::verify::verify)
+                .put(routes::verify::verify)
+                .patch(routes::verify::verify)
+                .delete(routes::verify::verify),
+        )
+        // Envoy's ext_authz appends the original path to the one it is given.
+        .route("/auth/verify/{*original}", axum::routing::any(routes::verify::verify))
         .fallback(error::not_found)
         .layer(axum::middleware::map_response(error::method_not_allowed_problem))
         .layer(axum::middleware::from_fn_with_state(

@@ -28,6 +28,7 @@ use crate::error::{FieldError, Problem};
         (name = "clients", description = "Third-party clients and their API keys"),
         (name = "oauth", description = "OAuth 2.0 revocation, introspection and discovery"),
         (name = "operations", description = "Probes"),
+        (name = "forward-auth", description = "Who is calling, for a reverse proxy in front of other applications"),
     )
 )]
 pub struct ApiDoc;
@@ -52,6 +53,31 @@ fn client_credentials(scopes: Scopes) -> SecurityScheme {
          The authorization-code grant (PKCE S256 required) lets a client act for a user; its refresh \
          tokens rotate at /login.",
     ))
+}
+
+/// `/auth/verify` answers every method as it answers `GET` (a proxy may keep the original
+/// request's): the same operation under each, with an id of its own.
+pub fn document_forward_auth_methods(document: &mut utoipa::openapi::OpenApi) {
+    let Some(item) = document.paths.paths.get_mut("/auth/verify") else {
+        return;
+    };
+    let Some(get) = item.get.clone() else {
+        return;
+    };
+    for (name, slot) in [
+        ("post", &mut item.post),
+        ("put", &mut item.put),
+        ("patch", &mut item.patch),
+        ("delete", &mut item.delete),
+    ] {
+        let mut operation = get.clone();
+        operation.operation_id = Some(format!("verify_{name}"));
+        operation.summary = Some(format!(
+            "The same as GET /auth/verify, for a proxy that keeps the {} method",
+            name.to_ascii_uppercase()
+        ));
+        *slot = Some(operation);
+    }
 }
 
 /// What the document says that depends on the configuration, added at start: the scope

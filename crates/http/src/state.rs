@@ -23,6 +23,44 @@ pub struct HttpConfig {
     pub request_timeout: std::time::Duration,
     /// Where `/authorize` sends a browser without a session (`SESAME_SIGNIN_URL`).
     pub signin_url: String,
+    /// Forward auth's rules (`[[forward_auth.rules]]`), first match by path prefix.
+    pub forward_rules: Vec<ForwardRule>,
+}
+
+/// A forward-auth rule (§11): requests whose original path starts with `path_prefix`
+/// need a caller of one of `kinds` (any, when empty) holding every one of `scopes`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ForwardRule {
+    pub path_prefix: String,
+    pub scopes: Vec<String>,
+    pub kinds: Vec<PrincipalKind>,
+}
+
+/// Who a request is, as `X-Sesame-Kind` says it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PrincipalKind {
+    User,
+    Client,
+    Delegated,
+}
+
+impl PrincipalKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::User => "user",
+            Self::Client => "client",
+            Self::Delegated => "delegated",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<Self> {
+        match text {
+            "user" => Some(Self::User),
+            "client" => Some(Self::Client),
+            "delegated" => Some(Self::Delegated),
+            _ => None,
+        }
+    }
 }
 
 impl HttpConfig {

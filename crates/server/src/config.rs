@@ -11,6 +11,7 @@ use std::time::Duration;
 use sesame_domain::{
     Budget, Catalogue, PasswordPolicy, Scope, ScopeInfo, SessionPolicy, ThrottlePolicy, parse_duration,
 };
+use sesame_http::{ForwardRule, PrincipalKind};
 use tower_cookies::cookie::SameSite;
 
 /// A setting that could not be used.
@@ -135,6 +136,8 @@ pub struct Config {
     /// `SESAME_SIGNIN_URL`: where `/authorize` sends a browser to sign in; `None` means
     /// the issuer's own `/signin` page.
     pub signin_url: Option<String>,
+    /// The file's `[[forward_auth.rules]]` (§11).
+    pub forward_rules: Vec<ForwardRule>,
 }
 
 impl std::fmt::Debug for Config {
@@ -167,6 +170,7 @@ impl std::fmt::Debug for Config {
             .field("auth_code_ttl", &self.auth_code_ttl)
             .field("refresh", &self.refresh)
             .field("signin_url", &self.signin_url)
+            .field("forward_rules", &self.forward_rules)
             .finish()
     }
 }
@@ -216,6 +220,8 @@ struct Sources {
     values: HashMap<&'static str, String>,
     /// The file's `[scopes.<name>]` tables, in the file's order.
     scope_tables: Vec<(String, ScopeInfo)>,
+    /// The file's `[[forward_auth.rules]]`, in the file's order.
+    forward_rules: Vec<ForwardRule>,
 }
 
 impl Sources {
@@ -242,12 +248,17 @@ impl Config {
     pub fn from_sources(toml_text: Option<&str>, env: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
         let mut values = HashMap::new();
         let mut scope_tables = Vec::new();
+        let mut forward_rules = Vec::new();
         if let Some(text) = toml_text {
             let table: toml::Table = text.parse().map_err(|e: toml::de::Error| ConfigError {
                 setting: "--config".into(),
                 message: format!("not valid TOML: {}", e.message()),
             })?;
             for (key, value) in table {
+                if key == "forward_auth" {
+                    forward_rules = forward_rules_of(value)?;
+                    continue;
+                }
                 let known = KEYS.iter().find(|k| **k == key).ok_or_else(|| ConfigError {
                     setting: "--config".into(),
                     message: format!("unknown setting `{key}`"),
@@ -284,7 +295,11 @@ impl Config {
         {
             values.insert("database_url", url);
         }
-        Self::check(&Sources { values, scope_tables })
+        Self::check(&Sources {
+            values,
+            scope_tables,
+            forward_rules,
+        })
     }
 
     fn check(sources: &Sources) -> Result<Self, ConfigError> {
@@ -444,6 +459,7 @@ impl Config {
             auth_code_ttl,
             refresh,
             signin_url,
+            forward_rules: sources.forward_rules.clone(),
             database_url,
             listen,
             issuer,
@@ -485,6 +501,61 @@ impl Config {
     pub fn cookie_is_secure(&self, issuer: &str) -> bool {
         self.cookie_secure.unwrap_or_else(|| issuer.starts_with("https://"))
     }
+}
+
+/// One `[[forward_auth.rules]]` table, as written.
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RuleSpec {
+    path_prefix: String,
+    #[serde(default)]
+    scopes: Vec<String>,
+    #[serde(default)]
+    kinds: Vec<String>,
+}
+
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ForwardAuthSpec {
+    #[serde(default)]
+    rules: Vec<RuleSpec>,
+}
+
+/// The file's `[forward_auth]` table: its `[[forward_auth.rules]]`, each a path prefix
+/// (starting with `/`), scopes from the scope syntax, and kinds among user, client and
+/// delegated.
+fn forward_rules_of(value: toml::Value) -> Result<Vec<ForwardRule>, ConfigError> {
+    let fail = |message: String| ConfigError {
+        setting: "[[forward_auth.rules]]".into(),
+        message,
+    };
+    let spec: ForwardAuthSpec = value
+        .try_into()
+        .map_err(|e: toml::de::Error| fail(e.message().to_owned()))?;
+    spec.rules
+        .into_iter()
+        .map(|rule| {
+            if !rule.path_prefix.starts_with('/') {
+                return Err(fail(format!("path_prefix {:?} must start with /", rule.path_prefix)));
+            }
+            for scope in &rule.scopes {
+                Scope::parse(scope).map_err(|_| fail(format!("{scope:?} is not a scope")))?;
+            }
+            let kinds = rule
+                .kinds
+                .iter()
+                .map(|kind| {
+                    PrincipalKind::parse(kind)
+                        .ok_or_else(|| fail(format!("kind {kind:?} is not user, client or delegated")))
+                })
+                .collect::<Result<_, _>>()?;
+            Ok(ForwardRule {
+                path_prefix: rule.path_prefix,
+                scopes: rule.scopes,
+                kinds,
+            })
+        })
+        .collect()
 }
 
 /// The file's `[scopes.<name>]` tables: `description` (a string) and `restricted` (a

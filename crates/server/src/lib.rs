@@ -44,6 +44,7 @@ pub fn http_config(config: &Config, issuer: &str) -> HttpConfig {
         trust_proxy: config.trust_proxy,
         request_timeout: config.request_timeout,
         signin_url: config.signin_url.clone().unwrap_or_else(|| format!("{issuer}/signin")),
+        forward_rules: config.forward_rules.clone(),
     }
 }
 

@@ -9,6 +9,7 @@ pub mod me;
 pub mod oauth;
 pub mod sessions;
 pub mod users;
+pub mod verify;
 
 use serde::Serialize;
 use sesame_domain::User;
