@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs what the browser and proxy tests drive, from Debian's packages, when it is
-# missing: Chromium and its WebDriver, and nginx. Without them those tests fail, saying
+# missing: Chromium and its WebDriver, nginx and Caddy. Without them those tests fail, saying
 # what to install.
 set -euo pipefail
 
@@ -8,6 +8,7 @@ need=()
 [ -x /usr/bin/chromium ] || need+=(chromium)
 [ -x /usr/bin/chromedriver ] || need+=(chromium-driver)
 [ -x /usr/sbin/nginx ] || need+=(nginx)
+[ -x /usr/bin/caddy ] || need+=(caddy)
 [ ${#need[@]} -eq 0 ] && exit 0
 
 if ! command -v apt-get >/dev/null 2>&1; then

@@ -1,6 +1,7 @@
-//! Forward auth behind a real nginx (Debian's package; `make test` installs it when
-//! missing, tests/install-tools.sh): the README's configuration, with only its three
-//! addresses replaced, in front of a small application that shows what reached it.
+//! Forward auth behind a real nginx and a real Caddy (Debian's packages; `make test`
+//! installs them when missing, tests/install-tools.sh): the README's configurations, with
+//! only their three addresses replaced, in front of a small application that shows what
+//! reached it.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -15,16 +16,32 @@ use serde_json::{Value, json};
 use sesame_tests::{Backend, TestApp};
 
 const NGINX: &str = "/usr/sbin/nginx";
+const CADDY: &str = "/usr/bin/caddy";
 
-/// The README's nginx configuration (between its markers), as an operator copies it.
-fn readme_config() -> String {
+/// A configuration of the README, from `start` to the end of its code block, as an
+/// operator copies it.
+fn readme_block(start: &str) -> String {
     let readme = include_str!("../../README.md");
-    let start = readme
-        .find("# nginx: forward auth")
-        .expect("the README's nginx configuration");
-    let block = &readme[start..];
+    let from = readme.find(start).unwrap_or_else(|| panic!("the README's {start:?}"));
+    let block = &readme[from..];
     let end = block.find("```").expect("the end of the configuration");
     block[..end].to_owned()
+}
+
+/// The README's three addresses, replaced by the test's.
+fn with_addresses(config: &str, sesame: &str, app: &str, port: u16) -> String {
+    config
+        .replace("127.0.0.1:8080", sesame)
+        .replace("127.0.0.1:3000", app)
+        .replace("127.0.0.1:8000", &format!("127.0.0.1:{port}"))
+}
+
+async fn wait_for_port(port: u16, what: &str) {
+    let started = Instant::now();
+    while tokio::net::TcpStream::connect(("127.0.0.1", port)).await.is_err() {
+        assert!(started.elapsed() < Duration::from_secs(15), "{what} never listened");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
 }
 
 fn free_port() -> u16 {
@@ -34,25 +51,23 @@ fn free_port() -> u16 {
         .expect("a free port")
 }
 
-/// nginx in the foreground, one process, with its files in a directory of its own.
-struct Nginx {
+/// A proxy in the foreground, with its files in a directory of its own.
+struct Proxy {
     child: Child,
     _dir: tempfile::TempDir,
     port: u16,
 }
 
-impl Nginx {
-    async fn start(sesame: &str, app: &str) -> Self {
+impl Proxy {
+    /// nginx, one process, the README's server block inside an `http { }` of ours.
+    async fn nginx(sesame: &str, app: &str) -> Self {
         assert!(
             std::path::Path::new(NGINX).exists(),
             "{NGINX} is missing: install Debian's nginx (make test does)"
         );
         let dir = tempfile::tempdir().unwrap();
         let port = free_port();
-        let site = readme_config()
-            .replace("127.0.0.1:8080", sesame)
-            .replace("127.0.0.1:3000", app)
-            .replace("listen 127.0.0.1:8000", &format!("listen 127.0.0.1:{port}"));
+        let site = with_addresses(&readme_block("# nginx: forward auth"), sesame, app, port);
         let prefix = dir.path().display().to_string();
         let conf = format!(
             "daemon off;\nmaster_process off;\npid {prefix}/nginx.pid;\nerror_log stderr warn;\n\
@@ -71,11 +86,34 @@ impl Nginx {
             .stdout(Stdio::null())
             .spawn()
             .expect("nginx starts");
-        let started = Instant::now();
-        while tokio::net::TcpStream::connect(("127.0.0.1", port)).await.is_err() {
-            assert!(started.elapsed() < Duration::from_secs(10), "nginx never listened");
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
+        wait_for_port(port, "nginx").await;
+        Self { child, _dir: dir, port }
+    }
+
+    /// Caddy, with the README's whole Caddyfile, its data and config under a directory of
+    /// its own.
+    async fn caddy(sesame: &str, app: &str) -> Self {
+        assert!(
+            std::path::Path::new(CADDY).exists(),
+            "{CADDY} is missing: install Debian's caddy (make test does)"
+        );
+        let dir = tempfile::tempdir().unwrap();
+        let port = free_port();
+        let caddyfile = readme_block("http://127.0.0.1:8000 {");
+        let caddyfile = with_addresses(&caddyfile, sesame, app, port);
+        let path = dir.path().join("Caddyfile");
+        std::fs::write(&path, caddyfile).unwrap();
+        let child = Command::new(CADDY)
+            .args(["run", "--adapter", "caddyfile", "--config"])
+            .arg(&path)
+            .env("HOME", dir.path())
+            .env("XDG_DATA_HOME", dir.path().join("data"))
+            .env("XDG_CONFIG_HOME", dir.path().join("config"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("caddy starts");
+        wait_for_port(port, "caddy").await;
         Self { child, _dir: dir, port }
     }
 
@@ -84,7 +122,7 @@ impl Nginx {
     }
 }
 
-impl Drop for Nginx {
+impl Drop for Proxy {
     fn drop(&mut self) {
         self.child.kill().ok();
         self.child.wait().ok();
@@ -148,7 +186,25 @@ async fn nginx_passes_who_is_calling_and_strips_what_a_client_forged() {
     let sesame = TestApp::spawn(Backend::Sqlite, &[]).await;
     let upstream = Upstream::start().await;
     let sesame_addr = sesame.base.trim_start_matches("http://").to_owned();
-    let nginx = Nginx::start(&sesame_addr, &upstream.addr).await;
+    let proxy = Proxy::nginx(&sesame_addr, &upstream.addr).await;
+    through(&sesame, &upstream, &proxy).await;
+    drop(proxy);
+    sesame.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn caddy_passes_who_is_calling_and_strips_what_a_client_forged() {
+    let sesame = TestApp::spawn(Backend::Sqlite, &[]).await;
+    let upstream = Upstream::start().await;
+    let sesame_addr = sesame.base.trim_start_matches("http://").to_owned();
+    let proxy = Proxy::caddy(&sesame_addr, &upstream.addr).await;
+    through(&sesame, &upstream, &proxy).await;
+    drop(proxy);
+    sesame.stop().await;
+}
+
+/// The same requests through either proxy.
+async fn through(sesame: &TestApp, upstream: &Upstream, nginx: &Proxy) {
     let http = reqwest::Client::new();
     let forged = [
         ("x-sesame-kind", "user"),
@@ -223,7 +279,4 @@ async fn nginx_passes_who_is_calling_and_strips_what_a_client_forged() {
         .await
         .unwrap();
     assert_eq!(passed(with_csrf).await["x-sesame-kind"], "user");
-
-    drop(nginx);
-    sesame.stop().await;
 }
