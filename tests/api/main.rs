@@ -22,6 +22,7 @@ mod faults;
 mod fixation;
 mod forged;
 mod forward_auth;
+mod frontends;
 mod hardening;
 mod hardening2;
 mod health;

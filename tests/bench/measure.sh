@@ -273,6 +273,13 @@ bench_backend() {
   else
     log "[$B] 3m skipped: GET $METRICS_PATH answers $metrics"
   fi
+  log "[$B] 10 GET /auth/verify, cookie (forward auth for a proxy)"
+  record verify_cookie "$(BENCH_HANDLES="$TMPD/small.handles" BENCH_COOKIE=$COOKIE \
+    run_wrk "$B.verify_cookie" 2 32 "$SECS" "$base/auth/verify" \
+    -H 'X-Forwarded-Method: GET' -H 'X-Forwarded-Uri: /app/notes')"
+  log "[$B] 11 GET /auth/verify, bearer"
+  record verify_bearer "$(run_wrk "$B.verify_bearer" 2 32 "$SECS" "$base/auth/verify" \
+    -H "Authorization: Bearer $token" -H 'X-Forwarded-Method: GET' -H 'X-Forwarded-Uri: /app/notes')"
   log "[$B] 5 POST /login, API-key exchange"
   record exchange "$(BENCH_METHOD=POST BENCH_BODY='grant_type=client_credentials' \
     run_wrk "$B.exchange" 2 32 "$SECS" "$base/login" \

@@ -111,7 +111,7 @@ def rows_for(backend, d, meta):
         return f"{label} = " + check(key, v / health)
 
     wrk_row("1", "GET /healthz", "healthz")
-    wrk_row("1'", "GET /healthz again, after 2, 3, 5, 8 and 9 (ratios to 1 use the mean of 1 and 1': "
+    wrk_row("1'", "GET /healthz again, after 2, 3, 5 and 8–11 (ratios to 1 use the mean of 1 and 1': "
                   f"{fmt_rps(health)} req/s)", "healthz_again")
     wrk_row("2", f"GET /me, session cookie ({power(sz.get('small', 1000))} sessions stored, "
                  f"cycling {sz.get('small', 1000)} handles)", "me_cookie", vs_health("me_cookie", "2/1"))
@@ -142,6 +142,10 @@ def rows_for(backend, d, meta):
         v = num(d.get(key, {}), "rps")
         return f"{label} = {v / health:.2f} (no target)" if v is not None and health else "—"
 
+    wrk_row("10", "GET /auth/verify, session cookie (forward auth; cycling 1000 handles)",
+            "verify_cookie", ratio_only("verify_cookie", "10/1"))
+    wrk_row("11", "GET /auth/verify, bearer JWT (forward auth; one token)",
+            "verify_bearer", ratio_only("verify_bearer", "11/1"))
     wrk_row("8", "GET /authorize, standing grant: straight back with a code (303), session cookie",
             "authorize", ratio_only("authorize", "8/1"))
     wrk_row("9", "POST /login, refresh grant (public client; each request spends its own token)",

@@ -55,6 +55,29 @@ pub struct Settings {
     pub auth_code_ttl: std::time::Duration,
     /// Refresh-token family lifetimes (§10).
     pub refresh: RefreshPolicy,
+    /// The cookie profiles' own session lifetimes (§11), by profile name; a session of
+    /// no profile lives by `sessions`.
+    pub frontends: Vec<(String, sesame_domain::SessionPolicy)>,
+}
+
+impl Settings {
+    /// The lifetimes of a session of `frontend` (the default profile's for `None`, or an
+    /// unknown name).
+    pub fn session_policy(&self, frontend: Option<&str>) -> sesame_domain::SessionPolicy {
+        frontend
+            .and_then(|name| self.frontends.iter().find(|(n, _)| n == name))
+            .map_or(self.sessions, |(_, policy)| *policy)
+    }
+
+    /// The longest lifetimes of any profile: what no session can outlive.
+    pub fn longest_session_policy(&self) -> sesame_domain::SessionPolicy {
+        self.frontends
+            .iter()
+            .fold(self.sessions, |longest, (_, policy)| sesame_domain::SessionPolicy {
+                idle: longest.idle.max(policy.idle),
+                absolute: longest.absolute.max(policy.absolute),
+            })
+    }
 }
 
 /// How long a refresh-token family lives: `idle` unused (`SESAME_REFRESH_IDLE`), and at
@@ -216,7 +239,7 @@ impl Core {
     /// revocations that no unexpired token can concern.
     pub async fn sweep(&self) {
         let now = self.now();
-        let policy = self.0.settings.sessions;
+        let policy = self.0.settings.longest_session_policy();
         match self
             .0
             .store

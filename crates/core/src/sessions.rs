@@ -128,6 +128,8 @@ pub struct SessionView {
     pub expires_at: OffsetDateTime,
     pub user_agent: Option<String>,
     pub ip: Option<String>,
+    /// The cookie profile it belongs to (§11); `None`: the default.
+    pub frontend: Option<String>,
 }
 
 /// The session service.
@@ -146,6 +148,20 @@ impl Sessions<'_> {
         password: String,
         origin: &Origin,
         previous: Option<&SessionHandleHash>,
+    ) -> Result<StartedSession> {
+        self.login_for(email, password, origin, previous, None).await
+    }
+
+    /// [`Sessions::login`] for a cookie profile (§11): the session belongs to `frontend`
+    /// (`None`: the default profile), lives by its lifetimes, and answers only through
+    /// its cookie.
+    pub async fn login_for(
+        &self,
+        email: &str,
+        password: String,
+        origin: &Origin,
+        previous: Option<&SessionHandleHash>,
+        frontend: Option<&str>,
     ) -> Result<StartedSession> {
         let cx = self.0;
         let email = Email::parse(email).map_err(|e| CoreError::validation("email", e.to_string()))?;
@@ -203,6 +219,7 @@ impl Sessions<'_> {
                 .map(|ua| ua.chars().take(MAX_USER_AGENT).collect()),
             ip: Some(origin.ip.clone()),
             credential_version: record.credential_version,
+            frontend: frontend.map(str::to_owned),
         };
         // Created only if the credential verified is still current: a password change,
         // disable or "log out everywhere" committed while this login was hashing wins.
@@ -216,7 +233,7 @@ impl Sessions<'_> {
             session: UserSession {
                 user: record.user.clone(),
                 session_id: session.id,
-                expires_at: cx.settings.sessions.expires_at(now, now),
+                expires_at: cx.settings.session_policy(frontend).expires_at(now, now),
                 csrf_token: session.csrf_token,
                 held: cx.settings.scopes.held(&record.granted_scopes),
                 signed_in_at: now,
@@ -229,14 +246,26 @@ impl Sessions<'_> {
     /// coalescing interval has passed. Unknown, expired or a disabled user's →
     /// [`CoreError::SessionEnded`] (and an ended session is deleted at once).
     pub async fn authenticate(&self, hash: &SessionHandleHash) -> Result<UserSession> {
+        self.authenticate_for(hash, None).await
+    }
+
+    /// [`Sessions::authenticate`] through a cookie profile's cookie: a session of another
+    /// profile is [`CoreError::SessionEnded`] here (and left alone: it is live through its
+    /// own cookie).
+    pub async fn authenticate_for(&self, hash: &SessionHandleHash, frontend: Option<&str>) -> Result<UserSession> {
         let cx = self.0;
-        let policy = cx.settings.sessions;
+        let policy = cx.settings.session_policy(frontend);
         let now = cx.clock.now();
         let cached = cx
             .sessions
             .entries
             .get(hash, now)
             .filter(|c| policy.is_live(c.session.created_at, c.session.last_seen_at, now));
+        if let Some(cached) = &cached
+            && cached.session.frontend.as_deref() != frontend
+        {
+            return Err(CoreError::SessionEnded);
+        }
         let (session, user, held) = match cached {
             Some(cached) => (cached.session, cached.user, cached.held),
             None => {
@@ -244,6 +273,9 @@ impl Sessions<'_> {
                 let Some((session, user)) = cx.store.sessions.find_session(hash).await? else {
                     return Err(CoreError::SessionEnded);
                 };
+                if session.frontend.as_deref() != frontend {
+                    return Err(CoreError::SessionEnded);
+                }
                 let outdated = session.credential_version < user.credential_version;
                 if user.is_disabled() || outdated || !policy.is_live(session.created_at, session.last_seen_at, now) {
                     // Ended sessions are removed eagerly; the periodic sweep catches the rest.
@@ -326,22 +358,26 @@ impl Sessions<'_> {
     /// A user's live sessions, newest first.
     pub async fn list(&self, user: UserId) -> Result<Vec<SessionView>> {
         let cx = self.0;
-        let policy = cx.settings.sessions;
+        let longest = cx.settings.longest_session_policy();
         let now = cx.clock.now();
         let sessions = cx
             .store
             .sessions
-            .list_user_sessions(user, now - policy.idle, now - policy.absolute)
+            .list_user_sessions(user, now - longest.idle, now - longest.absolute)
             .await?;
         Ok(sessions
             .into_iter()
-            .map(|s| SessionView {
-                id: s.id,
-                created_at: s.created_at,
-                last_seen_at: s.last_seen_at,
-                expires_at: policy.expires_at(s.created_at, s.last_seen_at),
-                user_agent: s.user_agent,
-                ip: s.ip,
+            .filter_map(|s| {
+                let policy = cx.settings.session_policy(s.frontend.as_deref());
+                policy.is_live(s.created_at, s.last_seen_at, now).then(|| SessionView {
+                    id: s.id,
+                    created_at: s.created_at,
+                    last_seen_at: s.last_seen_at,
+                    expires_at: policy.expires_at(s.created_at, s.last_seen_at),
+                    user_agent: s.user_agent,
+                    ip: s.ip,
+                    frontend: s.frontend,
+                })
             })
             .collect())
     }

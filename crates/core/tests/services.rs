@@ -33,6 +33,7 @@ on_both_backends!(
     a_token_request_authenticates_the_client_however_it_presented_itself,
     the_refresh_grant_rotates_narrows_and_ends_a_family_reused_after_the_grace,
     a_refresh_family_ends_when_idle_at_its_absolute_lifetime_and_with_its_grant,
+    a_profile_session_answers_only_through_its_profile_and_lives_by_its_lifetimes,
 );
 
 const PASSWORD: &str = "correct horse battery staple";
@@ -65,6 +66,7 @@ fn settings() -> Settings {
         scopes: Catalogue::Open,
         auth_code_ttl: Duration::from_secs(60),
         refresh: sesame_core::RefreshPolicy::default(),
+        frontends: Vec::new(),
     }
 }
 
@@ -990,4 +992,54 @@ async fn a_refresh_family_ends_when_idle_at_its_absolute_lifetime_and_with_its_g
         .await;
     assert!(matches!(replay, Err(CoreError::InvalidGrant(_))));
     assert!(refreshed(&core, &client, first.refresh.expose()).await.is_err());
+}
+
+async fn a_profile_session_answers_only_through_its_profile_and_lives_by_its_lifetimes(backend: Backend) {
+    let settings = Settings {
+        frontends: vec![(
+            "admin".to_owned(),
+            SessionPolicy {
+                idle: minutes(5),
+                absolute: minutes(60),
+            },
+        )],
+        ..settings()
+    };
+    let (core, clock, _db) = core_with(backend, settings).await;
+    core.accounts()
+        .register("ada@example.com", PASSWORD.into(), Registrar::Operator)
+        .await
+        .unwrap();
+    let sessions = core.sessions();
+    let admin = sessions
+        .login_for("ada@example.com", PASSWORD.into(), &origin(), None, Some("admin"))
+        .await
+        .unwrap();
+    let default = signed_in(&core, "ada@example.com").await;
+    let hash = admin.handle.hash();
+    // Through its own profile only; the default profile's cookie carrying it is nothing.
+    assert!(sessions.authenticate_for(&hash, Some("admin")).await.is_ok());
+    assert!(matches!(
+        sessions.authenticate_for(&hash, None).await,
+        Err(CoreError::SessionEnded)
+    ));
+    assert!(matches!(
+        sessions.authenticate_for(&default.handle.hash(), Some("admin")).await,
+        Err(CoreError::SessionEnded)
+    ));
+    assert!(
+        sessions.authenticate_for(&hash, Some("admin")).await.is_ok(),
+        "left alone"
+    );
+    let listed = sessions.list(admin.user.id).await.unwrap();
+    let frontends: Vec<_> = listed.iter().map(|s| s.frontend.clone()).collect();
+    assert_eq!(frontends, [None, Some("admin".to_owned())]);
+    // Its own idle lifetime (5 min), not the default's (30 min).
+    clock.advance(minutes(6));
+    assert!(matches!(
+        sessions.authenticate_for(&hash, Some("admin")).await,
+        Err(CoreError::SessionEnded)
+    ));
+    assert!(is_live(&core, &default).await);
+    assert_eq!(sessions.list(admin.user.id).await.unwrap().len(), 1);
 }

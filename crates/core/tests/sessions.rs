@@ -101,6 +101,7 @@ fn settings() -> Settings {
         scopes: sesame_domain::Catalogue::Open,
         auth_code_ttl: std::time::Duration::from_secs(60),
         refresh: sesame_core::RefreshPolicy::default(),
+        frontends: Vec::new(),
     }
 }
 

@@ -4,7 +4,7 @@
 
 use axum::extract::{FromRef, FromRequestParts};
 use axum::http::request::Parts;
-use axum::http::{Method, Uri};
+use axum::http::{HeaderMap, Method, Uri, header};
 use sesame_core::CoreError;
 use sesame_domain::principal::UserSession;
 use sesame_domain::{Principal, SessionHandle, SessionHandleHash};
@@ -12,7 +12,7 @@ use tower_cookies::{Cookie, Cookies};
 use tracing::instrument;
 
 use crate::error::{ApiError, CsrfFailure};
-use crate::state::{AppState, CookieConfig};
+use crate::state::{AppState, CookieConfig, HttpConfig};
 
 /// The header carrying the session's CSRF token on unsafe requests.
 pub const CSRF_HEADER: &str = "x-csrf-token";
@@ -30,6 +30,7 @@ pub fn session_cookie(config: &CookieConfig, handle: &SessionHandle) -> Cookie<'
         .http_only(true)
         .secure(config.secure)
         .same_site(config.same_site)
+        .partitioned(config.partitioned)
         .build()
 }
 
@@ -40,8 +41,63 @@ pub fn clearing_cookie(config: &CookieConfig) -> Cookie<'static> {
         .http_only(true)
         .secure(config.secure)
         .same_site(config.same_site)
+        .partitioned(config.partitioned)
         .max_age(time::Duration::ZERO)
         .build()
+}
+
+/// A cookie profile as a request speaks for it (§11): its name (`None`: the default
+/// profile) and its cookie.
+#[derive(Debug, Clone, Copy)]
+pub struct Profile<'a> {
+    pub frontend: Option<&'a str>,
+    pub cookie: &'a CookieConfig,
+}
+
+/// The profile an `Origin` belongs to: a front end's whose origins list it, else the
+/// default (the issuer's own, no `Origin`, or any other).
+pub fn profile_of_origin<'a>(config: &'a HttpConfig, origin: Option<&str>) -> Profile<'a> {
+    origin
+        .and_then(|origin| config.frontends.iter().find(|f| f.origins.iter().any(|o| o == origin)))
+        .map_or(
+            Profile {
+                frontend: None,
+                cookie: &config.cookie,
+            },
+            |f| Profile {
+                frontend: Some(&f.name),
+                cookie: &f.cookie,
+            },
+        )
+}
+
+/// Which profile's cookie authenticates a request (§11): the one its `Origin` maps to,
+/// whatever other cookies came along. Without an `Origin`: the default profile's cookie
+/// if sent, else the one profile cookie sent; several profiles' cookies and no default
+/// one say nothing of which site asks, so none is used (`None`).
+pub fn profile_of_request<'a>(config: &'a HttpConfig, headers: &HeaderMap, cookies: &Cookies) -> Option<Profile<'a>> {
+    if let Some(origin) = headers.get(header::ORIGIN) {
+        return Some(profile_of_origin(config, origin.to_str().ok()));
+    }
+    let default = Profile {
+        frontend: None,
+        cookie: &config.cookie,
+    };
+    if config.frontends.is_empty() || cookies.get(&config.cookie.name).is_some() {
+        return Some(default);
+    }
+    let mut sent = config
+        .frontends
+        .iter()
+        .filter(|f| cookies.get(&f.cookie.name).is_some());
+    match (sent.next(), sent.next()) {
+        (None, _) => Some(default),
+        (Some(only), None) => Some(Profile {
+            frontend: Some(&only.name),
+            cookie: &only.cookie,
+        }),
+        (Some(_), Some(_)) => None,
+    }
 }
 
 /// The handle's hash from the request's session cookie, if it sent one.
@@ -59,8 +115,15 @@ pub fn presented_handle(cookies: &Cookies, config: &CookieConfig) -> Option<Resu
 /// - anything else (malformed, unknown, expired, disabled user) → `Unauthenticated`, and
 ///   the response clears the cookie.
 #[instrument(skip_all)]
-pub async fn authenticate(state: &AppState, cookies: &Cookies) -> Result<Option<UserSession>, ApiError> {
-    let cookie_config = &state.config.cookie;
+pub async fn authenticate(
+    state: &AppState,
+    cookies: &Cookies,
+    headers: &HeaderMap,
+) -> Result<Option<UserSession>, ApiError> {
+    let Some(profile) = profile_of_request(&state.config, headers, cookies) else {
+        return Ok(None);
+    };
+    let cookie_config = profile.cookie;
     let Some(presented) = presented_handle(cookies, cookie_config) else {
         return Ok(None);
     };
@@ -69,7 +132,7 @@ pub async fn authenticate(state: &AppState, cookies: &Cookies) -> Result<Option<
         ApiError::Unauthenticated
     };
     let hash = presented.map_err(|()| ended())?;
-    match state.core.sessions().authenticate(&hash).await {
+    match state.core.sessions().authenticate_for(&hash, profile.frontend).await {
         Ok(session) => Ok(Some(session)),
         Err(CoreError::SessionEnded) => Err(ended()),
         Err(other) => Err(other.into()),
@@ -113,7 +176,9 @@ where
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
         let state = AppState::from_ref(state);
         let cookies = cookies_of(parts).await?;
-        let session = authenticate(&state, &cookies).await?.ok_or(ApiError::Unauthenticated)?;
+        let session = authenticate(&state, &cookies, &parts.headers)
+            .await?
+            .ok_or(ApiError::Unauthenticated)?;
         if is_unsafe(&parts.method) {
             check_csrf(parts, &session)?;
         }
@@ -136,7 +201,7 @@ where
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
         let state = AppState::from_ref(state);
         let cookies = cookies_of(parts).await?;
-        let session = match authenticate(&state, &cookies).await {
+        let session = match authenticate(&state, &cookies, &parts.headers).await {
             Ok(session) => session,
             Err(ApiError::Unauthenticated) => None,
             Err(other) => return Err(other),
@@ -237,7 +302,9 @@ where
             return Ok(Self(caller, std::marker::PhantomData));
         }
         let cookies = cookies_of(parts).await?;
-        let session = authenticate(&state, &cookies).await?.ok_or(ApiError::NoCredential)?;
+        let session = authenticate(&state, &cookies, &parts.headers)
+            .await?
+            .ok_or(ApiError::NoCredential)?;
         if is_unsafe(&parts.method) {
             check_csrf(parts, &session)?;
         }

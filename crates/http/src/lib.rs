@@ -43,7 +43,7 @@ pub use auth::{
 pub use docs::render_openapi;
 pub use error::{ApiError, FieldError, Problem};
 pub use sesame_core::Core;
-pub use state::{AppState, CookieConfig, ForwardRule, HttpConfig, PrincipalKind};
+pub use state::{AppState, CookieConfig, ForwardRule, FrontendProfile, HttpConfig, PrincipalKind};
 
 /// The largest request body accepted anywhere.
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
@@ -95,7 +95,7 @@ pub fn router(state: AppState) -> Router {
 pub fn router_with(state: AppState, extra: Router<AppState>) -> Router {
     let (routes, mut document) = api().split_for_parts();
     openapi::document_forward_auth_methods(&mut document);
-    openapi::configure(&mut document, &state.core.settings().scopes);
+    openapi::configure(&mut document, &state.core.settings().scopes, &state.config.frontends);
     let routes = routes.merge(extra);
     let document = std::sync::Arc::new(document);
     let config = state.config.clone();

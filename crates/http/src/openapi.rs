@@ -80,9 +80,29 @@ pub fn document_forward_auth_methods(document: &mut utoipa::openapi::OpenApi) {
     }
 }
 
-/// What the document says that depends on the configuration, added at start: the scope
-/// catalogue in the OAuth flows (left empty without one, as in the committed document).
-pub fn configure(document: &mut utoipa::openapi::OpenApi, catalogue: &sesame_domain::Catalogue) {
+/// What the document says that depends on the configuration, added at start: each cookie
+/// profile's cookie (§11) as a scheme of its own, and the scope catalogue in the OAuth
+/// flows (left empty without one, as in the committed document).
+pub fn configure(
+    document: &mut utoipa::openapi::OpenApi,
+    catalogue: &sesame_domain::Catalogue,
+    frontends: &[crate::FrontendProfile],
+) {
+    for frontend in frontends {
+        let components = document.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            format!("session_cookie_{}", frontend.name),
+            SecurityScheme::ApiKey(ApiKey::Cookie(ApiKeyValue::with_description(
+                frontend.cookie.name.clone(),
+                format!(
+                    "The session cookie of the `{}` front end, set by `POST /login` from {} and used for \
+                     requests from there (with `csrf_token` on unsafe ones).",
+                    frontend.name,
+                    frontend.origins.join(", ")
+                ),
+            ))),
+        );
+    }
     let sesame_domain::Catalogue::Declared(entries) = catalogue else {
         return;
     };

@@ -25,6 +25,9 @@ pub struct HttpConfig {
     pub signin_url: String,
     /// Forward auth's rules (`[[forward_auth.rules]]`), first match by path prefix.
     pub forward_rules: Vec<ForwardRule>,
+    /// The cookie profiles (`[frontends.<name>]`); their origins are also in
+    /// `allowed_origins`.
+    pub frontends: Vec<FrontendProfile>,
 }
 
 /// A forward-auth rule (§11): requests whose original path starts with `path_prefix`
@@ -90,6 +93,8 @@ pub struct CookieConfig {
     pub name: String,
     pub secure: bool,
     pub same_site: SameSite,
+    /// CHIPS (`Partitioned`), for a cross-site front end's `SameSite=None` cookie.
+    pub partitioned: bool,
 }
 
 impl CookieConfig {
@@ -105,8 +110,19 @@ impl CookieConfig {
             name,
             secure,
             same_site,
+            partitioned: false,
         }
     }
+}
+
+/// A cookie profile (§11, `[frontends.<name>]`): a first-party front end at its own
+/// origins, with a session cookie of its own.
+#[derive(Debug, Clone)]
+pub struct FrontendProfile {
+    pub name: String,
+    /// Exact browser origins; a login from one starts a session of this profile.
+    pub origins: Vec<String>,
+    pub cookie: CookieConfig,
 }
 
 /// Shared by every handler. Cloning it (which the router does several times per request)

@@ -138,6 +138,21 @@ pub struct Config {
     pub signin_url: Option<String>,
     /// The file's `[[forward_auth.rules]]` (§11).
     pub forward_rules: Vec<ForwardRule>,
+    /// The file's `[frontends.<name>]` cookie profiles (§11), in the file's order.
+    pub frontends: Vec<Frontend>,
+}
+
+/// A cookie profile (§11) as configured.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Frontend {
+    pub name: String,
+    /// Exact origins (`scheme://host[:port]`).
+    pub origins: Vec<String>,
+    /// The cookie's name, before any `__Host-` prefix.
+    pub cookie_name: String,
+    pub same_site: SameSite,
+    pub partitioned: bool,
+    pub sessions: SessionPolicy,
 }
 
 impl std::fmt::Debug for Config {
@@ -171,6 +186,7 @@ impl std::fmt::Debug for Config {
             .field("refresh", &self.refresh)
             .field("signin_url", &self.signin_url)
             .field("forward_rules", &self.forward_rules)
+            .field("frontends", &self.frontends)
             .finish()
     }
 }
@@ -222,6 +238,8 @@ struct Sources {
     scope_tables: Vec<(String, ScopeInfo)>,
     /// The file's `[[forward_auth.rules]]`, in the file's order.
     forward_rules: Vec<ForwardRule>,
+    /// The file's `[frontends.<name>]` tables, as written.
+    frontend_tables: Option<toml::Table>,
 }
 
 impl Sources {
@@ -249,6 +267,7 @@ impl Config {
         let mut values = HashMap::new();
         let mut scope_tables = Vec::new();
         let mut forward_rules = Vec::new();
+        let mut frontend_tables = None;
         if let Some(text) = toml_text {
             let table: toml::Table = text.parse().map_err(|e: toml::de::Error| ConfigError {
                 setting: "--config".into(),
@@ -257,6 +276,16 @@ impl Config {
             for (key, value) in table {
                 if key == "forward_auth" {
                     forward_rules = forward_rules_of(value)?;
+                    continue;
+                }
+                if key == "frontends" {
+                    let toml::Value::Table(tables) = value else {
+                        return Err(ConfigError {
+                            setting: "[frontends]".into(),
+                            message: "expected [frontends.<name>] tables".into(),
+                        });
+                    };
+                    frontend_tables = Some(tables);
                     continue;
                 }
                 let known = KEYS.iter().find(|k| **k == key).ok_or_else(|| ConfigError {
@@ -299,6 +328,7 @@ impl Config {
             values,
             scope_tables,
             forward_rules,
+            frontend_tables,
         })
     }
 
@@ -460,6 +490,7 @@ impl Config {
             refresh,
             signin_url,
             forward_rules: sources.forward_rules.clone(),
+            frontends: Vec::new(),
             database_url,
             listen,
             issuer,
@@ -489,7 +520,12 @@ impl Config {
                 "None requires a secure cookie (SESAME_COOKIE_SECURE=true or an https issuer)",
             ));
         }
-        Ok(config)
+        let secure = config.cookie_is_secure(&config.default_issuer());
+        let frontends = match &sources.frontend_tables {
+            Some(tables) => frontends_of(tables, &config, secure)?,
+            None => Vec::new(),
+        };
+        Ok(Self { frontends, ..config })
     }
 
     /// The issuer: configured, or `http://` + the listen address.
@@ -501,6 +537,106 @@ impl Config {
     pub fn cookie_is_secure(&self, issuer: &str) -> bool {
         self.cookie_secure.unwrap_or_else(|| issuer.starts_with("https://"))
     }
+}
+
+/// One `[frontends.<name>]` table, as written.
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FrontendSpec {
+    origins: Vec<String>,
+    cookie_name: Option<String>,
+    samesite: Option<String>,
+    #[serde(default)]
+    partitioned: bool,
+    session_idle: Option<String>,
+    session_absolute: Option<String>,
+}
+
+/// The cookie profiles, checked one by one and against each other: distinct cookie names
+/// (the default's too) and origins, `partitioned` only with `samesite = "None"`, `None`
+/// only with a secure cookie.
+fn frontends_of(tables: &toml::Table, config: &Config, secure: bool) -> Result<Vec<Frontend>, ConfigError> {
+    let mut out: Vec<Frontend> = Vec::new();
+    for (name, value) in tables {
+        let fail = |message: String| ConfigError {
+            setting: format!("[frontends.{name}]"),
+            message,
+        };
+        let valid_name = |text: &str| {
+            !text.is_empty()
+                && text.len() <= 64
+                && text
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+        };
+        if !valid_name(name) {
+            return Err(fail("a profile's name is 1 to 64 letters, digits, '_' or '-'".into()));
+        }
+        let spec: FrontendSpec = value
+            .clone()
+            .try_into()
+            .map_err(|e: toml::de::Error| fail(e.message().to_owned()))?;
+        if spec.origins.is_empty() {
+            return Err(fail("`origins` must list at least one origin".into()));
+        }
+        let origins = spec
+            .origins
+            .iter()
+            .map(|o| check_origin(o).map_err(|e| fail(e.message)))
+            .collect::<Result<Vec<_>, _>>()?;
+        let cookie_name = spec.cookie_name.unwrap_or_else(|| format!("{name}_session"));
+        if !valid_name(&cookie_name) {
+            return Err(fail("`cookie_name` is 1 to 64 letters, digits, '_' or '-'".into()));
+        }
+        let same_site = match spec.samesite.as_deref().unwrap_or("Lax").to_ascii_lowercase().as_str() {
+            "lax" => SameSite::Lax,
+            "strict" => SameSite::Strict,
+            "none" => SameSite::None,
+            _ => return Err(fail("`samesite` is Lax, Strict or None".into())),
+        };
+        if spec.partitioned && same_site != SameSite::None {
+            return Err(fail("`partitioned` needs samesite = \"None\"".into()));
+        }
+        if same_site == SameSite::None && !secure {
+            return Err(fail(
+                "samesite = \"None\" needs a secure cookie (SESAME_COOKIE_SECURE=true or an https issuer)".into(),
+            ));
+        }
+        let lifetime = |text: Option<&str>, default: Duration| {
+            text.map(|t| parse_duration(t).map_err(|e| fail(format!("{e} (e.g. 30m, 12h, 7d), got {t:?}"))))
+                .transpose()
+                .map(|d| d.unwrap_or(default))
+        };
+        let sessions = SessionPolicy {
+            idle: lifetime(spec.session_idle.as_deref(), config.sessions.idle)?,
+            absolute: lifetime(spec.session_absolute.as_deref(), config.sessions.absolute)?,
+        };
+        if cookie_name == config.cookie_name {
+            return Err(fail(format!(
+                "cookie_name {cookie_name:?} is the default profile's (SESAME_COOKIE_NAME)"
+            )));
+        }
+        if let Some(other) = out.iter().find(|f| f.cookie_name == cookie_name) {
+            return Err(fail(format!(
+                "cookie_name {cookie_name:?} is also [frontends.{}]'s",
+                other.name
+            )));
+        }
+        for origin in &origins {
+            if let Some(other) = out.iter().find(|f| f.origins.contains(origin)) {
+                return Err(fail(format!("origin {origin} is also [frontends.{}]'s", other.name)));
+            }
+        }
+        out.push(Frontend {
+            name: name.clone(),
+            origins,
+            cookie_name,
+            same_site,
+            partitioned: spec.partitioned,
+            sessions,
+        });
+    }
+    Ok(out)
 }
 
 /// One `[[forward_auth.rules]]` table, as written.
@@ -884,6 +1020,74 @@ mod tests {
         );
         let error = Config::from_sources(Some("colour = \"blue\""), env(&[])).expect_err("unknown key");
         assert!(error.message.contains("colour"));
+    }
+
+    #[test]
+    fn cookie_profiles_are_read_and_impossible_ones_refused_by_name() {
+        let toml = "[frontends.shop]\norigins = [\"https://shop.example.com\"]\nsession_idle = \"5m\"\n\
+                    [frontends.partner]\norigins = [\"https://partner.example.net\"]\nsamesite = \"None\"\npartitioned = true\n";
+        let config = Config::from_sources(Some(toml), env(&[("SESAME_ISSUER", "https://auth.example.com")]))
+            .expect("valid profiles");
+        let names: Vec<_> = config
+            .frontends
+            .iter()
+            .map(|f| (f.name.as_str(), f.cookie_name.as_str()))
+            .collect();
+        assert_eq!(names, [("partner", "partner_session"), ("shop", "shop_session")]);
+        let shop = &config.frontends[1];
+        assert_eq!(shop.sessions.idle, Duration::from_secs(300));
+        assert_eq!(
+            shop.sessions.absolute, config.sessions.absolute,
+            "the default's when not set"
+        );
+        assert!(config.frontends[0].partitioned);
+
+        let secure = [("SESAME_ISSUER", "https://auth.example.com")];
+        let plain: [(&str, &str); 0] = [];
+        for (toml, settings, names) in [
+            (
+                "[frontends.a]\norigins = [\"https://a.example\"]\ncookie_name = \"x\"\n\
+                 [frontends.b]\norigins = [\"https://b.example\"]\ncookie_name = \"x\"\n",
+                &secure[..],
+                "frontends.a",
+            ),
+            (
+                "[frontends.a]\norigins = [\"https://a.example\"]\n[frontends.b]\norigins = [\"https://a.example\"]\n",
+                &secure[..],
+                "frontends.a",
+            ),
+            (
+                "[frontends.a]\norigins = [\"https://a.example\"]\npartitioned = true\n",
+                &secure[..],
+                "partitioned",
+            ),
+            (
+                "[frontends.a]\norigins = [\"https://a.example\"]\nsamesite = \"None\"\n",
+                &plain[..],
+                "secure cookie",
+            ),
+            (
+                "[frontends.a]\norigins = [\"https://a.example\"]\ncookie_name = \"sesame_session\"\n",
+                &secure[..],
+                "SESAME_COOKIE_NAME",
+            ),
+            (
+                "[frontends.a]\norigins = [\"https://a.example/path\"]\n",
+                &secure[..],
+                "origins",
+            ),
+            ("[frontends.a]\norigins = []\n", &secure[..], "at least one"),
+            (
+                "[frontends.a]\norigin = [\"https://a.example\"]\n",
+                &secure[..],
+                "origin",
+            ),
+        ] {
+            let error = Config::from_sources(Some(toml), env(settings)).expect_err(toml);
+            let shown = error.to_string();
+            assert!(shown.contains("frontends."), "{toml}: {shown}");
+            assert!(shown.contains(names), "{toml}: {shown}");
+        }
     }
 
     #[test]

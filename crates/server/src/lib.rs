@@ -11,7 +11,7 @@ use std::time::Duration;
 use anyhow::Context as _;
 use sesame_core::{Core, HashingPool, Settings, SharedClock, SystemClock, TokenSettings};
 use sesame_domain::password::{HashParams, PasswordHasher};
-use sesame_http::{AppState, CookieConfig, HttpConfig};
+use sesame_http::{AppState, CookieConfig, FrontendProfile, HttpConfig};
 use sesame_storage::{ConnectOptions, Store};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
@@ -37,14 +37,34 @@ pub async fn open_store(config: &Config) -> anyhow::Result<Store> {
 /// The HTTP layer's settings under a resolved issuer.
 pub fn http_config(config: &Config, issuer: &str) -> HttpConfig {
     let secure = config.cookie_is_secure(issuer);
+    let frontends: Vec<FrontendProfile> = config
+        .frontends
+        .iter()
+        .map(|f| FrontendProfile {
+            name: f.name.clone(),
+            origins: f.origins.clone(),
+            cookie: CookieConfig {
+                partitioned: f.partitioned,
+                ..CookieConfig::new(&f.cookie_name, secure, f.same_site)
+            },
+        })
+        .collect();
+    // A profile's origins are allowed origins: CORS with credentials, the origin check.
+    let mut allowed_origins = config.allowed_origins.clone();
+    for origin in frontends.iter().flat_map(|f| &f.origins) {
+        if !allowed_origins.contains(origin) {
+            allowed_origins.push(origin.clone());
+        }
+    }
     HttpConfig {
         issuer: issuer.to_owned(),
-        allowed_origins: config.allowed_origins.clone(),
+        allowed_origins,
         cookie: CookieConfig::new(&config.cookie_name, secure, config.cookie_same_site),
         trust_proxy: config.trust_proxy,
         request_timeout: config.request_timeout,
         signin_url: config.signin_url.clone().unwrap_or_else(|| format!("{issuer}/signin")),
         forward_rules: config.forward_rules.clone(),
+        frontends,
     }
 }
 
@@ -59,6 +79,7 @@ pub fn core_settings(config: &Config, issuer: &str) -> Settings {
         scopes: config.scopes.clone(),
         auth_code_ttl: config.auth_code_ttl,
         refresh: config.refresh,
+        frontends: config.frontends.iter().map(|f| (f.name.clone(), f.sessions)).collect(),
     }
 }
 

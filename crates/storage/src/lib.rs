@@ -206,6 +206,8 @@ pub struct NewSession {
     pub ip: Option<String>,
     /// The user's credential version the login verified against.
     pub credential_version: i64,
+    /// The cookie profile (§11) the session was started through; `None`: the default.
+    pub frontend: Option<String>,
 }
 
 /// A stored session.
@@ -220,6 +222,8 @@ pub struct SessionRecord {
     pub ip: Option<String>,
     /// The user's credential version it was made under (or moved to).
     pub credential_version: i64,
+    /// The cookie profile (§11) it belongs to; `None`: the default.
+    pub frontend: Option<String>,
 }
 
 #[async_trait]

@@ -293,6 +293,7 @@ fn session_from_row<DB: Dialect>(row: &DB::Row) -> Result<SessionRecord> {
         user_agent: DB::optional_text(row, "user_agent")?,
         ip: DB::optional_text(row, "ip")?,
         credential_version: DB::integer(row, "s_credential_version")?,
+        frontend: DB::optional_text(row, "frontend")?,
     })
 }
 
@@ -508,6 +509,7 @@ impl<DB: Dialect> SessionStore for SqlStore<DB> {
             Arg::OptionalText(session.user_agent.as_deref()),
             Arg::OptionalText(session.ip.as_deref()),
             Arg::Int(session.credential_version),
+            Arg::OptionalText(session.frontend.as_deref()),
         ];
         Ok(self.execute(sql::INSERT_SESSION, &args).await? > 0)
     }

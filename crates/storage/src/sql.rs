@@ -16,7 +16,7 @@ macro_rules! user_columns {
 macro_rules! session_columns {
     () => {
         "s.id AS s_id, s.user_id, s.csrf_token, s.created_at AS s_created_at, s.last_seen_at, s.user_agent, s.ip, \
-         s.credential_version AS s_credential_version"
+         s.credential_version AS s_credential_version, s.frontend"
     };
 }
 macro_rules! client_columns {
@@ -60,8 +60,8 @@ pub(crate) const ENABLE_USER: &str = "UPDATE users SET disabled_at = NULL WHERE 
 /// against, and the user is not disabled: a password change, disable or "log out
 /// everywhere" committed during the login's hashing leaves it without a session.
 pub(crate) const INSERT_SESSION: &str = "INSERT INTO sessions \
-     (id, user_id, handle_hash, csrf_token, created_at, last_seen_at, user_agent, ip, credential_version) \
-     SELECT $1, $2, $3, $4, $5, $5, $6, $7, $8 WHERE EXISTS \
+     (id, user_id, handle_hash, csrf_token, created_at, last_seen_at, user_agent, ip, credential_version, frontend) \
+     SELECT $1, $2, $3, $4, $5, $5, $6, $7, $8, $9 WHERE EXISTS \
      (SELECT 1 FROM users WHERE id = $2 AND credential_version = $8 AND disabled_at IS NULL)";
 pub(crate) const SESSION_BY_HASH: &str = concat!(
     "SELECT ",

@@ -141,6 +141,7 @@ fn new_session(user: &User, created_at: OffsetDateTime) -> NewSession {
         user_agent: Some("curl/8".to_owned()),
         ip: None,
         credential_version: 0,
+        frontend: None,
     }
 }
 
@@ -337,9 +338,19 @@ async fn a_session_is_created_only_under_the_current_credential_version(store: &
     assert!(!session_exists(store, &stale.handle_hash).await);
     let current = NewSession {
         credential_version: 1,
+        frontend: Some("shop".into()),
         ..new_session(&user, at(20))
     };
     assert!(store.sessions.create_session(&current).await.unwrap());
+    // The cookie profile it was started through is kept.
+    let (stored, _) = store
+        .sessions
+        .find_session(&current.handle_hash)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(stored.frontend.as_deref(), Some("shop"));
+    assert_eq!(kept_record.frontend, None);
     store
         .sessions
         .delete_user_sessions(user.id, Some(current.id))

@@ -250,8 +250,13 @@ struct ConsentForm {
 }
 
 /// `POST /authorize`: Approve or Deny, with the session and its CSRF token.
-async fn consent(State(state): State<AppState>, cookies: Cookies, Form(form): Form<ConsentForm>) -> Response {
-    let session = match authenticate(&state, &cookies).await {
+async fn consent(
+    State(state): State<AppState>,
+    cookies: Cookies,
+    headers: axum::http::HeaderMap,
+    Form(form): Form<ConsentForm>,
+) -> Response {
+    let session = match authenticate(&state, &cookies, &headers).await {
         Ok(Some(session)) => session,
         Ok(None) | Err(ApiError::Unauthenticated) => {
             return refusal(

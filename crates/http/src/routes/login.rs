@@ -11,7 +11,9 @@ use sesame_core::tokens::{ClientAuth, Grant, GrantRequest};
 use tower_cookies::Cookies;
 use utoipa::ToSchema;
 
-use crate::auth::{MaybeSessionUser, clearing_cookie, presented_handle, session_cookie};
+use crate::auth::{
+    MaybeSessionUser, clearing_cookie, presented_handle, profile_of_origin, profile_of_request, session_cookie,
+};
 use crate::client_ip::ClientIp;
 use crate::error::{ApiError, Problem};
 use crate::json::{self, is_json};
@@ -373,14 +375,16 @@ async fn login_with_password(
             .and_then(|v| v.to_str().ok())
             .map(str::to_owned),
     };
+    // The cookie profile of the page that signs in (§11): its `Origin` decides.
+    let profile = profile_of_origin(&state.config, headers.get(header::ORIGIN).and_then(|o| o.to_str().ok()));
     // Session fixation defence: whatever session the browser arrived with ends.
-    let previous = presented_handle(cookies, &state.config.cookie).and_then(Result::ok);
+    let previous = presented_handle(cookies, profile.cookie).and_then(Result::ok);
     let started = state
         .core
         .sessions()
-        .login(&body.email, body.password, &origin, previous.as_ref())
+        .login_for(&body.email, body.password, &origin, previous.as_ref(), profile.frontend)
         .await?;
-    cookies.add(session_cookie(&state.config.cookie, &started.handle));
+    cookies.add(session_cookie(profile.cookie, &started.handle));
     Ok(Json(LoginResponse {
         user: UserBody::from(&started.user),
         session: SessionSummary {
@@ -406,6 +410,7 @@ pub async fn logout(
     State(state): State<AppState>,
     ClientIp(ip): ClientIp,
     cookies: Cookies,
+    headers: HeaderMap,
     MaybeSessionUser(session): MaybeSessionUser,
 ) -> Result<StatusCode, ApiError> {
     if let Some(session) = session {
@@ -414,8 +419,11 @@ pub async fn logout(
             Err(other) => return Err(other.into()),
         }
     }
-    if cookies.get(&state.config.cookie.name).is_some() {
-        cookies.add(clearing_cookie(&state.config.cookie));
+    // Only the cookie of the profile that signs out.
+    if let Some(profile) = profile_of_request(&state.config, &headers, &cookies)
+        && cookies.get(&profile.cookie.name).is_some()
+    {
+        cookies.add(clearing_cookie(profile.cookie));
     }
     Ok(StatusCode::NO_CONTENT)
 }

@@ -10,7 +10,7 @@ use tower_cookies::Cookies;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-use crate::auth::{SessionUser, clearing_cookie};
+use crate::auth::{SessionUser, clearing_cookie, profile_of_request};
 use crate::error::{ApiError, Problem};
 use crate::responses::{SessionRead, SessionWrite};
 use crate::state::AppState;
@@ -30,6 +30,9 @@ pub struct SessionInfo {
     pub ip: Option<String>,
     /// Whether this is the session making the request.
     pub current: bool,
+    /// The cookie profile (`[frontends.<name>]`) it was started through; `null` for the
+    /// default one.
+    pub frontend: Option<String>,
 }
 
 /// Lists the signed-in user's live sessions, newest first.
@@ -56,6 +59,7 @@ pub async fn list_sessions(
                 user_agent: s.user_agent,
                 ip: s.ip,
                 current: s.id == current.session_id,
+                frontend: s.frontend,
             })
             .collect(),
     ))
@@ -74,13 +78,16 @@ pub async fn list_sessions(
 pub async fn delete_session(
     State(state): State<AppState>,
     cookies: Cookies,
+    headers: axum::http::HeaderMap,
     SessionUser(current): SessionUser,
     Path(id): Path<String>,
 ) -> Result<StatusCode, ApiError> {
     let id = Uuid::parse_str(&id).map(SessionId).map_err(|_| ApiError::NotFound)?;
     state.core.sessions().revoke(&current, id).await?;
-    if id == current.session_id {
-        cookies.add(clearing_cookie(&state.config.cookie));
+    if id == current.session_id
+        && let Some(profile) = profile_of_request(&state.config, &headers, &cookies)
+    {
+        cookies.add(clearing_cookie(profile.cookie));
     }
     Ok(StatusCode::NO_CONTENT)
 }

@@ -109,7 +109,7 @@ async fn decide(state: &AppState, cookies: &Cookies, parts: &Parts) -> Result<Pr
         let tokens = state.core.tokens();
         tokens.verify_for(token, &tokens.settings().audience).await?
     } else {
-        let session = match authenticate(state, cookies).await {
+        let session = match authenticate(state, cookies, &parts.headers).await {
             Ok(Some(session)) => session,
             Ok(None) | Err(ApiError::Unauthenticated) => return Err(ApiError::NoCredential),
             Err(other) => return Err(other),
