@@ -493,3 +493,35 @@ async fn refresh_tokens_rotate_are_introspected_and_revoked_and_end_their_family
     b.stop().await;
     a.stop().await;
 }
+
+/// The account page (§11) is the binary's: a strict policy, never framed, and everything
+/// it loads comes from this server.
+#[tokio::test]
+async fn the_account_page_and_what_it_loads_come_from_this_server() {
+    let app = TestApp::spawn(Backend::Sqlite, &[]).await;
+    let page = app.http().get(app.url("/account")).send().await.unwrap();
+    assert_eq!(page.status(), StatusCode::OK);
+    let policy = header_text(&page, "content-security-policy");
+    for directive in [
+        "default-src 'none'",
+        "script-src 'self'",
+        "frame-ancestors 'none'",
+        "connect-src 'self'",
+    ] {
+        assert!(policy.contains(directive), "{directive}: {policy}");
+    }
+    assert_eq!(header_text(&page, "cache-control"), "no-store");
+    let html = page.text().await.unwrap();
+    assert!(!html.contains("http://") && !html.contains("https://") && !html.contains("<script>"));
+    for asset in ["/assets/account.js", "/assets/pages.css"] {
+        assert!(html.contains(asset), "{asset}");
+        let response = app.http().get(app.url(asset)).send().await.unwrap();
+        assert_eq!(response.status(), StatusCode::OK, "{asset}");
+        let body = response.text().await.unwrap();
+        assert!(
+            !body.contains("http://") && !body.contains("https://"),
+            "{asset} reaches nowhere else"
+        );
+    }
+    app.stop().await;
+}

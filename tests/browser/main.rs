@@ -277,3 +277,216 @@ async fn the_api_explorer_runs_the_authorization_code_flow_with_pkce() {
     browser.stop().await;
     app.stop().await;
 }
+
+/// The account page, every action through a real Chromium with the keyboard and clicks,
+/// each checked against the API from outside the browser.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_account_page_does_everything_it_offers_end_to_end() {
+    let app = TestApp::spawn(Backend::Sqlite, &[]).await;
+    app.user("ada@example.com").await;
+    // Ada elsewhere: another session, and an app she let act for her.
+    let elsewhere = app.login("ada@example.com", PASSWORD).await;
+    let bob = app.signed_in("bob@example.com").await;
+    let app_client = grant_to_bobs_app(&app, &elsewhere, &bob).await;
+
+    let browser = Browser::start().await;
+    let page = browser.client();
+    page.goto(&app.url("/account")).await.unwrap();
+    browser.wait_for(Locator::Css("#signin-section:not([hidden])")).await;
+    page.find(Locator::Css("#email"))
+        .await
+        .unwrap()
+        .send_keys("ada@example.com")
+        .await
+        .unwrap();
+    let password = page.find(Locator::Css("#password")).await.unwrap();
+    password.send_keys(PASSWORD).await.unwrap();
+    password.send_keys(&Key::Enter.to_string()).await.unwrap();
+    browser.wait_for(Locator::Css("#account:not([hidden])")).await;
+    assert_eq!(browser.text_of("#who").await, "ada@example.com");
+    let cookies = page.execute("return document.cookie", vec![]).await.unwrap();
+    assert!(
+        !cookies.as_str().unwrap_or_default().contains("sesame_session"),
+        "{cookies}"
+    );
+
+    // Sessions: end the other one.
+    browser
+        .click(Locator::XPath(
+            "//ul[@id='sessions']/li[not(starts-with(normalize-space(.), 'This session'))]//button",
+        ))
+        .await;
+    browser.wait_for_text("#status", "The session has ended.").await;
+    assert_eq!(status_of(&app, &elsewhere).await, StatusCode::UNAUTHORIZED);
+    // ... and every other one.
+    let another = app.login("ada@example.com", PASSWORD).await;
+    browser.click(Locator::Css("#end-others")).await;
+    browser.wait_for_text("#status", "Every other session has ended.").await;
+    assert_eq!(status_of(&app, &another).await, StatusCode::UNAUTHORIZED);
+
+    // A client: registered, its key shown once, copied, and working.
+    page.find(Locator::Css("#client-name"))
+        .await
+        .unwrap()
+        .send_keys("Backup job")
+        .await
+        .unwrap();
+    let scopes = page.find(Locator::Css("#client-scopes")).await.unwrap();
+    scopes.send_keys("notes:read").await.unwrap();
+    scopes.send_keys(&Key::Enter.to_string()).await.unwrap();
+    browser.wait_for(Locator::Css("#new-key:not([hidden])")).await;
+    let client_id = browser.text_of("#new-key-client").await;
+    let first_key = browser.text_of("#new-key-value").await;
+    assert!(first_key.starts_with("sk_"), "{first_key}");
+    assert!(
+        !app.token_response(&client_id, &first_key, None)
+            .await
+            .status()
+            .is_client_error()
+    );
+    browser.click(Locator::Css("#copy-key")).await;
+    browser.wait_for_text("#status", "The key is copied.").await;
+    browser.click(Locator::Css("#hide-key")).await;
+    assert_eq!(browser.text_of("#new-key-value").await, "", "shown once");
+
+    // A second key, then the first revoked (a destructive button asks twice).
+    let client_row = format!("//li[@data-client='{client_id}']");
+    browser
+        .click(Locator::XPath(&format!(
+            "{client_row}//button[normalize-space()='Add a key']"
+        )))
+        .await;
+    browser.wait_for(Locator::Css("#new-key:not([hidden])")).await;
+    let second_key = browser.text_of("#new-key-value").await;
+    assert_ne!(second_key, first_key);
+    browser.click(Locator::Css("#hide-key")).await;
+    let first_key_id = app
+        .token_body(&client_id, &first_key, None)
+        .await
+        .get("access_token")
+        .map(|t| jwt_key_id(t.as_str().unwrap()))
+        .expect("the first key still works");
+    let revoke = format!("{client_row}//li[@data-key='{first_key_id}']//button");
+    browser.click(Locator::XPath(&revoke)).await;
+    browser.click(Locator::XPath(&revoke)).await;
+    browser.wait_for_text("#status", "The key is revoked.").await;
+    assert_eq!(
+        app.token_response(&client_id, &first_key, None).await.status(),
+        StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(
+        app.token_response(&client_id, &second_key, None).await.status(),
+        StatusCode::OK
+    );
+
+    // The app acting for her: revoked.
+    let grant = format!("//li[@data-grant='{app_client}']//button");
+    browser.click(Locator::XPath(&grant)).await;
+    browser.click(Locator::XPath(&grant)).await;
+    browser.wait_for_text("#status", "can no longer act for you").await;
+
+    // A screenshot for the README (phone width), before the password changes.
+    page.execute("window.scrollTo(0, 0)", vec![]).await.unwrap();
+    let shot = page.screenshot().await.unwrap();
+    std::fs::write(std::env::temp_dir().join("sesame-account.png"), shot).ok();
+
+    // The password.
+    page.find(Locator::Css("#current-password"))
+        .await
+        .unwrap()
+        .send_keys(PASSWORD)
+        .await
+        .unwrap();
+    let new = page.find(Locator::Css("#new-password")).await.unwrap();
+    new.send_keys("a brand new passphrase").await.unwrap();
+    new.send_keys(&Key::Enter.to_string()).await.unwrap();
+    browser.wait_for_text("#status", "Password changed").await;
+    let relogin = app
+        .http()
+        .post(app.url("/login"))
+        .json(&json!({"email": "ada@example.com", "password": "a brand new passphrase"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(relogin.status(), StatusCode::OK);
+
+    // The client deleted; its keys with it.
+    let delete = format!("{client_row}//button[starts-with(normalize-space(), 'Delete client')]");
+    browser.click(Locator::XPath(&delete)).await;
+    browser.click(Locator::XPath(&delete)).await;
+    browser.wait_for_text("#status", "Backup job is deleted.").await;
+    assert_eq!(
+        app.token_response(&client_id, &second_key, None).await.status(),
+        StatusCode::UNAUTHORIZED
+    );
+
+    // Signing out ends the browser's session: the page asks to sign in again.
+    browser.click(Locator::Css("#signout")).await;
+    browser.wait_for(Locator::Css("#signin-section:not([hidden])")).await;
+    page.refresh().await.unwrap();
+    browser.wait_for(Locator::Css("#signin-section:not([hidden])")).await;
+
+    let grants: Value = app
+        .get_as(
+            &app.login("ada@example.com", "a brand new passphrase").await,
+            "/me/grants",
+        )
+        .await;
+    assert_eq!(grants, json!([]), "the grant was revoked");
+    browser.stop().await;
+    app.stop().await;
+}
+
+/// Ada approves a public client of Bob's (over HTTP, with her other session); its id.
+async fn grant_to_bobs_app(app: &TestApp, ada: &sesame_tests::Session, bob: &sesame_tests::Session) -> String {
+    let callback = "https://app.example.com/cb";
+    let registered: Value = app
+        .with_session(Method::POST, "/clients", bob)
+        .json(&json!({"name": "Bob's notes", "scopes": ["notes:read"], "type": "public", "redirect_uris": [callback]}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let client_id = registered["client_id"].as_str().unwrap().to_owned();
+    let query = url::form_urlencoded::Serializer::new(String::new())
+        .extend_pairs([
+            ("response_type", "code"),
+            ("client_id", client_id.as_str()),
+            ("redirect_uri", callback),
+            ("scope", "notes:read"),
+            ("code_challenge", CHALLENGE),
+            ("code_challenge_method", "S256"),
+        ])
+        .finish();
+    let approved = app
+        .http()
+        .post(app.url("/authorize"))
+        .header("cookie", &ada.cookie)
+        .header("origin", &app.base)
+        .form(&[
+            ("request", query.as_str()),
+            ("csrf_token", ada.csrf.as_str()),
+            ("decision", "approve"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(approved.status(), StatusCode::SEE_OTHER);
+    client_id
+}
+
+/// `GET /me` with a session made over HTTP.
+async fn status_of(app: &TestApp, session: &sesame_tests::Session) -> StatusCode {
+    app.with_session(Method::GET, "/me", session)
+        .send()
+        .await
+        .unwrap()
+        .status()
+}
+
+/// The `key_id` claim of an access token.
+fn jwt_key_id(token: &str) -> String {
+    sesame_tests::jwt_part(token, 1)["key_id"].as_str().unwrap().to_owned()
+}

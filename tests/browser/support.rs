@@ -151,6 +151,32 @@ impl Browser {
         }
     }
 
+    /// Clicks the element `locator` finds, once it is there.
+    pub async fn click(&self, locator: Locator<'_>) {
+        self.wait_for(locator).await.click().await.expect("a click");
+    }
+
+    /// The text of the element `css` finds.
+    pub async fn text_of(&self, css: &str) -> String {
+        self.wait_for(Locator::Css(css)).await.text().await.expect("its text")
+    }
+
+    /// Waits until the element `css` finds shows `text`.
+    pub async fn wait_for_text(&self, css: &str, text: &str) {
+        let started = Instant::now();
+        loop {
+            let shown = self.text_of(css).await;
+            if shown.contains(text) {
+                return;
+            }
+            assert!(
+                started.elapsed() < PATIENCE,
+                "{css} never said {text:?}; it says {shown:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
     pub async fn stop(self) {
         self.client.clone().close().await.ok();
     }

@@ -24,6 +24,8 @@ use crate::state::AppState;
 const SIGNIN_PAGE: &str = include_str!("../../assets/pages/signin.html");
 const SIGNIN_SCRIPT: &str = include_str!("../../assets/pages/signin.js");
 const PAGES_CSS: &str = include_str!("../../assets/pages/pages.css");
+const ACCOUNT_PAGE: &str = include_str!("../../assets/pages/account.html");
+const ACCOUNT_SCRIPT: &str = include_str!("../../assets/pages/account.js");
 
 /// A page's policy: its own stylesheet and script, calls to this server, forms posted to
 /// `form_action` only, never framed.
@@ -39,6 +41,15 @@ pub fn routes() -> Router<AppState> {
     Router::new()
         .route("/authorize", get(authorize).post(consent))
         .route("/signin", get(signin))
+        // The account page (§11): the public JSON API, from a page of the binary's.
+        .route(
+            "/account",
+            get(|| async { page(StatusCode::OK, ACCOUNT_PAGE.to_owned(), "'self'") }),
+        )
+        .route(
+            "/assets/account.js",
+            get(|| async { asset(ACCOUNT_SCRIPT, "text/javascript; charset=utf-8") }),
+        )
         .route(
             "/assets/signin.js",
             get(|| async { asset(SIGNIN_SCRIPT, "text/javascript; charset=utf-8") }),
