@@ -8,6 +8,7 @@ use sesame_tests::{Backend, CONFIG_FILE, PASSWORD, TestApp, on_both_backends};
 on_both_backends!(
     two_profiles_sign_in_two_users_in_one_cookie_jar_each_answering_for_its_origin,
     logging_out_of_one_profile_leaves_the_other,
+    a_cross_site_profile_sets_a_secure_samesite_none_partitioned_host_cookie,
 );
 
 const SHOP: &str = "https://shop.example.com";
@@ -191,5 +192,29 @@ async fn logging_out_of_one_profile_leaves_the_other(backend: Backend) {
         .unwrap();
     assert_eq!(fixated.status(), StatusCode::OK);
     assert_eq!(me(&app, Some(SHOP), &[&again]).await, Err(StatusCode::UNAUTHORIZED));
+    app.stop().await;
+}
+
+async fn a_cross_site_profile_sets_a_secure_samesite_none_partitioned_host_cookie(backend: Backend) {
+    let profile = "[frontends.spa]\norigins = [\"https://app.example.net\"]\nsamesite = \"None\"\npartitioned = true\n";
+    let app = TestApp::spawn(backend, &[(CONFIG_FILE, profile), ("SESAME_COOKIE_SECURE", "true")]).await;
+    app.user("ada@example.com").await;
+    let response = app
+        .http()
+        .post(app.url("/login"))
+        .header("origin", "https://app.example.net")
+        .json(&json!({"email": "ada@example.com", "password": PASSWORD}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    let set = set_cookies(&response);
+    assert_eq!(set.len(), 1, "{set:?}");
+    let cookie = &set[0];
+    assert!(cookie.starts_with("__Host-spa_session="), "{cookie}");
+    for attribute in ["HttpOnly", "Secure", "SameSite=None", "Partitioned", "Path=/"] {
+        assert!(cookie.contains(attribute), "{attribute}: {cookie}");
+    }
+    assert!(!cookie.contains("Domain"), "{cookie}");
     app.stop().await;
 }

@@ -14,7 +14,7 @@ use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 use sesame_tests::{Backend, PASSWORD, TestApp};
 
-use support::{Browser, Callback};
+use support::{Browser, Callback, Spa};
 
 /// RFC 7636 appendix B.
 const VERIFIER: &str = "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk";
@@ -489,4 +489,48 @@ async fn status_of(app: &TestApp, session: &sesame_tests::Session) -> StatusCode
 /// The `key_id` claim of an access token.
 fn jwt_key_id(token: &str) -> String {
     sesame_tests::jwt_part(token, 1)["key_id"].as_str().unwrap().to_owned()
+}
+
+/// A front end on another site than the API (§11): an SPA at `http://localhost:<port>`
+/// signs in to sesame at `http://127.0.0.1:<port>` with `fetch(…, {credentials:
+/// "include"})`, through a `samesite = "None"`, `partitioned` profile, and its next
+/// requests are that user's. Both are loopback, which Chromium treats as secure, so the
+/// `Secure` cookie needs no certificate.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_front_end_on_another_site_signs_in_through_a_samesite_none_partitioned_profile() {
+    let spa = Spa::start().await;
+    let spa_origin = format!("http://localhost:{}", spa.port());
+    let profile = format!(
+        "[frontends.spa]\norigins = [\"{spa_origin}\"]\ncookie_name = \"spa_session\"\nsamesite = \"None\"\npartitioned = true\n"
+    );
+    let app = TestApp::spawn(
+        Backend::Sqlite,
+        &[(sesame_tests::CONFIG_FILE, &profile), ("SESAME_COOKIE_SECURE", "true")],
+    )
+    .await;
+    app.user("ada@example.com").await;
+    spa.serve_for(&app.base);
+
+    let browser = Browser::start().await;
+    let page = browser.client();
+    page.goto(&format!("{spa_origin}/")).await.unwrap();
+    browser
+        .wait_for(Locator::Css("#email"))
+        .await
+        .send_keys("ada@example.com")
+        .await
+        .unwrap();
+    let password = page.find(Locator::Css("#password")).await.unwrap();
+    password.send_keys(PASSWORD).await.unwrap();
+    password.send_keys(&Key::Enter.to_string()).await.unwrap();
+    // The SPA asks GET /me after signing in: the cookie went along, cross-site.
+    browser.wait_for_text("#me", "ada@example.com").await;
+    let cookies = page.execute("return document.cookie", vec![]).await.unwrap();
+    assert_eq!(cookies, json!(""), "the SPA's own page sees no cookie");
+    // The session is the profile's, and only the SPA's origin is answered by it.
+    let sessions = browser.text_of("#sessions").await;
+    assert!(sessions.contains("\"frontend\":\"spa\""), "{sessions}");
+
+    browser.stop().await;
+    app.stop().await;
 }

@@ -249,3 +249,81 @@ impl Drop for Callback {
         self.task.abort();
     }
 }
+
+/// A single-page app on a site of its own: one page that signs in to sesame (at an
+/// address given once sesame is up) with `credentials: "include"`, then shows `GET /me`
+/// and `GET /sessions`.
+pub struct Spa {
+    port: u16,
+    api: Arc<std::sync::OnceLock<String>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+const SPA_PAGE: &str = r#"<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>SPA</title></head>
+<body>
+<form id="signin"><label for="email">Email</label><input id="email">
+<label for="password">Password</label><input id="password" type="password">
+<button type="submit">Sign in</button></form>
+<p id="me"></p><pre id="sessions"></pre>
+<script src="/app.js"></script>
+</body></html>"#;
+
+const SPA_SCRIPT: &str = r#"
+document.getElementById("signin").addEventListener("submit", async (event) => {
+  event.preventDefault();
+  const base = await (await fetch("/api")).text();
+  const login = await fetch(base + "/login", {
+    method: "POST", credentials: "include",
+    headers: {"Content-Type": "application/json"},
+    body: JSON.stringify({email: document.getElementById("email").value,
+                          password: document.getElementById("password").value}),
+  });
+  if (!login.ok) { document.getElementById("me").textContent = "login " + login.status; return; }
+  const me = await fetch(base + "/me", {credentials: "include"});
+  document.getElementById("me").textContent = me.ok ? (await me.json()).user.email : "me " + me.status;
+  const sessions = await fetch(base + "/sessions", {credentials: "include"});
+  document.getElementById("sessions").textContent = JSON.stringify(await sessions.json());
+});
+"#;
+
+impl Spa {
+    pub async fn start() -> Self {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let api: Arc<std::sync::OnceLock<String>> = Arc::new(std::sync::OnceLock::new());
+        let base = api.clone();
+        let router = axum::Router::new()
+            .route("/", axum::routing::get(|| async { axum::response::Html(SPA_PAGE) }))
+            .route(
+                "/app.js",
+                axum::routing::get(|| async { ([("content-type", "text/javascript")], SPA_SCRIPT) }),
+            )
+            .route(
+                "/api",
+                axum::routing::get(move || {
+                    let base = base.clone();
+                    async move { base.get().cloned().unwrap_or_default() }
+                }),
+            );
+        let task = tokio::spawn(async move {
+            axum::serve(listener, router).await.ok();
+        });
+        Self { port, api, task }
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// Where the SPA finds sesame.
+    pub fn serve_for(&self, base: &str) {
+        self.api.set(base.to_owned()).ok();
+    }
+}
+
+impl Drop for Spa {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
