@@ -254,6 +254,18 @@ bench_backend() {
   metrics="$(curl -s -o /dev/null -w '%{http_code}' "$base$METRICS_PATH")"
   record metrics "status=$metrics"
 
+  # The ceiling: a bare axum app on sesame's runtime and hyper settings, no middleware.
+  local bare_port bare_pid
+  bare_port="$(free_port)"
+  SESAME_LISTEN="127.0.0.1:$bare_port" "$BIN" bench-bare >"$RAW/$B.bare.log" 2>&1 &
+  bare_pid=$!
+  BG_PIDS+=("$bare_pid")
+  wait_http "http://127.0.0.1:$bare_port/healthz" 30 || die "the bare server did not answer"
+  log "[$B] 1b GET /healthz, bare axum (no middleware)"
+  record bare "$(run_wrk "$B.bare" 2 32 "$SECS" "http://127.0.0.1:$bare_port/healthz")"
+  kill -TERM "$bare_pid" 2>/dev/null || true
+  wait "$bare_pid" 2>/dev/null || true
+  BG_PIDS=()
   log "[$B] 1 GET /healthz"
   record healthz "$(run_wrk "$B.healthz" 2 32 "$SECS" "$base/healthz")"
   log "[$B] 2 GET /me, cookie ($SMALL sessions)"

@@ -19,6 +19,7 @@ TARGETS = {
     "flood_healthz": ("<=", 5.0),  # p99 ms
     "me_cookie_large": ("<=", 1.2),  # p50 large / small
     "rss_mid": ("<=", 64.0),  # MiB
+    "healthz_vs_bare": (">=", 0.9),
 }
 
 BACKEND_NAMES = {"postgres": "Postgres", "sqlite": "SQLite"}
@@ -110,7 +111,11 @@ def rows_for(backend, d, meta):
             return "—"
         return f"{label} = " + check(key, v / health)
 
-    wrk_row("1", "GET /healthz", "healthz")
+    bare = num(d.get("bare", {}), "rps")
+    wrk_row("1b", "GET /healthz of a bare axum app: sesame's runtime and hyper settings, no middleware",
+            "bare")
+    wrk_row("1", "GET /healthz", "healthz",
+            "1/1b = " + check("healthz_vs_bare", health / bare) if bare and health else "—")
     wrk_row("1'", "GET /healthz again, after 2, 3, 5 and 8–11 (ratios to 1 use the mean of 1 and 1': "
                   f"{fmt_rps(health)} req/s)", "healthz_again")
     wrk_row("2", f"GET /me, session cookie ({power(sz.get('small', 1000))} sessions stored, "

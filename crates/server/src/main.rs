@@ -72,6 +72,10 @@ enum Command {
         #[arg(long, value_parser = clap::value_parser!(u64).range(1..=1024))]
         threads: Option<u64>,
     },
+    /// Serve a bare `GET /healthz` on SESAME_LISTEN with sesame's runtime and HTTP server
+    /// settings and none of its middleware: the ceiling `make bench` compares sesame with.
+    #[command(hide = true)]
+    BenchBare,
 }
 
 #[derive(Debug, Subcommand)]
@@ -231,6 +235,7 @@ fn main() -> ExitCode {
             }
             Command::Keys(KeysCommand::Rotate { now }) => rotate_keys(&config, now).await,
             Command::Keys(KeysCommand::Rewrap) => rewrap_keys(&config).await,
+            Command::BenchBare => bench_bare(&config).await,
             Command::Openapi | Command::BenchHash { .. } => Ok(()),
         }
     });
@@ -348,6 +353,30 @@ async fn serve(config: &Config) -> anyhow::Result<()> {
         let _ = stop.send(true);
     });
     server.wait().await
+}
+
+/// The bare ceiling: the same listener, hyper settings and connection limits as `serve`,
+/// one route answering what sesame's `/healthz` answers, no middleware and no database.
+async fn bench_bare(config: &Config) -> anyhow::Result<()> {
+    let listener = tokio::net::TcpListener::bind(config.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", config.listen))?;
+    let app = axum::Router::new().route(
+        "/healthz",
+        axum::routing::get(|| async { axum::Json(serde_json::json!({"status": "ok"})) }),
+    );
+    let limits = sesame_server::serve::Limits {
+        header_timeout: config.header_timeout,
+        idle_timeout: config.idle_timeout,
+        max_connections: config.max_connections,
+    };
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    tokio::spawn(async move {
+        shutdown_signal().await;
+        let _ = stop.send(true);
+    });
+    sesame_server::serve::serve(listener, app, limits, stopped).await?;
+    Ok(())
 }
 
 async fn shutdown_signal() {
