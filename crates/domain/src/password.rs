@@ -4,8 +4,8 @@
 
 use std::fmt;
 
-use argon2::password_hash::{PasswordHash, PasswordHasher as _, PasswordVerifier as _, SaltString};
-use argon2::{Algorithm, Argon2, Params, Version};
+use argon2::password_hash::{Output, ParamsString, PasswordHash, SaltString};
+use argon2::{Algorithm, Argon2, Block, Params, Version};
 
 /// The longest password accepted anywhere, in characters. Long enough for any passphrase,
 /// short enough that hashing it costs nothing extra.
@@ -150,13 +150,25 @@ impl PasswordHasher {
 
     /// Hashes a password into a PHC string with a fresh random salt.
     pub fn hash(&self, password: &Password) -> Result<String, HashError> {
+        let failed = |e: &dyn fmt::Display| HashError::Hashing(e.to_string());
         let mut salt_bytes = [0u8; 16];
         crate::random::fill(&mut salt_bytes);
-        let salt = SaltString::encode_b64(&salt_bytes).map_err(|e| HashError::Hashing(e.to_string()))?;
-        self.argon2
-            .hash_password(password.expose().as_bytes(), &salt)
-            .map(|hash| hash.to_string())
-            .map_err(|e| HashError::Hashing(e.to_string()))
+        let salt = SaltString::encode_b64(&salt_bytes).map_err(|e| failed(&e))?;
+        let params = self.argon2.params().clone();
+        let mut out = vec![0u8; params.output_len().unwrap_or(Params::DEFAULT_OUTPUT_LEN)];
+        with_memory(params.block_count(), |blocks| {
+            self.argon2
+                .hash_password_into_with_memory(password.expose().as_bytes(), &salt_bytes, &mut out, blocks)
+        })
+        .map_err(|e| failed(&e))?;
+        let hash = PasswordHash {
+            algorithm: Algorithm::Argon2id.ident(),
+            version: Some(Version::V0x13.into()),
+            params: ParamsString::try_from(&params).map_err(|e| failed(&e))?,
+            salt: Some(salt.as_salt()),
+            hash: Some(Output::new(&out).map_err(|e| failed(&e))?),
+        };
+        Ok(hash.to_string())
     }
 
     /// Verifies a password against a stored PHC string, upgrading the hash when it was
@@ -168,10 +180,7 @@ impl PasswordHasher {
         };
         // Verify with the parameters recorded in the hash itself, so older hashes keep
         // working after the defaults change.
-        if Argon2::default()
-            .verify_password(password.expose().as_bytes(), &parsed)
-            .is_err()
-        {
+        if !matches_stored(password, &parsed) {
             return Verification::Mismatch;
         }
         if self.is_current(&parsed) {
@@ -193,6 +202,52 @@ impl PasswordHasher {
             && params.t_cost() == self.params.iterations
             && params.p_cost() == self.params.parallelism
     }
+}
+
+/// Whether `password` hashes, under the stored hash's own algorithm, version, parameters
+/// and salt, to the stored output (compared in constant time).
+fn matches_stored(password: &Password, parsed: &PasswordHash<'_>) -> bool {
+    let (Ok(algorithm), Ok(params), Some(salt), Some(expected)) = (
+        Algorithm::try_from(parsed.algorithm),
+        Params::try_from(parsed),
+        parsed.salt,
+        parsed.hash,
+    ) else {
+        return false;
+    };
+    let version = parsed
+        .version
+        .map_or(Ok(Version::V0x13), Version::try_from)
+        .unwrap_or(Version::V0x13);
+    let mut salt_buf = [0u8; 64];
+    let Ok(salt) = salt.decode_b64(&mut salt_buf) else {
+        return false;
+    };
+    let mut out = vec![0u8; expected.len()];
+    let argon2 = Argon2::new(algorithm, version, params.clone());
+    let hashed = with_memory(params.block_count(), |blocks| {
+        argon2.hash_password_into_with_memory(password.expose().as_bytes(), salt, &mut out, blocks)
+    });
+    // `Output`'s equality is constant-time.
+    hashed.is_ok() && Output::new(&out).is_ok_and(|computed| computed == expected)
+}
+
+thread_local! {
+    /// argon2's working memory (19 MiB under the defaults), kept by each thread that
+    /// hashes and reused by every hash it makes: the process holds one per hashing thread,
+    /// never one per hash, whatever the allocator would keep of freed ones.
+    static BLOCKS: std::cell::RefCell<Vec<Block>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// Runs `work` with this thread's argon2 memory, grown to at least `blocks` blocks.
+fn with_memory<T>(blocks: usize, work: impl FnOnce(&mut [Block]) -> T) -> T {
+    BLOCKS.with(|memory| {
+        let mut memory = memory.borrow_mut();
+        if memory.len() < blocks {
+            memory.resize(blocks, Block::default());
+        }
+        work(&mut memory[..blocks])
+    })
 }
 
 #[cfg(test)]
@@ -263,6 +318,37 @@ mod tests {
             assert_eq!(hasher.verify(&candidate, &stored), Verification::Mismatch);
         }
         assert_eq!(hasher.verify(&password, "not a phc string"), Verification::Mismatch);
+    }
+
+    #[test]
+    fn hashes_interoperate_with_the_argon2_crates_own_and_reuse_one_working_memory() {
+        use argon2::password_hash::{PasswordHasher as _, PasswordVerifier as _};
+        let hasher = cheap();
+        let password = Password::for_login("correct horse battery staple".into()).unwrap();
+        // Ours verifies with the crate's verifier…
+        let ours = hasher.hash(&password).unwrap();
+        let parsed = PasswordHash::new(&ours).unwrap();
+        assert!(
+            Argon2::default()
+                .verify_password(password.expose().as_bytes(), &parsed)
+                .is_ok()
+        );
+        // …and one the crate made (as every stored hash was) verifies with ours.
+        let salt = SaltString::encode_b64(b"0123456789abcdef").unwrap();
+        let theirs = hasher
+            .argon2
+            .hash_password(password.expose().as_bytes(), &salt)
+            .unwrap()
+            .to_string();
+        assert_eq!(hasher.verify(&password, &theirs), Verification::Match);
+        let wrong = Password::for_login("correct horse battery stapler".into()).unwrap();
+        assert_eq!(hasher.verify(&wrong, &theirs), Verification::Mismatch);
+        // One working memory per thread, the size of the largest hash it made.
+        let blocks = hasher.argon2.params().block_count();
+        let before = BLOCKS.with(|m| m.borrow().as_ptr());
+        hasher.hash(&password).unwrap();
+        assert_eq!(BLOCKS.with(|m| m.borrow().len()), blocks);
+        assert_eq!(BLOCKS.with(|m| m.borrow().as_ptr()), before, "reused, not reallocated");
     }
 
     #[test]
