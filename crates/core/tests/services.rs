@@ -62,6 +62,7 @@ fn settings() -> Settings {
             publish_delay: Duration::from_secs(330),
             sealer: Arc::new(Sealer::default()),
             resources: Vec::new(),
+            revocation_poll: sesame_core::tokens::revocation::POLL_INTERVAL,
         },
         scopes: Catalogue::Open,
         auth_code_ttl: Duration::from_secs(60),
@@ -1042,4 +1043,49 @@ async fn a_profile_session_answers_only_through_its_profile_and_lives_by_its_lif
     ));
     assert!(is_live(&core, &default).await);
     assert_eq!(sessions.list(admin.user.id).await.unwrap().len(), 1);
+}
+
+/// Postgres tells every instance of a revocation as it commits (`NOTIFY`): an instance
+/// whose own poll is an hour away refuses a token revoked elsewhere all the same.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_revocation_reaches_another_instance_by_notification_without_its_poll() {
+    let (a, _clock, db) = core(Backend::Postgres).await;
+    let mut slow = settings();
+    slow.tokens.revocation_poll = Duration::from_secs(3_600);
+    let b = Core::new(
+        slow,
+        db.store().await,
+        HashingPool::new(PasswordHasher::new(HashParams::default()).unwrap(), 1),
+        Arc::new(ManualClock::new()),
+    )
+    .await
+    .unwrap();
+    let follower = tokio::spawn({
+        let b = b.clone();
+        async move { b.tokens().poll_revocations().await }
+    });
+    let ada = signed_in(&a, "ada@example.com").await;
+    let client = client_of(&a, &ada).await;
+    let caller = a.tokens().authenticate_client(&client, IP).await.unwrap();
+    // Whatever reads b's log first (the poll's immediate first tick, or the listener's
+    // start), once b refuses a first revoked token the next tick is an hour away: from
+    // then on only a notification can tell b anything.
+    let refused_within = |token: String| {
+        let (a, b, caller) = (a.clone(), b.clone(), caller.clone());
+        async move {
+            assert!(b.tokens().verify(&token).await.is_ok());
+            a.tokens().revoke(&caller, &token, IP).await.unwrap();
+            let revoked_at = std::time::Instant::now();
+            while b.tokens().verify(&token).await.is_ok() {
+                assert!(
+                    revoked_at.elapsed() < Duration::from_secs(5),
+                    "another instance never heard of the revocation (its poll is an hour away)"
+                );
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+        }
+    };
+    refused_within(a.tokens().exchange(&client, None, IP).await.unwrap().token).await;
+    refused_within(a.tokens().exchange(&client, None, IP).await.unwrap().token).await;
+    follower.abort();
 }

@@ -97,6 +97,7 @@ fn settings() -> Settings {
             publish_delay: std::time::Duration::from_secs(330),
             sealer: Arc::new(Sealer::default()),
             resources: Vec::new(),
+            revocation_poll: sesame_core::tokens::revocation::POLL_INTERVAL,
         },
         scopes: sesame_domain::Catalogue::Open,
         auth_code_ttl: std::time::Duration::from_secs(60),

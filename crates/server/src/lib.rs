@@ -107,6 +107,7 @@ pub fn token_settings(config: &Config, issuer: &str) -> TokenSettings {
         publish_delay: config.key_publish_delay,
         sealer: config.sealer.clone(),
         resources: config.resources.clone(),
+        revocation_poll: sesame_core::tokens::revocation::POLL_INTERVAL,
     }
 }
 

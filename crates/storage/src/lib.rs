@@ -639,6 +639,10 @@ pub trait Database: Send + Sync {
     /// the one stored first (every instance ends up with the same).
     async fn install_secret(&self, name: &str, candidate: &[u8]) -> Result<Vec<u8>>;
     async fn close(&self);
+    /// Wakes `notice` each time a revocation is logged by any connection (Postgres
+    /// `LISTEN`), until the connection fails; returns `Ok` at once where the database
+    /// cannot tell (SQLite: one file, polled).
+    async fn follow_revocations(&self, notice: Arc<tokio::sync::Notify>) -> Result<()>;
 }
 
 /// Every store, behind trait objects so both backends plug in.

@@ -47,8 +47,23 @@ impl Dialect for Postgres {
     const INSERT_SIGNING_KEY: &'static str = "INSERT INTO signing_keys (kid, alg, private_der, created_at, signs_from) \
          VALUES ($1, $2, $3, $4, clock_timestamp() + $5 * interval '1 microsecond')";
 
+    const NOTIFY_REVOCATION: Option<&'static str> = Some("SELECT pg_notify('sesame_revocations', '')");
+
     fn error(error: sqlx::Error) -> StorageError {
         err(error)
+    }
+
+    async fn follow_revocations(pool: &PgPool, notice: std::sync::Arc<tokio::sync::Notify>) -> Result<()> {
+        let mut listener = sqlx::postgres::PgListener::connect_with(pool).await.map_err(err)?;
+        listener.listen("sesame_revocations").await.map_err(err)?;
+        // Whatever was logged before the listener was up is read by the first refresh.
+        notice.notify_one();
+        loop {
+            // `None`: the connection was lost (and is made again on the next call), so a
+            // notification may have been missed: refresh anyway.
+            listener.try_recv().await.map_err(err)?;
+            notice.notify_one();
+        }
     }
 
     async fn run_migrations(pool: &PgPool) -> Result<(), MigrateError> {

@@ -51,8 +51,19 @@ pub trait Dialect: sqlx::Database {
     /// clock plus `$5` microseconds.
     const INSERT_SIGNING_KEY: &'static str;
 
+    /// Sent in the transaction that logs a revocation, so that other instances learn of
+    /// it when it commits (Postgres `NOTIFY`); none where the database cannot.
+    const NOTIFY_REVOCATION: Option<&'static str>;
+
     /// Translates a driver error into the terms callers act on.
     fn error(error: sqlx::Error) -> StorageError;
+
+    /// Wakes `notice` each time another connection logs a revocation, until the
+    /// connection fails (`Err`); `Ok` at once where the database cannot tell.
+    fn follow_revocations(
+        pool: &Pool<Self>,
+        notice: std::sync::Arc<tokio::sync::Notify>,
+    ) -> impl Future<Output = Result<()>> + Send;
 
     /// Applies this backend's migrations (`migrations/postgres` or `migrations/sqlite`).
     fn run_migrations(pool: &Pool<Self>) -> impl Future<Output = Result<(), MigrateError>> + Send;
@@ -201,6 +212,9 @@ impl<DB: Dialect> SqlStore<DB> {
             Arg::Time(revocation.expires_at),
         ];
         DB::execute(conn, sql::INSERT_REVOCATION, &args).await?;
+        if let Some(notify) = DB::NOTIFY_REVOCATION {
+            DB::execute(conn, notify, &[]).await?;
+        }
         Ok(())
     }
 
@@ -358,6 +372,10 @@ impl<DB: Dialect> Database for SqlStore<DB> {
 
     async fn close(&self) {
         self.pool.close().await;
+    }
+
+    async fn follow_revocations(&self, notice: std::sync::Arc<tokio::sync::Notify>) -> Result<()> {
+        DB::follow_revocations(&self.pool, notice).await
     }
 }
 

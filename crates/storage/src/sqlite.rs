@@ -58,8 +58,14 @@ impl Dialect for Sqlite {
          VALUES ($1, $2, $3, $4, (SELECT COALESCE(MAX(seq), 0) + 1 FROM signing_keys), \
          CAST(unixepoch('subsec') * 1000000 AS INTEGER) + $5)";
 
+    const NOTIFY_REVOCATION: Option<&'static str> = None;
+
     fn error(error: sqlx::Error) -> StorageError {
         err(error)
+    }
+
+    async fn follow_revocations(_pool: &SqlitePool, _notice: std::sync::Arc<tokio::sync::Notify>) -> Result<()> {
+        Ok(())
     }
 
     async fn run_migrations(pool: &SqlitePool) -> Result<(), MigrateError> {

@@ -43,6 +43,15 @@ const MAX_VERIFIED: usize = 16_384;
 /// every request read the database.
 const RELOAD_BACKOFF: Duration = Duration::from_secs(5);
 
+/// Aborts a task when the task that owns it ends (or is aborted).
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
 /// What the token service needs from the configuration.
 #[derive(Debug, Clone)]
 pub struct TokenSettings {
@@ -57,6 +66,9 @@ pub struct TokenSettings {
     pub sealer: Arc<Sealer>,
     /// Audiences a token may be requested for besides `audience` (RFC 8707).
     pub resources: Vec<String>,
+    /// How often the shared revocation log is read whatever the database tells
+    /// ([`super::revocation::POLL_INTERVAL`] in service).
+    pub revocation_poll: Duration,
 }
 
 /// The claims of a sesame access token (RFC 9068 §2.2).
@@ -294,12 +306,36 @@ impl TokenService {
         }
     }
 
-    /// Polls the shared revocation log for as long as the task runs.
+    /// Follows the shared revocation log for as long as the task runs: read again as soon
+    /// as the database says another instance logged a revocation (Postgres `NOTIFY`), and
+    /// every `revocation_poll` (1 s) whatever happens, which stays the guarantee when a
+    /// notification is lost or the listener is reconnecting.
     pub async fn poll_revocations(&self) {
-        let mut tick = tokio::time::interval(super::revocation::POLL_INTERVAL);
+        let notice = Arc::new(tokio::sync::Notify::new());
+        // Ends with this task: the loop below never returns, so only an abort ends both.
+        let _follower = AbortOnDrop(tokio::spawn({
+            let store = self.store.clone();
+            let notice = notice.clone();
+            async move {
+                loop {
+                    match store.database.follow_revocations(notice.clone()).await {
+                        // The database cannot tell: polling alone.
+                        Ok(()) => return,
+                        Err(error) => {
+                            tracing::warn!(%error, "not listening for revocations; polling meanwhile");
+                            tokio::time::sleep(super::revocation::POLL_INTERVAL).await;
+                        }
+                    }
+                }
+            }
+        }));
+        let mut tick = tokio::time::interval(self.settings.revocation_poll);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
-            tick.tick().await;
+            tokio::select! {
+                _ = tick.tick() => {}
+                () = notice.notified() => {}
+            }
             if let Err(error) = self.revocations.refresh(&self.store, self.clock.now()).await {
                 tracing::warn!(%error, "cannot read the revocation log");
             }

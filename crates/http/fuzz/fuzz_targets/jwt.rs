@@ -29,6 +29,7 @@ fn ring() -> &'static (KeyRing, TokenSettings) {
             publish_delay: Duration::from_secs(330),
             resources: Vec::new(),
             sealer: std::sync::Arc::new(sesame_core::sealing::Sealer::default()),
+            revocation_poll: std::time::Duration::from_secs(1),
         };
         (ring, settings)
     })
