@@ -297,6 +297,24 @@ bench_backend() {
     run_wrk "$B.exchange" 2 32 "$SECS" "$base/login" \
     -H "Authorization: Basic $basic" -H 'Content-Type: application/x-www-form-urlencoded')"
   delegated "$base"
+  if [[ "$B" == postgres ]]; then
+    # A second instance on the same database: how long until it refuses a token revoked
+    # on the first (NOTIFY, with the 1 s poll behind it).
+    local other_port other_pid
+    other_port="$(free_port)"
+    SESAME_LISTEN="127.0.0.1:$other_port" SESAME_ISSUER="$base" "$BIN" serve >"$RAW/$B.second.log" 2>&1 &
+    other_pid=$!
+    BG_PIDS+=("$other_pid")
+    wait_http "http://127.0.0.1:$other_port/healthz" 60 || die "the second instance did not answer"
+    log "[$B] 12 cross-instance revocation: revoke on one instance, until the other refuses (200 samples)"
+    local latency
+    latency="$(python3 "$BENCH_DIR/revocation.py" "$base" "http://127.0.0.1:$other_port" "$basic" 200)" \
+      || die "the cross-instance revocation measurement failed"
+    record revocation "$latency"
+    kill -TERM "$other_pid" 2>/dev/null || true
+    wait "$other_pid" 2>/dev/null || true
+    BG_PIDS=()
+  fi
   # Again, so that the ratios to /healthz use the mean of two runs around them.
   log "[$B] 1' GET /healthz again"
   record healthz_again "$(run_wrk "$B.healthz_again" 2 32 "$SECS" "$base/healthz")"

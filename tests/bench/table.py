@@ -20,6 +20,7 @@ TARGETS = {
     "me_cookie_large": ("<=", 1.2),  # p50 large / small
     "rss_mid": ("<=", 64.0),  # MiB
     "healthz_vs_bare": (">=", 0.9),
+    "revocation": ("<=", 100.0),  # p99 ms
 }
 
 BACKEND_NAMES = {"postgres": "Postgres", "sqlite": "SQLite"}
@@ -155,6 +156,14 @@ def rows_for(backend, d, meta):
             "authorize", ratio_only("authorize", "8/1"))
     wrk_row("9", "POST /login, refresh grant (public client; each request spends its own token)",
             "refresh", ratio_only("refresh", "9/1"))
+    revocation = d.get("revocation")
+    if revocation:
+        p99_revocation = num(revocation, "p99_ms")
+        rows.append(["12", f"cross-instance revocation: revoke on one instance, until a second refuses "
+                           f"({revocation.get('samples', '?')} samples; p50, p99; max {revocation.get('max_ms', '?')} ms)",
+                     "—", fmt_ms(num(revocation, "p50_ms")), fmt_ms(p99_revocation),
+                     f"{revocation.get('timeouts', '?')} timeouts",
+                     "p99 = " + check("revocation", p99_revocation, " ms") if p99_revocation is not None else "—"])
     p99 = num(d.get("flood_healthz", {}), "p99_ms")
     wrk_row("6", "GET /healthz, light probe (-t1 -c4, 10 ms pauses) during a login flood", "flood_healthz",
             "p99 = " + check("flood_healthz", p99, " ms") if p99 is not None else "—")
