@@ -235,6 +235,19 @@ impl Core {
         self.0.clock.now()
     }
 
+    /// Follows what other instances end, for as long as the task runs: revocations (read
+    /// from the shared log at once when the database tells, and every second whatever
+    /// happens) and sessions (forgotten from this instance's cache as soon as the database
+    /// tells; the cache's one second bounds it otherwise).
+    pub async fn follow_changes(&self) {
+        let cx = self.0.clone();
+        let sessions: sesame_storage::SessionsEnded = Arc::new(move |user| match user {
+            Some(user) => cx.sessions.forget_user(user),
+            None => cx.sessions.forget_all(),
+        });
+        self.0.tokens.poll_revocations(sessions).await;
+    }
+
     /// Deletes ended sessions, login failures older than every throttle window, and
     /// revocations that no unexpired token can concern.
     pub async fn sweep(&self) {

@@ -93,6 +93,12 @@ impl SessionCache {
         self.remove_user(user, None);
     }
 
+    /// Forgets every cached session (some may have ended elsewhere).
+    pub(crate) fn forget_all(&self) {
+        self.ended();
+        self.entries.clear();
+    }
+
     fn remove_session(&self, id: SessionId) {
         self.ended();
         self.entries.remove_where(|entry| entry.session.id == id);

@@ -1045,8 +1045,9 @@ async fn a_profile_session_answers_only_through_its_profile_and_lives_by_its_lif
     assert_eq!(sessions.list(admin.user.id).await.unwrap().len(), 1);
 }
 
-/// Postgres tells every instance of a revocation as it commits (`NOTIFY`): an instance
-/// whose own poll is an hour away refuses a token revoked elsewhere all the same.
+/// Postgres tells every instance of a revocation, and of sessions ended, as it commits
+/// (`NOTIFY`): an instance whose own poll is an hour away, and whose clock never lets a
+/// cached session age, refuses a token revoked and a session ended elsewhere all the same.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_revocation_reaches_another_instance_by_notification_without_its_poll() {
     let (a, _clock, db) = core(Backend::Postgres).await;
@@ -1062,7 +1063,7 @@ async fn a_revocation_reaches_another_instance_by_notification_without_its_poll(
     .unwrap();
     let follower = tokio::spawn({
         let b = b.clone();
-        async move { b.tokens().poll_revocations().await }
+        async move { b.follow_changes().await }
     });
     let ada = signed_in(&a, "ada@example.com").await;
     let client = client_of(&a, &ada).await;
@@ -1087,5 +1088,31 @@ async fn a_revocation_reaches_another_instance_by_notification_without_its_poll(
     };
     refused_within(a.tokens().exchange(&client, None, IP).await.unwrap().token).await;
     refused_within(a.tokens().exchange(&client, None, IP).await.unwrap().token).await;
+
+    // Sessions: b's clock stands still, so its cached session never ages out; only the
+    // database's word that it ended can make b refuse it.
+    for end in ["logout", "all others"] {
+        let session = signed_in(&a, "ada@example.com").await;
+        let hash = session.handle.hash();
+        assert!(b.sessions().authenticate(&hash).await.is_ok(), "cached on b");
+        match end {
+            "logout" => a.sessions().logout(&session.session, IP).await.unwrap(),
+            _ => {
+                let keeper = signed_in(&a, "ada@example.com").await;
+                a.sessions()
+                    .end_others(keeper.user.id, Some(keeper.session.session_id))
+                    .await
+                    .unwrap();
+            }
+        }
+        let ended_at = std::time::Instant::now();
+        while b.sessions().authenticate(&hash).await.is_ok() {
+            assert!(
+                ended_at.elapsed() < Duration::from_secs(5),
+                "b never heard that the session ended ({end})"
+            );
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
     follower.abort();
 }

@@ -204,7 +204,7 @@ pub async fn start_with_clock(
     let task = tokio::spawn(serve::serve(listener, app, limits, stopped));
     let poller = {
         let core = core.clone();
-        tokio::spawn(async move { core.tokens().poll_revocations().await })
+        tokio::spawn(async move { core.follow_changes().await })
     };
     let key_reloader = tokio::spawn(reload_keys(core.clone()));
     let sweeper = tokio::spawn(sweep(core));

@@ -639,11 +639,15 @@ pub trait Database: Send + Sync {
     /// the one stored first (every instance ends up with the same).
     async fn install_secret(&self, name: &str, candidate: &[u8]) -> Result<Vec<u8>>;
     async fn close(&self);
-    /// Wakes `notice` each time a revocation is logged by any connection (Postgres
-    /// `LISTEN`), until the connection fails; returns `Ok` at once where the database
-    /// cannot tell (SQLite: one file, polled).
-    async fn follow_revocations(&self, notice: Arc<tokio::sync::Notify>) -> Result<()>;
+    /// Wakes `revocations` each time a revocation is logged by any connection, and calls
+    /// `sessions` with the user whose sessions ended (`None`: possibly anyone's, after a
+    /// lost connection) (Postgres `LISTEN`), until the connection fails; returns `Ok` at
+    /// once where the database cannot tell (SQLite: one file, polled and cached briefly).
+    async fn follow_changes(&self, revocations: Arc<tokio::sync::Notify>, sessions: SessionsEnded) -> Result<()>;
 }
+
+/// Called with the user whose sessions ended on another connection (`None`: anyone's).
+pub type SessionsEnded = Arc<dyn Fn(Option<UserId>) + Send + Sync>;
 
 /// Every store, behind trait objects so both backends plug in.
 #[derive(Clone)]

@@ -48,21 +48,38 @@ impl Dialect for Postgres {
          VALUES ($1, $2, $3, $4, clock_timestamp() + $5 * interval '1 microsecond')";
 
     const NOTIFY_REVOCATION: Option<&'static str> = Some("SELECT pg_notify('sesame_revocations', '')");
+    const NOTIFY_SESSIONS: Option<&'static str> = Some("SELECT pg_notify('sesame_sessions', $1)");
 
     fn error(error: sqlx::Error) -> StorageError {
         err(error)
     }
 
-    async fn follow_revocations(pool: &PgPool, notice: std::sync::Arc<tokio::sync::Notify>) -> Result<()> {
+    async fn follow_changes(
+        pool: &PgPool,
+        revocations: std::sync::Arc<tokio::sync::Notify>,
+        sessions: crate::SessionsEnded,
+    ) -> Result<()> {
         let mut listener = sqlx::postgres::PgListener::connect_with(pool).await.map_err(err)?;
-        listener.listen("sesame_revocations").await.map_err(err)?;
-        // Whatever was logged before the listener was up is read by the first refresh.
-        notice.notify_one();
+        listener
+            .listen_all(["sesame_revocations", "sesame_sessions"])
+            .await
+            .map_err(err)?;
+        // Whatever happened before the listener was up: read the log, forget the cache.
+        revocations.notify_one();
+        sessions(None);
         loop {
-            // `None`: the connection was lost (and is made again on the next call), so a
-            // notification may have been missed: refresh anyway.
-            listener.try_recv().await.map_err(err)?;
-            notice.notify_one();
+            match listener.try_recv().await.map_err(err)? {
+                Some(notice) if notice.channel() == "sesame_sessions" => {
+                    sessions(uuid::Uuid::parse_str(notice.payload()).ok().map(sesame_domain::UserId));
+                }
+                Some(_) => revocations.notify_one(),
+                // The connection was lost (and is made again on the next call): anything
+                // may have been missed.
+                None => {
+                    revocations.notify_one();
+                    sessions(None);
+                }
+            }
         }
     }
 

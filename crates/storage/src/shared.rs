@@ -55,14 +55,20 @@ pub trait Dialect: sqlx::Database {
     /// it when it commits (Postgres `NOTIFY`); none where the database cannot.
     const NOTIFY_REVOCATION: Option<&'static str>;
 
+    /// Sent when a user's sessions end, with the user's id (`$1`), so that other
+    /// instances forget them from their caches at once; none where the database cannot.
+    const NOTIFY_SESSIONS: Option<&'static str>;
+
     /// Translates a driver error into the terms callers act on.
     fn error(error: sqlx::Error) -> StorageError;
 
-    /// Wakes `notice` each time another connection logs a revocation, until the
-    /// connection fails (`Err`); `Ok` at once where the database cannot tell.
-    fn follow_revocations(
+    /// Wakes `revocations` each time a connection logs a revocation, and calls `sessions`
+    /// with the user whose sessions ended (`None`: anyone's, after a lost connection),
+    /// until the connection fails (`Err`); `Ok` at once where the database cannot tell.
+    fn follow_changes(
         pool: &Pool<Self>,
-        notice: std::sync::Arc<tokio::sync::Notify>,
+        revocations: std::sync::Arc<tokio::sync::Notify>,
+        sessions: crate::SessionsEnded,
     ) -> impl Future<Output = Result<()>> + Send;
 
     /// Applies this backend's migrations (`migrations/postgres` or `migrations/sqlite`).
@@ -187,10 +193,20 @@ impl<DB: Dialect> SqlStore<DB> {
     }
 
     async fn delete_sessions_of(conn: &mut DB::Connection, id: UserId, keep: Option<SessionId>) -> Result<u64> {
-        match keep {
-            Some(keep) => DB::execute(conn, sql::DELETE_USER_SESSIONS_BUT, &[Arg::Id(id.0), Arg::Id(keep.0)]).await,
-            None => DB::execute(conn, sql::DELETE_USER_SESSIONS, &[Arg::Id(id.0)]).await,
+        let ended = match keep {
+            Some(keep) => DB::execute(conn, sql::DELETE_USER_SESSIONS_BUT, &[Arg::Id(id.0), Arg::Id(keep.0)]).await?,
+            None => DB::execute(conn, sql::DELETE_USER_SESSIONS, &[Arg::Id(id.0)]).await?,
+        };
+        Self::sessions_ended(conn, id).await?;
+        Ok(ended)
+    }
+
+    /// Tells other instances that sessions of `user` ended (delivered on commit).
+    async fn sessions_ended(conn: &mut DB::Connection, user: UserId) -> Result<()> {
+        if let Some(notify) = DB::NOTIFY_SESSIONS {
+            DB::execute(conn, notify, &[Arg::Text(&user.0.to_string())]).await?;
         }
+        Ok(())
     }
 
     async fn insert_key(conn: &mut DB::Connection, key: &ApiKeyRecord) -> Result<()> {
@@ -374,8 +390,12 @@ impl<DB: Dialect> Database for SqlStore<DB> {
         self.pool.close().await;
     }
 
-    async fn follow_revocations(&self, notice: std::sync::Arc<tokio::sync::Notify>) -> Result<()> {
-        DB::follow_revocations(&self.pool, notice).await
+    async fn follow_changes(
+        &self,
+        revocations: std::sync::Arc<tokio::sync::Notify>,
+        sessions: crate::SessionsEnded,
+    ) -> Result<()> {
+        DB::follow_changes(&self.pool, revocations, sessions).await
     }
 }
 
@@ -547,16 +567,32 @@ impl<DB: Dialect> SessionStore for SqlStore<DB> {
     }
 
     async fn delete_session_by_hash(&self, handle_hash: &SessionHandleHash) -> Result<bool> {
-        let deleted = self
-            .execute(sql::DELETE_SESSION_BY_HASH, &[Arg::Bytes(handle_hash.as_bytes())])
-            .await?;
-        Ok(deleted > 0)
+        let mut conn = self.conn().await?;
+        let row = DB::fetch_optional(
+            &mut conn,
+            sql::DELETE_SESSION_BY_HASH,
+            &[Arg::Bytes(handle_hash.as_bytes())],
+        )
+        .await?;
+        let Some(row) = row else {
+            return Ok(false);
+        };
+        let user = UserId(DB::uuid(&row, "user_id", "sessions.user_id")?);
+        Self::sessions_ended(&mut conn, user).await?;
+        Ok(true)
     }
 
     async fn delete_user_session(&self, user_id: UserId, id: SessionId) -> Result<bool> {
-        let deleted = self
-            .execute(sql::DELETE_USER_SESSION, &[Arg::Id(user_id.0), Arg::Id(id.0)])
-            .await?;
+        let mut conn = self.conn().await?;
+        let deleted = DB::execute(
+            &mut conn,
+            sql::DELETE_USER_SESSION,
+            &[Arg::Id(user_id.0), Arg::Id(id.0)],
+        )
+        .await?;
+        if deleted > 0 {
+            Self::sessions_ended(&mut conn, user_id).await?;
+        }
         Ok(deleted > 0)
     }
 

@@ -72,7 +72,7 @@ pub(crate) const SESSION_BY_HASH: &str = concat!(
 );
 /// Only ever moves `last_seen_at` forward, whatever order concurrent touches land in.
 pub(crate) const TOUCH_SESSION: &str = "UPDATE sessions SET last_seen_at = $2 WHERE id = $1 AND last_seen_at < $2";
-pub(crate) const DELETE_SESSION_BY_HASH: &str = "DELETE FROM sessions WHERE handle_hash = $1";
+pub(crate) const DELETE_SESSION_BY_HASH: &str = "DELETE FROM sessions WHERE handle_hash = $1 RETURNING user_id";
 pub(crate) const DELETE_USER_SESSION: &str = "DELETE FROM sessions WHERE user_id = $1 AND id = $2";
 pub(crate) const DELETE_USER_SESSIONS: &str = "DELETE FROM sessions WHERE user_id = $1";
 pub(crate) const DELETE_USER_SESSIONS_BUT: &str = "DELETE FROM sessions WHERE user_id = $1 AND id <> $2";

@@ -59,12 +59,17 @@ impl Dialect for Sqlite {
          CAST(unixepoch('subsec') * 1000000 AS INTEGER) + $5)";
 
     const NOTIFY_REVOCATION: Option<&'static str> = None;
+    const NOTIFY_SESSIONS: Option<&'static str> = None;
 
     fn error(error: sqlx::Error) -> StorageError {
         err(error)
     }
 
-    async fn follow_revocations(_pool: &SqlitePool, _notice: std::sync::Arc<tokio::sync::Notify>) -> Result<()> {
+    async fn follow_changes(
+        _pool: &SqlitePool,
+        _revocations: std::sync::Arc<tokio::sync::Notify>,
+        _sessions: crate::SessionsEnded,
+    ) -> Result<()> {
         Ok(())
     }
 

@@ -521,7 +521,7 @@ impl Tokens<'_> {
 
     /// Polls the shared revocation log for as long as the task runs.
     pub async fn poll_revocations(&self) {
-        self.0.tokens.poll_revocations().await;
+        self.0.tokens.poll_revocations(std::sync::Arc::new(|_| {})).await;
     }
 }
 

@@ -310,7 +310,8 @@ impl TokenService {
     /// as the database says another instance logged a revocation (Postgres `NOTIFY`), and
     /// every `revocation_poll` (1 s) whatever happens, which stays the guarantee when a
     /// notification is lost or the listener is reconnecting.
-    pub async fn poll_revocations(&self) {
+    /// `sessions` hears of sessions ended on other instances (see [`crate::Core::follow_changes`]).
+    pub async fn poll_revocations(&self, sessions: sesame_storage::SessionsEnded) {
         let notice = Arc::new(tokio::sync::Notify::new());
         // Ends with this task: the loop below never returns, so only an abort ends both.
         let _follower = AbortOnDrop(tokio::spawn({
@@ -318,7 +319,7 @@ impl TokenService {
             let notice = notice.clone();
             async move {
                 loop {
-                    match store.database.follow_revocations(notice.clone()).await {
+                    match store.database.follow_changes(notice.clone(), sessions.clone()).await {
                         // The database cannot tell: polling alone.
                         Ok(()) => return,
                         Err(error) => {
