@@ -308,9 +308,13 @@ bench_backend() {
     wait_http "http://127.0.0.1:$other_port/healthz" 60 || die "the second instance did not answer"
     log "[$B] 12 cross-instance revocation: revoke on one instance, until the other refuses (200 samples)"
     local latency
-    latency="$(python3 "$BENCH_DIR/revocation.py" "$base" "http://127.0.0.1:$other_port" "$basic" 200)" \
+    latency="$(python3 "$BENCH_DIR/revocation.py" tokens "$base" "http://127.0.0.1:$other_port" "$basic" 200)" \
       || die "the cross-instance revocation measurement failed"
     record revocation "$latency"
+    log "[$B] 12s cross-instance logout: sign out on one instance, until the other refuses the cookie (200 samples)"
+    latency="$(python3 "$BENCH_DIR/revocation.py" sessions "$base" "http://127.0.0.1:$other_port" \
+      user1@bench.test "$PASSWORD" 200)" || die "the cross-instance logout measurement failed"
+    record logout_elsewhere "$latency"
     kill -TERM "$other_pid" 2>/dev/null || true
     wait "$other_pid" 2>/dev/null || true
     BG_PIDS=()

@@ -156,6 +156,14 @@ def rows_for(backend, d, meta):
             "authorize", ratio_only("authorize", "8/1"))
     wrk_row("9", "POST /login, refresh grant (public client; each request spends its own token)",
             "refresh", ratio_only("refresh", "9/1"))
+    logout = d.get("logout_elsewhere")
+    if logout:
+        p99_logout = num(logout, "p99_ms")
+        rows.append(["12s", f"cross-instance logout: sign out on one instance, until a second refuses the cookie "
+                            f"({logout.get('samples', '?')} samples; p50, p99; max {logout.get('max_ms', '?')} ms)",
+                     "—", fmt_ms(num(logout, "p50_ms")), fmt_ms(p99_logout),
+                     f"{logout.get('timeouts', '?')} timeouts",
+                     "p99 = " + check("revocation", p99_logout, " ms") if p99_logout is not None else "—"])
     revocation = d.get("revocation")
     if revocation:
         p99_revocation = num(revocation, "p99_ms")
