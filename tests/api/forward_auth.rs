@@ -3,17 +3,14 @@
 //! through.
 
 use reqwest::{Method, RequestBuilder, Response, StatusCode};
-use serde_json::{Value, json};
-use sesame_tests::{Backend, CONFIG_FILE, Session, TestApp, eventually, header_text, on_both_backends};
+use serde_json::Value;
+use sesame_tests::{Backend, CONFIG_FILE, PKCE_VERIFIER, Session, TestApp, eventually, header_text, on_both_backends};
 
 on_both_backends!(
     forward_auth_names_a_session_a_client_token_and_a_delegated_token,
     forward_auth_checks_csrf_and_cross_site_on_the_original_method,
     forward_auth_rules_match_the_first_path_prefix,
 );
-
-const CHALLENGE: &str = "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM";
-const VERIFIER: &str = "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk";
 
 /// The verify request a proxy makes for an original `method uri`.
 fn verify(app: &TestApp, method: &str, uri: &str) -> RequestBuilder {
@@ -43,45 +40,8 @@ fn caller(response: &Response) -> [String; 5] {
 /// Ada lets a public client of Bob's act for her; the delegated access token.
 async fn delegated_token(app: &TestApp, ada: &Session, bob: &Session) -> (String, String) {
     let callback = "https://app.example.com/cb";
-    let registered: Value = app
-        .with_session(Method::POST, "/clients", bob)
-        .json(&json!({"name": "Notes", "scopes": ["notes:read"], "type": "public", "redirect_uris": [callback]}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let client_id = registered["client_id"].as_str().unwrap().to_owned();
-    let query = url::form_urlencoded::Serializer::new(String::new())
-        .extend_pairs([
-            ("response_type", "code"),
-            ("client_id", client_id.as_str()),
-            ("redirect_uri", callback),
-            ("scope", "notes:read"),
-            ("code_challenge", CHALLENGE),
-            ("code_challenge_method", "S256"),
-        ])
-        .finish();
-    let approved = app
-        .http()
-        .post(app.url("/authorize"))
-        .header("cookie", &ada.cookie)
-        .header("origin", &app.base)
-        .form(&[
-            ("request", query.as_str()),
-            ("csrf_token", ada.csrf.as_str()),
-            ("decision", "approve"),
-        ])
-        .send()
-        .await
-        .unwrap();
-    let location = url::Url::parse(&header_text(&approved, "location")).unwrap();
-    let code = location
-        .query_pairs()
-        .find(|(n, _)| n == "code")
-        .map(|(_, v)| v.into_owned())
-        .expect("a code");
+    let client_id = app.public_client(bob, "Notes", &["notes:read"], callback).await;
+    let code = app.approve(ada, &client_id, callback, "notes:read").await;
     let token: Value = app
         .post_form(
             "/login",
@@ -89,7 +49,7 @@ async fn delegated_token(app: &TestApp, ada: &Session, bob: &Session) -> (String
                 ("grant_type", "authorization_code"),
                 ("code", &code),
                 ("redirect_uri", callback),
-                ("code_verifier", VERIFIER),
+                ("code_verifier", PKCE_VERIFIER),
                 ("client_id", &client_id),
             ],
         )

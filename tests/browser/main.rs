@@ -67,15 +67,7 @@ async fn a_person_signs_in_and_approves_and_the_browser_lands_on_the_app_with_a_
 
     // No session: the sign-in page, with `return_to` back to the request.
     browser.wait_for_path("/signin").await;
-    page.find(Locator::Css("#email"))
-        .await
-        .unwrap()
-        .send_keys("ada@example.com")
-        .await
-        .unwrap();
-    let password = page.find(Locator::Css("#password")).await.unwrap();
-    password.send_keys(PASSWORD).await.unwrap();
-    password.send_keys(&Key::Enter.to_string()).await.unwrap();
+    browser.sign_in("ada@example.com", PASSWORD).await;
 
     // Signed in, back at the request: the consent page names the app and the scope.
     let approve = browser.wait_for(Locator::Css("button[value=approve]")).await;
@@ -157,15 +149,7 @@ async fn the_sign_in_page_says_a_password_is_wrong_and_never_follows_a_foreign_r
     page.goto(&app.url("/signin?return_to=https://evil.example/steal"))
         .await
         .unwrap();
-    page.find(Locator::Css("#email"))
-        .await
-        .unwrap()
-        .send_keys("ada@example.com")
-        .await
-        .unwrap();
-    let password = page.find(Locator::Css("#password")).await.unwrap();
-    password.send_keys("not the password at all").await.unwrap();
-    password.send_keys(&Key::Enter.to_string()).await.unwrap();
+    let password = browser.sign_in("ada@example.com", "not the password at all").await;
     let alert = browser.wait_for(Locator::Css("#error:not([hidden])")).await;
     assert_eq!(alert.attr("role").await.unwrap().as_deref(), Some("alert"));
     assert!(alert.text().await.unwrap().contains("incorrect"));
@@ -212,15 +196,7 @@ async fn the_api_explorer_runs_the_authorization_code_flow_with_pkce() {
     let page = browser.client();
     // Signed in first, through the sign-in page, which then goes on to the explorer.
     page.goto(&app.url("/signin?return_to=/docs")).await.unwrap();
-    page.find(Locator::Css("#email"))
-        .await
-        .unwrap()
-        .send_keys("ada@example.com")
-        .await
-        .unwrap();
-    let password = page.find(Locator::Css("#password")).await.unwrap();
-    password.send_keys(PASSWORD).await.unwrap();
-    password.send_keys(&Key::Enter.to_string()).await.unwrap();
+    browser.sign_in("ada@example.com", PASSWORD).await;
     browser.wait_for_path("/docs").await;
     let explorer = page.window().await.unwrap();
 
@@ -293,15 +269,7 @@ async fn the_account_page_does_everything_it_offers_end_to_end() {
     let page = browser.client();
     page.goto(&app.url("/account")).await.unwrap();
     browser.wait_for(Locator::Css("#signin-section:not([hidden])")).await;
-    page.find(Locator::Css("#email"))
-        .await
-        .unwrap()
-        .send_keys("ada@example.com")
-        .await
-        .unwrap();
-    let password = page.find(Locator::Css("#password")).await.unwrap();
-    password.send_keys(PASSWORD).await.unwrap();
-    password.send_keys(&Key::Enter.to_string()).await.unwrap();
+    browser.sign_in("ada@example.com", PASSWORD).await;
     browser.wait_for(Locator::Css("#account:not([hidden])")).await;
     assert_eq!(browser.text_of("#who").await, "ada@example.com");
     let cookies = page.execute("return document.cookie", vec![]).await.unwrap();
@@ -440,40 +408,8 @@ async fn the_account_page_does_everything_it_offers_end_to_end() {
 /// Ada approves a public client of Bob's (over HTTP, with her other session); its id.
 async fn grant_to_bobs_app(app: &TestApp, ada: &sesame_tests::Session, bob: &sesame_tests::Session) -> String {
     let callback = "https://app.example.com/cb";
-    let registered: Value = app
-        .with_session(Method::POST, "/clients", bob)
-        .json(&json!({"name": "Bob's notes", "scopes": ["notes:read"], "type": "public", "redirect_uris": [callback]}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let client_id = registered["client_id"].as_str().unwrap().to_owned();
-    let query = url::form_urlencoded::Serializer::new(String::new())
-        .extend_pairs([
-            ("response_type", "code"),
-            ("client_id", client_id.as_str()),
-            ("redirect_uri", callback),
-            ("scope", "notes:read"),
-            ("code_challenge", CHALLENGE),
-            ("code_challenge_method", "S256"),
-        ])
-        .finish();
-    let approved = app
-        .http()
-        .post(app.url("/authorize"))
-        .header("cookie", &ada.cookie)
-        .header("origin", &app.base)
-        .form(&[
-            ("request", query.as_str()),
-            ("csrf_token", ada.csrf.as_str()),
-            ("decision", "approve"),
-        ])
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(approved.status(), StatusCode::SEE_OTHER);
+    let client_id = app.public_client(bob, "Bob's notes", &["notes:read"], callback).await;
+    app.approve(ada, &client_id, callback, "notes:read").await;
     client_id
 }
 
@@ -514,15 +450,7 @@ async fn a_front_end_on_another_site_signs_in_through_a_samesite_none_partitione
     let browser = Browser::start().await;
     let page = browser.client();
     page.goto(&format!("{spa_origin}/")).await.unwrap();
-    browser
-        .wait_for(Locator::Css("#email"))
-        .await
-        .send_keys("ada@example.com")
-        .await
-        .unwrap();
-    let password = page.find(Locator::Css("#password")).await.unwrap();
-    password.send_keys(PASSWORD).await.unwrap();
-    password.send_keys(&Key::Enter.to_string()).await.unwrap();
+    browser.sign_in("ada@example.com", PASSWORD).await;
     // The SPA asks GET /me after signing in: the cookie went along, cross-site.
     browser.wait_for_text("#me", "ada@example.com").await;
     let cookies = page.execute("return document.cookie", vec![]).await.unwrap();

@@ -151,6 +151,23 @@ impl Browser {
         }
     }
 
+    /// Types `email` and `password` into a sign-in form (`#email`, `#password`) and
+    /// submits it with Enter, as a person does; the password field.
+    pub async fn sign_in(&self, email: &str, password: &str) -> Element {
+        self.wait_for(Locator::Css("#email"))
+            .await
+            .send_keys(email)
+            .await
+            .expect("typing the email");
+        let field = self.wait_for(Locator::Css("#password")).await;
+        field.send_keys(password).await.expect("typing the password");
+        field
+            .send_keys(&fantoccini::key::Key::Enter.to_string())
+            .await
+            .expect("pressing Enter");
+        field
+    }
+
     /// Clicks the element `locator` finds, once it is there.
     pub async fn click(&self, locator: Locator<'_>) {
         self.wait_for(locator).await.click().await.expect("a click");

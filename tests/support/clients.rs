@@ -12,6 +12,10 @@ use serde_json::{Value, json};
 
 use crate::{PASSWORD, Session, TestApp};
 
+/// RFC 7636 appendix B's verifier and its S256 challenge.
+pub const PKCE_VERIFIER: &str = "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk";
+pub const PKCE_CHALLENGE: &str = "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM";
+
 /// A registered client and its first API key, as `POST /clients` showed them.
 #[derive(Debug, Clone)]
 pub struct TestClient {
@@ -88,6 +92,55 @@ where
 }
 
 impl TestApp {
+    /// Registers a public client of `owner` (the authorization-code grant) with one
+    /// redirect URI; its id.
+    pub async fn public_client(&self, owner: &Session, name: &str, scopes: &[&str], redirect_uri: &str) -> String {
+        let response = self
+            .with_session(Method::POST, "/clients", owner)
+            .json(&json!({"name": name, "scopes": scopes, "type": "public", "redirect_uris": [redirect_uri]}))
+            .send()
+            .await
+            .expect("POST /clients");
+        assert_eq!(response.status(), StatusCode::CREATED, "registering a public client");
+        let body: Value = response.json().await.expect("client body");
+        body["client_id"].as_str().expect("client_id").to_owned()
+    }
+
+    /// `user` approves `client_id` for `scope` on the consent form, as a browser posts it
+    /// (PKCE with [`PKCE_CHALLENGE`]); the code the redirect carries.
+    pub async fn approve(&self, user: &Session, client_id: &str, redirect_uri: &str, scope: &str) -> String {
+        let query = url::form_urlencoded::Serializer::new(String::new())
+            .extend_pairs([
+                ("response_type", "code"),
+                ("client_id", client_id),
+                ("redirect_uri", redirect_uri),
+                ("scope", scope),
+                ("code_challenge", PKCE_CHALLENGE),
+                ("code_challenge_method", "S256"),
+            ])
+            .finish();
+        let approved = self
+            .http()
+            .post(self.url("/authorize"))
+            .header("cookie", &user.cookie)
+            .header("origin", &self.base)
+            .form(&[
+                ("request", query.as_str()),
+                ("csrf_token", user.csrf.as_str()),
+                ("decision", "approve"),
+            ])
+            .send()
+            .await
+            .expect("POST /authorize");
+        assert_eq!(approved.status(), StatusCode::SEE_OTHER, "consent redirects back");
+        let location = url::Url::parse(&header_text(&approved, "location")).expect("an absolute Location");
+        location
+            .query_pairs()
+            .find(|(n, _)| n == "code")
+            .map(|(_, v)| v.into_owned())
+            .expect("a code")
+    }
+
     /// Registers `email` and signs in.
     pub async fn signed_in(&self, email: &str) -> Session {
         self.user(email).await;

@@ -52,6 +52,22 @@ fn carries_bearer(headers: &axum::http::HeaderMap) -> bool {
 
 fn check_request(config: &HttpConfig, request: &Request) -> Result<(), ApiError> {
     let headers = request.headers();
+    check_browser(config, headers)?;
+    // A body of any other type could have come from an HTML form on another site, which
+    // needs no CORS preflight; JSON cannot be sent cross-site without one. The OAuth
+    // token path takes forms (RFC 6749), but carries no ambient credential: the client
+    // authenticates in the request itself.
+    let form_allowed = FORM_ENDPOINTS.contains(&request.uri().path()) && is_form(headers);
+    if headers.contains_key(header::CONTENT_TYPE) && !is_json(headers) && !form_allowed {
+        return Err(ApiError::UnsupportedMediaType("application/json"));
+    }
+    Ok(())
+}
+
+/// The cross-site checks of an unsafe request by a browser: an `Origin` must be trusted,
+/// and `Sec-Fetch-Site: cross-site` is refused unless from a listed origin. Forward auth
+/// applies them to the headers a proxy passed through of the original request.
+pub(crate) fn check_browser(config: &HttpConfig, headers: &axum::http::HeaderMap) -> Result<(), ApiError> {
     if let Some(origin) = headers.get(header::ORIGIN) {
         let trusted = origin.to_str().is_ok_and(|origin| config.is_trusted_origin(origin));
         if !trusted {
@@ -70,14 +86,6 @@ fn check_request(config: &HttpConfig, request: &Request) -> Result<(), ApiError>
             .is_some_and(|site| site.as_bytes().eq_ignore_ascii_case(b"cross-site"))
     {
         return Err(ApiError::Csrf(CsrfFailure::CrossSite));
-    }
-    // A body of any other type could have come from an HTML form on another site, which
-    // needs no CORS preflight; JSON cannot be sent cross-site without one. The OAuth
-    // token path takes forms (RFC 6749), but carries no ambient credential: the client
-    // authenticates in the request itself.
-    let form_allowed = FORM_ENDPOINTS.contains(&request.uri().path()) && is_form(headers);
-    if headers.contains_key(header::CONTENT_TYPE) && !is_json(headers) && !form_allowed {
-        return Err(ApiError::UnsupportedMediaType("application/json"));
     }
     Ok(())
 }

@@ -5,7 +5,7 @@
 //! which the proxy names in `X-Forwarded-Method`.
 
 use axum::extract::State;
-use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, header, request::Parts};
+use axum::http::{HeaderName, HeaderValue, Method, header, request::Parts};
 use axum::response::{IntoResponse, Response};
 use sesame_domain::Principal;
 use sesame_domain::catalogue::Held;
@@ -115,7 +115,7 @@ async fn decide(state: &AppState, cookies: &Cookies, parts: &Parts) -> Result<Pr
             Err(other) => return Err(other),
         };
         if is_unsafe(&original.method) {
-            check_browser(state, &parts.headers)?;
+            crate::guard::check_browser(&state.config, &parts.headers)?;
             let token = parts
                 .headers
                 .get(CSRF_HEADER)
@@ -132,25 +132,6 @@ async fn decide(state: &AppState, cookies: &Cookies, parts: &Parts) -> Result<Pr
         check_rule(rule, &principal)?;
     }
     Ok(principal)
-}
-
-/// The cross-site checks of an unsafe cookie request, applied to what the proxy passed
-/// through of the browser's headers.
-fn check_browser(state: &AppState, headers: &HeaderMap) -> Result<(), ApiError> {
-    let origin = headers.get(header::ORIGIN).map(|o| o.to_str().unwrap_or(""));
-    if let Some(origin) = origin
-        && !state.config.is_trusted_origin(origin)
-    {
-        return Err(ApiError::Csrf(CsrfFailure::ForeignOrigin));
-    }
-    let listed = origin.is_some_and(|o| state.config.allowed_origins.iter().any(|a| a == o));
-    let cross_site = headers
-        .get("sec-fetch-site")
-        .is_some_and(|site| site.as_bytes().eq_ignore_ascii_case(b"cross-site"));
-    if cross_site && !listed {
-        return Err(ApiError::Csrf(CsrfFailure::CrossSite));
-    }
-    Ok(())
 }
 
 /// The first rule whose prefix the path starts with.
