@@ -5,6 +5,7 @@ use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 use sesame_tests::{
     Backend, Session, TestApp, eventually, expect_oauth_error, header_text, jwt_part, on_both_backends,
+    on_postgres_polling_only,
 };
 
 /// RFC 7636 appendix B.
@@ -324,6 +325,9 @@ on_both_backends!(
     a_browser_signs_in_consents_and_the_app_redeems_its_code_once,
     an_untrusted_redirect_uri_gets_a_page_and_other_errors_go_back_to_the_app,
 );
+
+// What one instance ends, the others refuse within the bound without notifications too.
+on_postgres_polling_only!(ending_a_grant_ends_its_tokens_on_every_instance,);
 
 /// A confidential client with a redirect URI: its id and key.
 async fn confidential_client(app: &TestApp, session: &Session) -> (String, String) {

@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use sesame_tests::{
     Backend, PASSWORD, TestApp, basic_auth, eventually, expect_oauth_error, expect_problem, on_both_backends,
+    on_postgres_polling_only,
 };
 
 on_both_backends!(
@@ -28,6 +29,9 @@ on_both_backends!(
     a_revocation_by_an_instance_whose_clock_is_behind_is_seen_by_the_others,
     a_client_revoking_its_own_tokens_cannot_grow_the_revocation_log_without_bound,
 );
+
+// What one instance ends, the others refuse within the bound without notifications too.
+on_postgres_polling_only!(disabling_a_user_ends_their_clients_keys_and_tokens_on_every_instance,);
 
 const WRONG: &str = "not the right passphrase";
 

@@ -6,13 +6,21 @@ use std::time::{Duration, Instant};
 
 use reqwest::{Method, StatusCode};
 use serde_json::json;
-use sesame_tests::{Backend, PASSWORD, Session, TestApp, on_both_backends};
+use sesame_tests::{Backend, PASSWORD, Session, TestApp, on_both_backends, on_postgres_polling_only};
 
 /// The documented bound, plus slack for a loaded machine.
 const BOUND: Duration = Duration::from_millis(2_500);
 
 on_both_backends!(
     a_session_made_on_one_instance_works_on_the_others,
+    logout_on_one_instance_ends_the_session_on_all,
+    revoking_a_session_on_one_instance_ends_it_on_all,
+    a_password_change_on_one_instance_ends_other_sessions_on_all,
+    disabling_a_user_ends_their_sessions_on_every_instance,
+);
+
+// What one instance ends, the others refuse within the bound without notifications too.
+on_postgres_polling_only!(
     logout_on_one_instance_ends_the_session_on_all,
     revoking_a_session_on_one_instance_ends_it_on_all,
     a_password_change_on_one_instance_ends_other_sessions_on_all,

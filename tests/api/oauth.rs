@@ -6,7 +6,10 @@ use std::time::Duration;
 
 use reqwest::StatusCode;
 use serde_json::{Value, json};
-use sesame_tests::{Backend, TestApp, basic_auth, eventually, expect_oauth_error, header_text, on_both_backends};
+use sesame_tests::{
+    Backend, TestApp, basic_auth, eventually, expect_oauth_error, header_text, on_both_backends,
+    on_postgres_polling_only,
+};
 
 on_both_backends!(
     a_revoked_token_stops_working_at_once,
@@ -20,6 +23,13 @@ on_both_backends!(
     a_client_deleted_on_one_instance_stops_its_tokens_on_another_within_a_second,
     a_key_revoked_on_one_instance_cannot_be_exchanged_where_it_was_just_used,
     a_client_deleted_on_one_instance_cannot_exchange_where_it_was_just_used,
+);
+
+// What one instance ends, the others refuse within the bound without notifications too.
+on_postgres_polling_only!(
+    a_token_revoked_on_one_instance_is_refused_by_another_within_a_second,
+    a_key_revoked_on_one_instance_stops_its_tokens_on_another_within_a_second,
+    a_client_deleted_on_one_instance_stops_its_tokens_on_another_within_a_second,
 );
 
 /// How long a test waits for another instance to learn of a revocation: the documented

@@ -11,6 +11,9 @@
 --   BENCH_USERS     N: one JSON password login per user user0..user{N-1}@bench.test
 --   BENCH_PASSWORD  their (shared) password
 --   BENCH_DELAY_MS  wait this long before each request on a connection (a scraper)
+--   BENCH_ONCE=T    with BENCH_BODIES and -tT: each thread sends its share of the bodies once,
+--                   then stops (a GET /healthz goes out in place of the next, its answer
+--                   never read); the run's -d only bounds it. For latency, not req/s.
 -- Headers given with -H are sent on every request. done() prints one line:
 --   BENCH requests=… rps=… p50_ms=… p99_ms=… non2xx=… sockerr=…
 -- where non2xx is wrk's count of responses with status >= 400.
@@ -29,7 +32,7 @@ local function format(extra_headers, body)
   return wrk.format(wrk.method, wrk.path, headers, body or wrk.body)
 end
 
-local requests, next_index, delay_ms
+local requests, next_index, delay_ms, last_index, filler
 
 function init(args)
   wrk.method = os.getenv("BENCH_METHOD") or "GET"
@@ -63,10 +66,21 @@ function init(args)
   end
   -- Threads start at different places in the list, so they do not walk it in step.
   next_index = ((thread_no or 0) * math.floor(#requests / 2)) % #requests + 1
+  local once = tonumber(os.getenv("BENCH_ONCE") or "")
+  if once then
+    local share = math.floor(#requests / once)
+    next_index = (thread_no or 0) * share + 1
+    last_index = next_index + share - 1
+    filler = wrk.format("GET", "/healthz", {}, "")
+  end
   delay_ms = tonumber(os.getenv("BENCH_DELAY_MS") or "")
 end
 
 function request()
+  if last_index and next_index > last_index then
+    wrk.thread:stop()
+    return filler
+  end
   local r = requests[next_index]
   next_index = next_index % #requests + 1
   return r

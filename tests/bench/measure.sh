@@ -12,12 +12,15 @@
 #   R  1e5 sessions stored; GET /me, cookie, cycling through all of them; then the
 #      server's RSS (before any password login: argon2's 19 MiB blocks come later)
 #   4c argon2id ceiling: `sesame bench-hash`, verifications/s on every core
-#   4  POST /login, password (cycling through 1000 users; every request a real verify)
-#   4c' the ceiling again: logins are compared with the mean of 4c and 4c'
+#   4  POST /login, password (cycling through 1000 users; every request a real verify),
+#      three times, each followed by the ceiling again: each run is compared with the
+#      mean of the ceilings before and after it, and the median ratio is the figure
 #   6  GET /healthz, a light probe (wrk -t1 -c4, 10 ms between requests on each
 #      connection) during a login flood (wrk -t1 -c64, POST /login)
 #   7  GET /me, session cookie with BENCH_LARGE (1e6) sessions stored (1000 handles
 #      spread over the whole set)
+#   5g/5G the exchange with 1e2 clients stored, then 1e5 (100 keys each, client_secret_post)
+#   9g/9G the refresh grant spending 1e3 tokens once with 1e3 stored, then with 1e6 stored
 # then stops the server and drops the database. Finally table.py renders one markdown
 # table with the ratios against their targets, printed and written to results/latest.md.
 set -euo pipefail
@@ -31,6 +34,8 @@ SMALL=1000
 MID=100000
 LARGE="${BENCH_LARGE:-1000000}"
 USERS=1000
+GROW_CLIENTS="${BENCH_GROW_CLIENTS:-100000}"
+GROW_REFRESH="${BENCH_GROW_REFRESH:-1000000}"
 [[ "$LARGE" =~ ^[0-9]+$ && "$LARGE" -ge "$MID" ]] || die "BENCH_LARGE must be at least $MID"
 # Shared by every seeded user (one real argon2id hash, made by `sesame user add`).
 PASSWORD='correct horse battery staple, benchmarked'
@@ -123,14 +128,50 @@ SQL
   esac
 }
 
-count_sessions() {
+count_rows() {
   case "$B" in
-    postgres) psql "$DB_URL" -Atc 'SELECT count(*) FROM sessions' ;;
-    sqlite) python3 -c 'import sqlite3,sys; print(sqlite3.connect(sys.argv[1]).execute("SELECT count(*) FROM sessions").fetchone()[0])' "$SQLITE_FILE" ;;
+    postgres) psql "$DB_URL" -Atc "SELECT count(*) FROM $1" ;;
+    sqlite) python3 -c 'import sqlite3,sys; print(sqlite3.connect(sys.argv[1]).execute("SELECT count(*) FROM " + sys.argv[2]).fetchone()[0])' "$SQLITE_FILE" "$1" ;;
+  esac
+}
+count_sessions() { count_rows sessions; }
+
+handles() { python3 "$BENCH_DIR/seed.py" handles "$HANDLE_SEED" "$@"; }
+
+# seed_clients FROM TO: clients FROM..TO-1 of user1, one API key each (see seed.py).
+seed_clients() {
+  local owner
+  owner="$(python3 -c 'import hashlib,uuid; print(uuid.UUID(hashlib.md5(b"bench-user-1").hexdigest()))')"
+  case "$B" in
+    postgres)
+      python3 "$BENCH_DIR/seed.py" clients-sql "$HANDLE_SEED" "$1" "$2" "$owner" | psql "$DB_URL" -v ON_ERROR_STOP=1 -q
+      psql "$DB_URL" -qc 'VACUUM ANALYZE clients' -c 'VACUUM ANALYZE api_keys'
+      ;;
+    sqlite) python3 "$BENCH_DIR/seed.py" sqlite-clients "$SQLITE_FILE" "$HANDLE_SEED" "$1" "$2" "$owner" ;;
   esac
 }
 
-handles() { python3 "$BENCH_DIR/seed.py" handles "$HANDLE_SEED" "$@"; }
+# exchange_growth BASE: 5g, the exchange cycling 100 keys with 1e2 clients stored; 5G, 100
+# keys never used before spread over GROW_CLIENTS clients stored.
+exchange_growth() {
+  local base="$1" code
+  seed_clients 0 99
+  python3 "$BENCH_DIR/seed.py" exchange-bodies "$HANDLE_SEED" 0 99 >"$TMPD/exchange_small.bodies"
+  head -1 "$TMPD/exchange_small.bodies" | tr -d '\n' >"$TMPD/exchange.check"
+  code="$(curl -s -o /dev/null -w '%{http_code}' -H 'Content-Type: application/x-www-form-urlencoded' \
+    --data-binary "@$TMPD/exchange.check" "$base/login")"
+  [[ "$code" == 200 ]] || die "the exchange with a seeded client's key: $code"
+  log "[$B] 5g POST /login, exchange, 100 keys of 1e2 clients"
+  record exchange_small "$(BENCH_METHOD=POST BENCH_BODIES="$TMPD/exchange_small.bodies" \
+    run_wrk "$B.exchange_small" 2 32 "$SECS" "$base/login")"
+  log "[$B] seeding $GROW_CLIENTS clients"
+  seed_clients 99 "$((GROW_CLIENTS - 2))"
+  python3 "$BENCH_DIR/seed.py" exchange-bodies "$HANDLE_SEED" 599 "$((GROW_CLIENTS - 2))" \
+    "$(((GROW_CLIENTS - 600) / 100))" | head -100 >"$TMPD/exchange_large.bodies"
+  log "[$B] 5G POST /login, exchange, 100 keys spread over $GROW_CLIENTS clients"
+  record exchange_large "$(BENCH_METHOD=POST BENCH_BODIES="$TMPD/exchange_large.bodies" \
+    run_wrk "$B.exchange_large" 2 32 "$SECS" "$base/login") clients=$(count_rows clients)"
+}
 
 # seed_refresh CLIENT FROM TO: refresh tokens FROM..TO-1 of CLIENT for user1, one family
 # each, derived as in seed.py.
@@ -180,6 +221,9 @@ delegated() {
   log "[$B] 8 GET /authorize, standing grant (a code each)"
   record authorize "$(run_wrk "$B.authorize" 2 32 "$SECS" "$base/authorize?$query" -H "Cookie: $cookie")"
 
+  # 9g: 1e3 tokens stored, each spent once (a latency figure: the run ends when they are).
+  refresh_once "$base" "$client_id" 10000000 9g refresh_small
+
   # Enough tokens that no thread comes back to one it spent: 8 000 a second, 100 000 at least.
   tokens=$((SECS * 8000 > 100000 ? SECS * 8000 : 100000))
   log "[$B] seeding $tokens refresh tokens"
@@ -193,6 +237,23 @@ delegated() {
   log "[$B] 9 POST /login, refresh grant (each token spent once)"
   record refresh "$(BENCH_METHOD=POST BENCH_BODIES="$TMPD/refresh.bodies" \
     run_wrk "$B.refresh" 2 32 "$SECS" "$base/login")"
+
+  # 9G: the same with GROW_REFRESH more stored.
+  log "[$B] seeding $GROW_REFRESH refresh tokens"
+  seed_refresh "$client_id" 20000000 "$((20000000 + GROW_REFRESH))"
+  refresh_once "$base" "$client_id" 30000000 9G refresh_large
+}
+
+# refresh_once BASE CLIENT FROM ROW KEY: seeds refresh tokens FROM..FROM+999 and spends
+# each once (2 threads, 32 connections), recording the latency.
+refresh_once() {
+  local base="$1" client_id="$2" from="$3"
+  seed_refresh "$client_id" "$from" "$((from + 1000))"
+  python3 "$BENCH_DIR/seed.py" refresh-bodies "$HANDLE_SEED" "$from" "$((from + 1000))" "$client_id" \
+    >"$TMPD/$5.bodies"
+  log "[$B] $4 POST /login, refresh grant, 1000 tokens spent once ($(count_rows refresh_tokens) stored)"
+  record "$5" "$(BENCH_METHOD=POST BENCH_BODIES="$TMPD/$5.bodies" BENCH_ONCE=2 \
+    run_wrk "$B.$5" 2 32 4 "$base/login") stored=$(count_rows refresh_tokens)"
 }
 
 # ---- one backend ----
@@ -296,6 +357,7 @@ bench_backend() {
   record exchange "$(BENCH_METHOD=POST BENCH_BODY='grant_type=client_credentials' \
     run_wrk "$B.exchange" 2 32 "$SECS" "$base/login" \
     -H "Authorization: Basic $basic" -H 'Content-Type: application/x-www-form-urlencoded')"
+  exchange_growth "$base"
   delegated "$base"
   if [[ "$B" == postgres ]]; then
     # A second instance on the same database: how long until it refuses a token revoked
@@ -330,14 +392,18 @@ bench_backend() {
     run_wrk "$B.exercise" 2 32 "$SECS" "$base/me")"
   record rss_mid "rss_kb=$(rss_kb "$SERVER_PID") hwm_kb=$(hwm_kb "$SERVER_PID") sessions=$(count_sessions)"
 
+  # Three login runs, each between two ceilings: each is compared with the mean of the
+  # ceilings around it, and the median of the three ratios is the figure.
   log "[$B] 4c argon2id ceiling: sesame bench-hash --seconds $SECS"
-  record ceiling "$("$BIN" bench-hash --seconds "$SECS")"
-  log "[$B] 4 POST /login, password"
-  record login "$(BENCH_METHOD=POST BENCH_USERS=$USERS BENCH_PASSWORD="$PASSWORD" \
-    run_wrk "$B.login" 2 32 "$SECS" "$base/login")"
-  # Again, so that logins are compared with the mean of two ceilings around them.
-  log "[$B] 4c' argon2id ceiling again"
-  record ceiling_again "$("$BIN" bench-hash --seconds "$SECS")"
+  record ceiling0 "$("$BIN" bench-hash --seconds "$SECS")"
+  local run
+  for run in 1 2 3; do
+    log "[$B] 4 POST /login, password (run $run of 3)"
+    record "login$run" "$(BENCH_METHOD=POST BENCH_USERS=$USERS BENCH_PASSWORD="$PASSWORD" \
+      run_wrk "$B.login$run" 2 32 "$SECS" "$base/login")"
+    log "[$B] 4c argon2id ceiling again"
+    record "ceiling$run" "$("$BIN" bench-hash --seconds "$SECS")"
+  done
   log "[$B] 6 GET /healthz during a login flood"
   BENCH_METHOD=POST BENCH_USERS=$USERS BENCH_PASSWORD="$PASSWORD" \
     start_wrk "$B.flood_login" 1 64 "$((SECS + 2))" "$base/login"

@@ -19,7 +19,15 @@ in SQL, so this script can list any seeded handle for the wrk scripts.
                                               for user1@bench.test, one family each (version
                                               0 of the user's grant, which must exist)
 
+  seed.py clients-sql SEED FROM TO OWNER      print SQL (COPY) adding clients FROM..TO-1 of
+                                              OWNER, one API key each, for psql
+  seed.py sqlite-clients DB SEED FROM TO OWNER  the same into a SQLite database
+  seed.py exchange-bodies SEED FROM TO [STEP] print one client_credentials form body a line
+                                              (client_secret_post) for each client i
+
 Refresh tokens are derived the same way: refresh(i) = "rt_" + base64url(sha256("SEED:rt:i")).
+So are clients and their keys: client(i) = "cli_" + base64url(md5("SEED:cli:i")), with key
+"sk_" + hex(md5("SEED:key:i")) + "_" + base64url(sha256("SEED:sk:i")), the shapes sesame issues.
 """
 
 import base64
@@ -140,7 +148,59 @@ def cmd_sqlite_refresh(path: str, seed: str, start: str, stop: str, client: str)
     db.close()
 
 
+def b64(raw: bytes) -> str:
+    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
+
+
+def client(seed: str, i: int) -> tuple[str, str, str, bytes]:
+    """(client id, key id, key, SHA-256 of the key) of seeded client i."""
+    client_id = "cli_" + b64(hashlib.md5(f"{seed}:cli:{i}".encode()).digest())
+    key_id = uuid.UUID(hashlib.md5(f"{seed}:key:{i}".encode()).hexdigest())
+    key = f"sk_{key_id.hex}_{b64(hashlib.sha256(f'{seed}:sk:{i}'.encode()).digest())}"
+    return client_id, str(key_id), key, hashlib.sha256(key.encode()).digest()
+
+
+def cmd_clients_sql(seed: str, start: str, stop: str, owner: str) -> None:
+    rows = [client(seed, i) for i in range(int(start), int(stop))]
+    out = sys.stdout
+    out.write("COPY clients (id, owner_id, name, scopes, created_at) FROM STDIN;\n")
+    for client_id, _, _, _ in rows:
+        out.write(f"{client_id}\t{owner}\tseeded\tbench:read\tnow\n")
+    out.write("\\.\nCOPY api_keys (id, client_id, key_hash, created_at) FROM STDIN;\n")
+    for client_id, key_id, _, digest in rows:
+        out.write(f"{key_id}\t{client_id}\t\\\\x{digest.hex()}\tnow\n")
+    out.write("\\.\n")
+
+
+def cmd_sqlite_clients(path: str, seed: str, start: str, stop: str, owner: str) -> None:
+    db = open_db(path)
+    start, stop = int(start), int(stop)
+    for lo in range(start, stop, BATCH):
+        at = now_micros()
+        rows = [client(seed, i) for i in range(lo, min(lo + BATCH, stop))]
+        with db:
+            db.executemany(
+                "INSERT INTO clients (id, owner_id, name, scopes, created_at) VALUES (?, ?, 'seeded', 'bench:read', ?)",
+                [(client_id, owner, at) for client_id, _, _, _ in rows],
+            )
+            db.executemany(
+                "INSERT INTO api_keys (id, client_id, key_hash, created_at) VALUES (?, ?, ?, ?)",
+                [(key_id, client_id, digest, at) for client_id, key_id, _, digest in rows],
+            )
+    db.close()
+
+
+def cmd_exchange_bodies(seed: str, start: str, stop: str, step: str = "1") -> None:
+    out = sys.stdout
+    for i in range(int(start), int(stop), int(step)):
+        client_id, _, key, _ = client(seed, i)
+        out.write(f"grant_type=client_credentials&client_id={client_id}&client_secret={key}\n")
+
+
 COMMANDS = {
+    "clients-sql": cmd_clients_sql,
+    "sqlite-clients": cmd_sqlite_clients,
+    "exchange-bodies": cmd_exchange_bodies,
     "refresh-bodies": cmd_refresh_bodies,
     "sqlite-refresh": cmd_sqlite_refresh,
     "handles": cmd_handles,

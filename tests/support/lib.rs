@@ -268,6 +268,9 @@ impl TestApp {
         // tested where a test sets it.
         env.entry("SESAME_THROTTLE_REGISTRATION".into())
             .or_insert_with(|| "100000/1h".into());
+        if POLLING_ONLY.try_with(|on| *on).unwrap_or(false) {
+            env.insert("SESAME_DATABASE_NOTIFY".into(), "false".into());
+        }
         // A configuration file's text, for what only a file can say (tables).
         let file = env.remove(CONFIG_FILE);
         let config =
@@ -490,6 +493,33 @@ pub async fn expect_problem(response: Response, status: StatusCode) -> Value {
         "problem shape: {body}"
     );
     body
+}
+
+tokio::task_local! {
+    static POLLING_ONLY: bool;
+}
+
+/// Runs `test` with every instance it starts set to `SESAME_DATABASE_NOTIFY=false`: no
+/// `LISTEN`, so what one instance ends reaches the others by the 1 s poll and session
+/// cache alone.
+pub async fn polling_only<F: std::future::Future>(test: F) -> F::Output {
+    POLLING_ONLY.scope(true, test).await
+}
+
+/// Runs each cross-instance test once more on Postgres with notifications off (module
+/// `postgres_polling`): the documented bound must hold without them.
+#[macro_export]
+macro_rules! on_postgres_polling_only {
+    ($($name:ident),* $(,)?) => {
+        mod postgres_polling {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    $crate::polling_only(super::$name($crate::Backend::Postgres)).await;
+                }
+            )*
+        }
+    };
 }
 
 /// Runs each named `async fn(Backend)` as two tests, `sqlite::name` and `postgres::name`.

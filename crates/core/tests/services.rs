@@ -63,6 +63,7 @@ fn settings() -> Settings {
             sealer: Arc::new(Sealer::default()),
             resources: Vec::new(),
             revocation_poll: sesame_core::tokens::revocation::POLL_INTERVAL,
+            notifications: true,
         },
         scopes: Catalogue::Open,
         auth_code_ttl: Duration::from_secs(60),

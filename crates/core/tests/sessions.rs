@@ -98,6 +98,7 @@ fn settings() -> Settings {
             sealer: Arc::new(Sealer::default()),
             resources: Vec::new(),
             revocation_poll: sesame_core::tokens::revocation::POLL_INTERVAL,
+            notifications: true,
         },
         scopes: sesame_domain::Catalogue::Open,
         auth_code_ttl: std::time::Duration::from_secs(60),

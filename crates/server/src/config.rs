@@ -136,6 +136,10 @@ pub struct Config {
     /// `SESAME_SIGNIN_URL`: where `/authorize` sends a browser to sign in; `None` means
     /// the issuer's own `/signin` page.
     pub signin_url: Option<String>,
+    /// `SESAME_DATABASE_NOTIFY`: hear of other instances' revocations and ended sessions
+    /// by Postgres `LISTEN` (default); `false` behind a pooler that cannot listen, leaving
+    /// the 1 s poll and session cache as the bound.
+    pub database_notify: bool,
     /// The file's `[[forward_auth.rules]]` (§11).
     pub forward_rules: Vec<ForwardRule>,
     /// The file's `[frontends.<name>]` cookie profiles (§11), in the file's order.
@@ -185,6 +189,7 @@ impl std::fmt::Debug for Config {
             .field("auth_code_ttl", &self.auth_code_ttl)
             .field("refresh", &self.refresh)
             .field("signin_url", &self.signin_url)
+            .field("database_notify", &self.database_notify)
             .field("forward_rules", &self.forward_rules)
             .field("frontends", &self.frontends)
             .finish()
@@ -229,6 +234,7 @@ const KEYS: &[&str] = &[
     "refresh_idle",
     "refresh_absolute",
     "signin_url",
+    "database_notify",
 ];
 
 /// Raw settings, merged from the file and the environment, before checking.
@@ -422,6 +428,11 @@ impl Config {
             .map(|v| boolean("trust_proxy", v))
             .transpose()?
             .unwrap_or(false);
+        let database_notify = sources
+            .get("database_notify")
+            .map(|v| boolean("database_notify", v))
+            .transpose()?
+            .unwrap_or(true);
         let log_format = match sources.get("log_format").unwrap_or("pretty") {
             "pretty" => LogFormat::Pretty,
             "json" => LogFormat::Json,
@@ -489,6 +500,7 @@ impl Config {
             auth_code_ttl,
             refresh,
             signin_url,
+            database_notify,
             forward_rules: sources.forward_rules.clone(),
             frontends: Vec::new(),
             database_url,
@@ -995,6 +1007,7 @@ mod tests {
             ("SESAME_ISSUER", "auth.example.com"),
             ("SESAME_DATABASE_URL", "mysql://x"),
             ("SESAME_TRUST_PROXY", "yes"),
+            ("SESAME_DATABASE_NOTIFY", "sometimes"),
             ("SESAME_SCOPES", "notes:read,Notes"),
             ("SESAME_RESTRICTED_SCOPES", "admin rights"),
             ("SESAME_RESOURCES", "/relative"),

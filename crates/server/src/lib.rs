@@ -108,6 +108,7 @@ pub fn token_settings(config: &Config, issuer: &str) -> TokenSettings {
         sealer: config.sealer.clone(),
         resources: config.resources.clone(),
         revocation_poll: sesame_core::tokens::revocation::POLL_INTERVAL,
+        notifications: config.database_notify,
     }
 }
 

@@ -69,6 +69,9 @@ pub struct TokenSettings {
     /// How often the shared revocation log is read whatever the database tells
     /// ([`super::revocation::POLL_INTERVAL`] in service).
     pub revocation_poll: Duration,
+    /// Whether to listen for the database's word of other instances' revocations and
+    /// ended sessions (`SESAME_DATABASE_NOTIFY`); without it the poll alone.
+    pub notifications: bool,
 }
 
 /// The claims of a sesame access token (RFC 9068 §2.2).
@@ -314,22 +317,24 @@ impl TokenService {
     pub async fn poll_revocations(&self, sessions: sesame_storage::SessionsEnded) {
         let notice = Arc::new(tokio::sync::Notify::new());
         // Ends with this task: the loop below never returns, so only an abort ends both.
-        let _follower = AbortOnDrop(tokio::spawn({
-            let store = self.store.clone();
-            let notice = notice.clone();
-            async move {
-                loop {
-                    match store.database.follow_changes(notice.clone(), sessions.clone()).await {
-                        // The database cannot tell: polling alone.
-                        Ok(()) => return,
-                        Err(error) => {
-                            tracing::warn!(%error, "not listening for revocations; polling meanwhile");
-                            tokio::time::sleep(super::revocation::POLL_INTERVAL).await;
+        let _follower = self.settings.notifications.then(|| {
+            AbortOnDrop(tokio::spawn({
+                let store = self.store.clone();
+                let notice = notice.clone();
+                async move {
+                    loop {
+                        match store.database.follow_changes(notice.clone(), sessions.clone()).await {
+                            // The database cannot tell: polling alone.
+                            Ok(()) => return,
+                            Err(error) => {
+                                tracing::warn!(%error, "not listening for revocations; polling meanwhile");
+                                tokio::time::sleep(super::revocation::POLL_INTERVAL).await;
+                            }
                         }
                     }
                 }
-            }
-        }));
+            }))
+        });
         let mut tick = tokio::time::interval(self.settings.revocation_poll);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {

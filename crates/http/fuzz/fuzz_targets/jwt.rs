@@ -30,6 +30,7 @@ fn ring() -> &'static (KeyRing, TokenSettings) {
             resources: Vec::new(),
             sealer: std::sync::Arc::new(sesame_core::sealing::Sealer::default()),
             revocation_poll: std::time::Duration::from_secs(1),
+            notifications: true,
         };
         (ring, settings)
     })
