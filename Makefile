@@ -58,7 +58,7 @@ deny-advisories:
 	$(CARGO) deny check advisories
 
 ## bench: release build, then every scenario on Postgres and SQLite (tests/bench/run.sh);
-## prints one table and writes tests/bench/results/latest.md. BENCH_SECONDS=10 per scenario.
+## prints one table and writes tests/bench/results/latest.md. BENCH_SECONDS=5 per scenario.
 bench:
 	tests/bench/run.sh
 

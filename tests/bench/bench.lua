@@ -82,7 +82,11 @@ function request()
     return filler
   end
   local r = requests[next_index]
-  next_index = next_index % #requests + 1
+  if last_index then
+    next_index = next_index + 1
+  else
+    next_index = next_index % #requests + 1
+  end
   return r
 end
 

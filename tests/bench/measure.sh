@@ -27,7 +27,7 @@ set -euo pipefail
 # shellcheck source=tests/bench/lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
-SECS="${BENCH_SECONDS:-10}"
+SECS="${BENCH_SECONDS:-5}"
 BIN="${BENCH_BIN:?run tests/bench/run.sh (make bench), not this script}"
 BACKENDS="${BENCH_BACKENDS:-postgres sqlite}"
 SMALL=1000

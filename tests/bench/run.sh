@@ -9,7 +9,8 @@
 # tests/bench/results/latest.md. Progress goes to stderr.
 #
 # Environment:
-#   BENCH_SECONDS    seconds per wrk scenario (default 10)
+#   BENCH_SECONDS    seconds per wrk scenario (default 5: the whole run, build included,
+#                    in about 11 minutes on a fresh 2-core machine)
 #   BENCH_BACKENDS   "postgres sqlite" (default), or either one
 #   BENCH_LARGE      sessions stored for scenario 7's large case (default 1000000)
 #   BENCH_NO_BUILD=1 use the release binary as it is
@@ -19,7 +20,7 @@ export BENCH_T0
 # shellcheck source=tests/bench/lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
-secs="${BENCH_SECONDS:-10}"
+secs="${BENCH_SECONDS:-5}"
 [[ "$secs" =~ ^[0-9]+$ && "$secs" -ge 1 && "$secs" -le 120 ]] || die "BENCH_SECONDS must be 1..120"
 
 # ---- tools ----
