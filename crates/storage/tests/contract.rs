@@ -15,7 +15,7 @@ use sesame_domain::{
 };
 use sesame_storage::{
     ApiKeyRecord, Backend, ClientRecord, CodeRecord, FamilyRecord, GrantChange, GrantOutcome, NewSession, Redemption,
-    Revocation, RevocationKind, Rotation, SigningKeyRecord, StorageError, Store,
+    Revocation, RevocationKind, Rotation, SigningKeyRecord, StorageError, Store, UserRecord,
 };
 use time::macros::datetime;
 use time::{Duration, OffsetDateTime};
@@ -211,6 +211,48 @@ fn revocation(
     }
 }
 
+/// Changes `user`'s password to `$argon2id$new` at `seconds`, keeping the session `kept`:
+/// what the change logged for the delegated tokens it ended.
+async fn change_password(store: &Store, user: &User, kept: &NewSession, seconds: i64) -> Vec<Revocation> {
+    store
+        .users
+        .change_password(
+            user.id,
+            "$argon2id$new",
+            kept.id,
+            revocation(RevocationKind::Owner, "", at(seconds), at(99)),
+        )
+        .await
+        .unwrap()
+}
+
+/// Rotates `token` of `family` at `seconds` (to a successor nobody keeps), accepting a
+/// token spent no earlier than `grace_since`.
+async fn rotate_once(
+    store: &Store,
+    token: &RefreshToken,
+    family: uuid::Uuid,
+    seconds: i64,
+    grace_since: i64,
+) -> Rotation {
+    store
+        .authorizations
+        .rotate_refresh(
+            &token.hash(),
+            family,
+            &RefreshToken::generate().hash(),
+            at(seconds),
+            at(grace_since),
+        )
+        .await
+        .unwrap()
+}
+
+/// The stored record of a user that exists.
+async fn found_user(store: &Store, id: UserId) -> UserRecord {
+    store.users.find_user_by_id(id).await.unwrap().expect("the user exists")
+}
+
 async fn revocations_of(store: &Store, subject: &str) -> Vec<Revocation> {
     let all = store
         .revocations
@@ -307,7 +349,7 @@ async fn updating_a_password_hash_keeps_the_sessions(store: &Store) {
             .await
             .unwrap()
     );
-    let found = store.users.find_user_by_id(user.id).await.unwrap().unwrap();
+    let found = found_user(store, user.id).await;
     assert_eq!(found.password_hash, "$argon2id$rehashed");
     assert!(session_exists(store, &session.handle_hash).await);
 }
@@ -317,18 +359,9 @@ async fn a_session_is_created_only_under_the_current_credential_version(store: &
     let kept = add_session(store, &user, at(10)).await;
     // "Log out everywhere" (or a password change) bumps the version and moves the kept
     // session to it.
-    let logged = store
-        .users
-        .change_password(
-            user.id,
-            "$argon2id$new",
-            kept.id,
-            revocation(RevocationKind::Owner, "", at(14), at(99)),
-        )
-        .await
-        .unwrap();
+    let logged = change_password(store, &user, &kept, 14).await;
     assert!(logged.is_empty(), "no grant, nothing delegated to end: {logged:?}");
-    let found = store.users.find_user_by_id(user.id).await.unwrap().unwrap();
+    let found = found_user(store, user.id).await;
     assert_eq!(found.credential_version, 1);
     let (kept_record, _) = store.sessions.find_session(&kept.handle_hash).await.unwrap().unwrap();
     assert_eq!(kept_record.credential_version, 1);
@@ -356,7 +389,7 @@ async fn a_session_is_created_only_under_the_current_credential_version(store: &
         .delete_user_sessions(user.id, Some(current.id))
         .await
         .unwrap();
-    let found = store.users.find_user_by_id(user.id).await.unwrap().unwrap();
+    let found = found_user(store, user.id).await;
     assert_eq!(found.credential_version, 2);
     // No session for a disabled user, whatever its version.
     store.users.disable_user(&user.email, at(30), at(4000)).await.unwrap();
@@ -377,26 +410,17 @@ async fn changing_the_password_ends_every_other_session_of_that_user(store: &Sto
     ];
     let bystander = add_session(store, &other, at(13)).await;
 
-    let logged = store
-        .users
-        .change_password(
-            user.id,
-            "$argon2id$new",
-            kept.id,
-            revocation(RevocationKind::Owner, "", at(14), at(99)),
-        )
-        .await
-        .unwrap();
+    let logged = change_password(store, &user, &kept, 14).await;
     assert!(logged.is_empty(), "no grant, nothing delegated to end: {logged:?}");
 
-    let found = store.users.find_user_by_id(user.id).await.unwrap().unwrap();
+    let found = found_user(store, user.id).await;
     assert_eq!(found.password_hash, "$argon2id$new");
     assert!(session_exists(store, &kept.handle_hash).await);
     for session in &ended {
         assert!(!session_exists(store, &session.handle_hash).await);
     }
     assert!(session_exists(store, &bystander.handle_hash).await);
-    let other_found = store.users.find_user_by_id(other.id).await.unwrap().unwrap();
+    let other_found = found_user(store, other.id).await;
     assert_eq!(other_found.password_hash, "$argon2id$hash");
 }
 
@@ -419,7 +443,7 @@ async fn disabling_a_user_ends_their_sessions_and_keeps_the_first_time(store: &S
     assert_eq!(disabled.revocation.expires_at, at(4000));
     let logged = store.revocations.revocations_since(at(0), at(30)).await.unwrap();
     assert_eq!(logged, vec![disabled.revocation.clone()]);
-    let found = store.users.find_user_by_id(user.id).await.unwrap().unwrap();
+    let found = found_user(store, user.id).await;
     assert_eq!(found.disabled_at, Some(at(20)));
     assert_eq!(found.credential_version, 1);
     assert!(found.is_disabled());
@@ -433,15 +457,15 @@ async fn disabling_a_user_ends_their_sessions_and_keeps_the_first_time(store: &S
         .unwrap()
         .expect("disabled");
     assert_eq!(again.revocation.subject, format!("{}:2", user.id.0));
-    let found = store.users.find_user_by_id(user.id).await.unwrap().unwrap();
+    let found = found_user(store, user.id).await;
     assert_eq!(found.disabled_at, Some(at(20)));
-    let other_found = store.users.find_user_by_id(other.id).await.unwrap().unwrap();
+    let other_found = found_user(store, other.id).await;
     assert_eq!(other_found.disabled_at, None);
     assert_eq!(other_found.credential_version, 0);
 
     // Enabling lifts the disable and keeps the version.
     assert_eq!(store.users.enable_user(&user.email).await.unwrap(), Some(user.id));
-    let found = store.users.find_user_by_id(user.id).await.unwrap().unwrap();
+    let found = found_user(store, user.id).await;
     assert!(!found.is_disabled());
     assert_eq!(found.credential_version, 2);
     assert_eq!(
@@ -469,7 +493,7 @@ async fn granted_scopes_change_only_from_what_was_read_and_taking_one_away_revok
         .await
         .unwrap();
     assert!(matches!(granted, GrantOutcome::Changed { revocation: None }));
-    let record = store.users.find_user_by_id(user.id).await.unwrap().unwrap();
+    let record = found_user(store, user.id).await;
     assert_eq!((record.granted_scopes.clone(), record.token_version), (both.clone(), 0));
     let (_, _, owner) = store.clients.find_key(key.id).await.unwrap().unwrap();
     assert_eq!(owner.granted_scopes, both);
@@ -496,7 +520,7 @@ async fn granted_scopes_change_only_from_what_was_read_and_taking_one_away_revok
     };
     assert_eq!(revocation.kind, RevocationKind::Owner);
     assert_eq!(revocation.subject, format!("{}:1", user.id.0));
-    let record = store.users.find_user_by_id(user.id).await.unwrap().unwrap();
+    let record = found_user(store, user.id).await;
     assert_eq!((record.granted_scopes, record.token_version), (admin, 1));
     let logged = store.revocations.revocations_since(at(0), at(100)).await.unwrap();
     assert!(logged.iter().any(|r| r.subject == revocation.subject), "{logged:?}");
@@ -679,16 +703,7 @@ async fn a_refresh_family_rotates_each_token_once_and_ends_whole(store: &Store) 
         store_.find_refresh(&first.hash()).await.unwrap().unwrap().spent_at,
         Some(at(20))
     );
-    let late = store_
-        .rotate_refresh(
-            &first.hash(),
-            family.id,
-            &RefreshToken::generate().hash(),
-            at(32),
-            at(21),
-        )
-        .await
-        .unwrap();
+    let late = rotate_once(store, &first, family.id, 32, 21).await;
     assert_eq!(late, Rotation::SpentBefore(Some(at(20))));
 
     // The successors joined the family, which is marked used (and only ever later).
@@ -696,16 +711,7 @@ async fn a_refresh_family_rotates_each_token_once_and_ends_whole(store: &Store) 
     let found = store_.find_refresh(&second.hash()).await.unwrap().unwrap();
     assert_eq!(found.family.last_used_at, at(20));
     assert_eq!(found.spent_at, None);
-    let earlier = store_
-        .rotate_refresh(
-            &second.hash(),
-            family.id,
-            &RefreshToken::generate().hash(),
-            at(18),
-            at(10),
-        )
-        .await
-        .unwrap();
+    let earlier = rotate_once(store, &second, family.id, 18, 10).await;
     assert_eq!(earlier, Rotation::Rotated);
     let second = outcomes[1].1.clone();
     assert_eq!(
@@ -721,16 +727,7 @@ async fn a_refresh_family_rotates_each_token_once_and_ends_whole(store: &Store) 
 
     // A password change keeps the consent but not what was delegated under it.
     let session = add_session(store, &user, at(21)).await;
-    let logged = store
-        .users
-        .change_password(
-            user.id,
-            "$argon2id$new",
-            session.id,
-            revocation(RevocationKind::Owner, "", at(22), at(99)),
-        )
-        .await
-        .unwrap();
+    let logged = change_password(store, &user, &session, 22).await;
     let subject = format!("{}/{}:{}", user.id.0, client.id.as_str(), grant.version + 1);
     assert_eq!(
         logged,
@@ -764,16 +761,7 @@ async fn a_refresh_family_rotates_each_token_once_and_ends_whole(store: &Store) 
     let expected = revocation(RevocationKind::Token, &family.id.to_string(), at(31), at(99));
     assert_eq!(ended, Some(expected));
     assert!(store_.find_refresh(&third.hash()).await.unwrap().is_none());
-    let gone = store_
-        .rotate_refresh(
-            &third.hash(),
-            family.id,
-            &RefreshToken::generate().hash(),
-            at(32),
-            at(22),
-        )
-        .await
-        .unwrap();
+    let gone = rotate_once(store, &third, family.id, 32, 22).await;
     assert_eq!(gone, Rotation::SpentBefore(None), "a token gone with its family");
     let again = store_
         .end_family(family.id, revocation(RevocationKind::Token, "", at(34), at(99)))
@@ -918,10 +906,7 @@ async fn disabling_an_unknown_email_finds_no_one(store: &Store) {
             .map(|d| d.id),
         None
     );
-    assert_eq!(
-        store.users.find_user_by_id(user.id).await.unwrap().unwrap().disabled_at,
-        None
-    );
+    assert_eq!(found_user(store, user.id).await.disabled_at, None);
 }
 
 // Sessions.
