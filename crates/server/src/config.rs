@@ -357,15 +357,9 @@ impl Config {
         if audience.as_deref() == Some("") {
             return Err(invalid("audience", "must not be empty"));
         }
-        let allowed_origins = match sources.get("allowed_origins") {
-            None => Vec::new(),
-            Some(list) => list
-                .split(',')
-                .map(str::trim)
-                .filter(|o| !o.is_empty())
-                .map(check_origin)
-                .collect::<Result<_, _>>()?,
-        };
+        let allowed_origins = list(sources, "allowed_origins")
+            .map(check_origin)
+            .collect::<Result<_, _>>()?;
         let cookie_name = sources.get("cookie_name").unwrap_or("sesame_session").to_owned();
         let valid_name = !cookie_name.is_empty()
             && cookie_name.len() <= 64
@@ -375,10 +369,7 @@ impl Config {
         if !valid_name {
             return Err(invalid("cookie_name", "expected 1 to 64 letters, digits, '_' or '-'"));
         }
-        let cookie_secure = sources
-            .get("cookie_secure")
-            .map(|v| boolean("cookie_secure", v))
-            .transpose()?;
+        let cookie_secure = flag(sources, "cookie_secure")?;
         let cookie_same_site = match sources
             .get("cookie_samesite")
             .unwrap_or("Lax")
@@ -409,55 +400,24 @@ impl Config {
             ip: budget(sources, "throttle_ip", "100/15m")?,
             registration: budget(sources, "throttle_registration", "20/1h")?,
         };
-        let min_length = match sources.get("password_min_length") {
-            None => 8,
-            Some(text) => text
-                .parse::<usize>()
-                .ok()
-                .filter(|n| (8..=64).contains(n))
-                .ok_or_else(|| invalid("password_min_length", "expected a whole number from 8 to 64"))?,
-        };
+        let min_length = whole_number(sources, "password_min_length", 8, 8..=64)?;
         let signing_alg = match sources.get("signing_alg").unwrap_or("EdDSA") {
             "EdDSA" => SigningAlg::EdDsa,
             "ES256" => SigningAlg::Es256,
             "RS256" => SigningAlg::Rs256,
             _ => return Err(invalid("signing_alg", "expected EdDSA, ES256 or RS256")),
         };
-        let trust_proxy = sources
-            .get("trust_proxy")
-            .map(|v| boolean("trust_proxy", v))
-            .transpose()?
-            .unwrap_or(false);
-        let database_notify = sources
-            .get("database_notify")
-            .map(|v| boolean("database_notify", v))
-            .transpose()?
-            .unwrap_or(true);
+        let trust_proxy = flag(sources, "trust_proxy")?.unwrap_or(false);
+        let database_notify = flag(sources, "database_notify")?.unwrap_or(true);
         let log_format = match sources.get("log_format").unwrap_or("pretty") {
             "pretty" => LogFormat::Pretty,
             "json" => LogFormat::Json,
             _ => return Err(invalid("log_format", "expected pretty or json")),
         };
-        let header_timeout = duration(sources, "header_timeout", "10s")?;
-        if !(Duration::from_secs(1)..=Duration::from_secs(300)).contains(&header_timeout) {
-            return Err(invalid("header_timeout", "must be from 1s to 5m"));
-        }
-        let idle_timeout = duration(sources, "idle_timeout", "75s")?;
-        if !(Duration::from_secs(1)..=Duration::from_secs(3_600)).contains(&idle_timeout) {
-            return Err(invalid("idle_timeout", "must be from 1s to 1h"));
-        }
-        let request_timeout = duration(sources, "request_timeout", "30s")?;
-        if !(Duration::from_secs(1)..=Duration::from_secs(600)).contains(&request_timeout) {
-            return Err(invalid("request_timeout", "must be from 1s to 10m"));
-        }
-        let max_connections = match sources.get("max_connections") {
-            None => 4096,
-            Some(text) => text
-                .parse::<usize>()
-                .ok()
-                .filter(|n| (1..=1_000_000).contains(n))
-                .ok_or_else(|| invalid("max_connections", "expected a whole number from 1 to 1000000"))?,
-        };
+        let header_timeout = timeout(sources, "header_timeout", "10s", 300, "5m")?;
+        let idle_timeout = timeout(sources, "idle_timeout", "75s", 3_600, "1h")?;
+        let request_timeout = timeout(sources, "request_timeout", "30s", 600, "10m")?;
+        let max_connections = whole_number(sources, "max_connections", 4096, 1..=1_000_000)?;
         // The JWKS max-age (300 s) plus the instances' key reload interval (30 s): by then
         // every cached JWKS has been fetched again after every instance published the key.
         let key_publish_delay = duration(sources, "key_publish_delay", "330s")?;
@@ -469,22 +429,13 @@ impl Config {
         let sealer = sesame_core::sealing::Sealer::new(current_secret.as_deref(), old_secret.as_deref())
             .map_err(|e| invalid("secret_key", e.to_string()))?;
         let scopes = catalogue(sources)?;
-        let resources = match sources.get("resources") {
-            None => Vec::new(),
-            Some(list) => list
-                .split(',')
-                .map(str::trim)
-                .filter(|r| !r.is_empty())
-                .map(|r| {
-                    check_resource(r)
-                        .ok_or_else(|| invalid("resources", format!("{r:?} is not an absolute URI without a fragment")))
-                })
-                .collect::<Result<_, _>>()?,
-        };
-        let auth_code_ttl = duration(sources, "auth_code_ttl", "60s")?;
-        if !(Duration::from_secs(1)..=Duration::from_secs(600)).contains(&auth_code_ttl) {
-            return Err(invalid("auth_code_ttl", "must be from 1s to 10m"));
-        }
+        let resources = list(sources, "resources")
+            .map(|r| {
+                check_resource(r)
+                    .ok_or_else(|| invalid("resources", format!("{r:?} is not an absolute URI without a fragment")))
+            })
+            .collect::<Result<_, _>>()?;
+        let auth_code_ttl = timeout(sources, "auth_code_ttl", "60s", 600, "10m")?;
         let refresh = refresh_policy(sources)?;
         let signin_url = sources
             .get("signin_url")
@@ -836,12 +787,32 @@ fn secret(sources: &Sources, key: &str) -> Result<Option<Vec<u8>>, ConfigError> 
     Ok(Some(value))
 }
 
-fn boolean(key: &str, value: &str) -> Result<bool, ConfigError> {
-    match value {
-        "true" => Ok(true),
-        "false" => Ok(false),
-        _ => Err(invalid(key, "expected true or false")),
+/// A `true`/`false` setting; `None` when unset.
+fn flag(sources: &Sources, key: &str) -> Result<Option<bool>, ConfigError> {
+    match sources.get(key) {
+        None => Ok(None),
+        Some("true") => Ok(Some(true)),
+        Some("false") => Ok(Some(false)),
+        Some(_) => Err(invalid(key, "expected true or false")),
     }
+}
+
+/// A whole-number setting within `range`, `default` when unset.
+fn whole_number(
+    sources: &Sources,
+    key: &str,
+    default: usize,
+    range: std::ops::RangeInclusive<usize>,
+) -> Result<usize, ConfigError> {
+    let Some(text) = sources.get(key) else {
+        return Ok(default);
+    };
+    text.parse::<usize>().ok().filter(|n| range.contains(n)).ok_or_else(|| {
+        invalid(
+            key,
+            format!("expected a whole number from {} to {}", range.start(), range.end()),
+        )
+    })
 }
 
 /// Refresh-token family lifetimes: each from 1 minute to 10 years, idle at most absolute.
@@ -869,6 +840,31 @@ fn refresh_policy(sources: &Sources) -> Result<sesame_core::RefreshPolicy, Confi
 fn duration(sources: &Sources, key: &str, default: &str) -> Result<Duration, ConfigError> {
     let text = sources.get(key).unwrap_or(default);
     parse_duration(text).map_err(|e| invalid(key, format!("{e} (e.g. 90s, 30m, 12h, 7d), got {text:?}")))
+}
+
+/// The non-empty items of a comma-separated setting, trimmed (none when unset).
+fn list<'a>(sources: &'a Sources, key: &str) -> impl Iterator<Item = &'a str> {
+    sources
+        .get(key)
+        .unwrap_or_default()
+        .split(',')
+        .map(str::trim)
+        .filter(|item| !item.is_empty())
+}
+
+/// A duration from 1 s to `max_seconds` (`max_text` in the message).
+fn timeout(
+    sources: &Sources,
+    key: &str,
+    default: &str,
+    max_seconds: u64,
+    max_text: &str,
+) -> Result<Duration, ConfigError> {
+    let value = duration(sources, key, default)?;
+    if !(Duration::from_secs(1)..=Duration::from_secs(max_seconds)).contains(&value) {
+        return Err(invalid(key, format!("must be from 1s to {max_text}")));
+    }
+    Ok(value)
 }
 
 fn budget(sources: &Sources, key: &str, default: &str) -> Result<Budget, ConfigError> {
@@ -1008,6 +1004,11 @@ mod tests {
             ("SESAME_DATABASE_URL", "mysql://x"),
             ("SESAME_TRUST_PROXY", "yes"),
             ("SESAME_DATABASE_NOTIFY", "sometimes"),
+            ("SESAME_COOKIE_SECURE", "1"),
+            ("SESAME_MAX_CONNECTIONS", "0"),
+            ("SESAME_HEADER_TIMEOUT", "6m"),
+            ("SESAME_IDLE_TIMEOUT", "2h"),
+            ("SESAME_REQUEST_TIMEOUT", "0s"),
             ("SESAME_SCOPES", "notes:read,Notes"),
             ("SESAME_RESTRICTED_SCOPES", "admin rights"),
             ("SESAME_RESOURCES", "/relative"),
