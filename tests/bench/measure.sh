@@ -253,7 +253,7 @@ refresh_once() {
     >"$TMPD/$5.bodies"
   log "[$B] $4 POST /login, refresh grant, 1000 tokens spent once ($(count_rows refresh_tokens) stored)"
   record "$5" "$(BENCH_METHOD=POST BENCH_BODIES="$TMPD/$5.bodies" BENCH_ONCE=2 \
-    run_wrk "$B.$5" 2 32 4 "$base/login") stored=$(count_rows refresh_tokens)"
+    run_wrk "$B.$5" 2 32 3 "$base/login") stored=$(count_rows refresh_tokens)"
 }
 
 # ---- one backend ----
