@@ -174,15 +174,8 @@ where
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
-        let state = AppState::from_ref(state);
-        let cookies = cookies_of(parts).await?;
-        let session = authenticate(&state, &cookies, &parts.headers)
-            .await?
-            .ok_or(ApiError::Unauthenticated)?;
-        if is_unsafe(&parts.method) {
-            check_csrf(parts, &session)?;
-        }
-        Ok(Self(session))
+        let MaybeSessionUser(session) = MaybeSessionUser::from_request_parts(parts, state).await?;
+        session.map(Self).ok_or(ApiError::Unauthenticated)
     }
 }
 
