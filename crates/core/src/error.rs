@@ -6,8 +6,8 @@ use std::time::Duration;
 
 use sesame_storage::StorageError;
 
-/// One invalid field of a request, and why.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// One invalid field of a request, and why (serialized as it is in a 422's `errors`).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct FieldError {
     /// The field's name (a JSON path for nested fields; `body` for the body as a whole).
     pub field: String,

@@ -16,21 +16,17 @@ pub const PROBLEM_JSON: &str = "application/problem+json";
 /// How long a client should wait after a 503.
 const UNAVAILABLE_RETRY_AFTER: Duration = Duration::from_secs(2);
 
+pub use sesame_core::FieldError;
+
+// The OpenAPI schema of `FieldError`, the core's own type, which a 422 carries as is.
 /// One invalid field in a request body.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
-pub struct FieldError {
+#[derive(ToSchema)]
+#[schema(as = FieldError)]
+#[expect(dead_code, reason = "only its schema is used")]
+pub(crate) struct FieldErrorSchema {
     /// The field's name (a JSON path for nested fields; `body` for the body as a whole).
     pub field: String,
     pub message: String,
-}
-
-impl FieldError {
-    pub fn new(field: impl Into<String>, message: impl Into<String>) -> Self {
-        Self {
-            field: field.into(),
-            message: message.into(),
-        }
-    }
 }
 
 /// Why an unsafe request was refused as a possible cross-site request forgery.
@@ -117,6 +113,7 @@ pub struct Problem {
     pub detail: Option<String>,
     /// Present on 422: each invalid field and why.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Vec<FieldErrorSchema>>)]
     pub errors: Option<Vec<FieldError>>,
 }
 
@@ -283,12 +280,7 @@ impl ApiError {
 impl From<CoreError> for ApiError {
     fn from(error: CoreError) -> Self {
         match error {
-            CoreError::Validation(errors) => Self::Validation(
-                errors
-                    .into_iter()
-                    .map(|e| FieldError::new(e.field, e.message))
-                    .collect(),
-            ),
+            CoreError::Validation(errors) => Self::Validation(errors),
             CoreError::InvalidCredentials => Self::InvalidCredentials,
             CoreError::SessionEnded | CoreError::InvalidClient => Self::Unauthenticated,
             CoreError::InvalidToken(_) => Self::InvalidToken,

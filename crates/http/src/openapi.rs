@@ -8,7 +8,7 @@ use utoipa::openapi::security::{
 };
 use utoipa::{Modify, OpenApi};
 
-use crate::error::{FieldError, Problem};
+use crate::error::{FieldErrorSchema, Problem};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -18,7 +18,7 @@ use crate::error::{FieldError, Problem};
                        first-party clients; API keys to short-lived JWT bearer tokens for third parties.",
         license(name = "MIT OR Apache-2.0"),
     ),
-    components(schemas(Problem, FieldError)),
+    components(schemas(Problem, FieldErrorSchema)),
     modifiers(&SharedComponents),
     tags(
         (name = "login", description = "Signing in and out"),
