@@ -166,47 +166,31 @@ async fn cookies_of(parts: &mut Parts) -> Result<Cookies, ApiError> {
 #[derive(Debug, Clone)]
 pub struct SessionUser(pub UserSession);
 
-impl<S> FromRequestParts<S> for SessionUser
-where
-    AppState: FromRef<S>,
-    S: Send + Sync,
-{
-    type Rejection = ApiError;
-
-    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
-        let MaybeSessionUser(session) = MaybeSessionUser::from_request_parts(parts, state).await?;
-        session.map(Self).ok_or(ApiError::Unauthenticated)
-    }
-}
+extractor!(SessionUser, |parts, state| {
+    let MaybeSessionUser(session) = MaybeSessionUser::from_request_parts(parts, state).await?;
+    session.map(Self).ok_or(ApiError::Unauthenticated)
+});
 
 /// Like [`SessionUser`], but a request without a live session is let through as `None`
 /// (its stale cookie cleared). Used where "not signed in" is a fine answer (logout).
 #[derive(Debug, Clone)]
 pub struct MaybeSessionUser(pub Option<UserSession>);
 
-impl<S> FromRequestParts<S> for MaybeSessionUser
-where
-    AppState: FromRef<S>,
-    S: Send + Sync,
-{
-    type Rejection = ApiError;
-
-    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
-        let state = AppState::from_ref(state);
-        let cookies = cookies_of(parts).await?;
-        let session = match authenticate(&state, &cookies, &parts.headers).await {
-            Ok(session) => session,
-            Err(ApiError::Unauthenticated) => None,
-            Err(other) => return Err(other),
-        };
-        if let Some(session) = &session
-            && is_unsafe(&parts.method)
-        {
-            check_csrf(parts, session)?;
-        }
-        Ok(Self(session))
+extractor!(MaybeSessionUser, |parts, state| {
+    let state = AppState::from_ref(state);
+    let cookies = cookies_of(parts).await?;
+    let session = match authenticate(&state, &cookies, &parts.headers).await {
+        Ok(session) => session,
+        Err(ApiError::Unauthenticated) => None,
+        Err(other) => return Err(other),
+    };
+    if let Some(session) = &session
+        && is_unsafe(&parts.method)
+    {
+        check_csrf(parts, session)?;
     }
-}
+    Ok(Self(session))
+});
 
 /// The bearer token in `Authorization`, if that header is present.
 ///
@@ -319,18 +303,10 @@ where
 #[derive(Debug, Clone)]
 pub struct Authenticated(pub Principal);
 
-impl<S> FromRequestParts<S> for Authenticated
-where
-    AppState: FromRef<S>,
-    S: Send + Sync,
-{
-    type Rejection = ApiError;
-
-    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
-        let AuthenticatedFor(caller, _) = AuthenticatedFor::<SesameAudience>::from_request_parts(parts, state).await?;
-        Ok(Self(caller))
-    }
-}
+extractor!(Authenticated, |parts, state| {
+    let AuthenticatedFor(caller, _) = AuthenticatedFor::<SesameAudience>::from_request_parts(parts, state).await?;
+    Ok(Self(caller))
+});
 
 /// Refuses a caller without `scope` with 403 `insufficient_scope`.
 pub fn require_scope(caller: &Principal, scope: &str) -> Result<(), ApiError> {

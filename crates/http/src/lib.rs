@@ -5,6 +5,28 @@
 //! Embed it with [`router`], or reuse the extractors ([`auth::SessionUser`]) in a service
 //! of your own.
 
+/// Implements `FromRequestParts` for one of sesame's extractors, over any state the
+/// `AppState` can be taken from (a service of your own embedding sesame's), refusing with
+/// `ApiError`: `extractor!(Type, |parts, state| body)`, `state` being the caller's state.
+macro_rules! extractor {
+    ($extractor:ty, |$parts:ident, $state:ident| $body:block) => {
+        impl<S> axum::extract::FromRequestParts<S> for $extractor
+        where
+            $crate::state::AppState: axum::extract::FromRef<S>,
+            S: Send + Sync,
+        {
+            type Rejection = $crate::error::ApiError;
+
+            async fn from_request_parts(
+                $parts: &mut axum::http::request::Parts,
+                $state: &S,
+            ) -> Result<Self, Self::Rejection> {
+                $body
+            }
+        }
+    };
+}
+
 mod auth;
 mod client_ip;
 mod docs;
