@@ -88,3 +88,6 @@ run_wrk() {
 
 # One field of a "k=v k=v" line: field LINE KEY
 field() { sed -nE "s/(^| )$2=([^ ]*).*/\\2/p" <<<"$1"; }
+
+# Bytes a process has read through read(2) and the like (page cache or disk): read_bytes PID
+read_bytes() { awk '$1=="rchar:"{print $2}' "/proc/$1/io"; }

@@ -252,8 +252,15 @@ refresh_once() {
   python3 "$BENCH_DIR/seed.py" refresh-bodies "$HANDLE_SEED" "$from" "$((from + 1000))" "$client_id" \
     >"$TMPD/$5.bodies"
   log "[$B] $4 POST /login, refresh grant, 1000 tokens spent once ($(count_rows refresh_tokens) stored)"
-  record "$5" "$(BENCH_METHOD=POST BENCH_BODIES="$TMPD/$5.bodies" BENCH_ONCE=2 \
-    run_wrk "$B.$5" 2 32 3 "$base/login") stored=$(count_rows refresh_tokens)"
+  # What the server read meanwhile (/proc rchar: from the OS page cache or the disk),
+  # a KiB figure per request: growth that reads more pages shows here.
+  local read_before result
+  read_before="$(read_bytes "$SERVER_PID")"
+  result="$(BENCH_METHOD=POST BENCH_BODIES="$TMPD/$5.bodies" BENCH_ONCE=2 \
+    run_wrk "$B.$5" 2 32 3 "$base/login")"
+  record "$5" "$result stored=$(count_rows refresh_tokens) read_kib_per_request=$(python3 -c \
+    'import sys; print(round((int(sys.argv[2]) - int(sys.argv[1])) / 1024 / max(1, int(sys.argv[3])), 1))' \
+    "$read_before" "$(read_bytes "$SERVER_PID")" "$(field "$result" requests)")"
 }
 
 # ---- one backend ----

@@ -178,9 +178,11 @@ def rows_for(backend, d, meta):
     small_p50 = num(d.get("refresh_small", {}), "p50_ms")
     large_p50 = num(d.get("refresh_large", {}), "p50_ms")
     wrk_row("9g", "POST /login, refresh grant, 1e3 tokens stored, each spent once "
-                  f"({d.get('refresh_small', {}).get('stored', '?')} stored after)", "refresh_small")
+                  f"({d.get('refresh_small', {}).get('stored', '?')} stored after; the server read "
+                  f"{d.get('refresh_small', {}).get('read_kib_per_request', '?')} KiB a request)", "refresh_small")
     wrk_row("9G", "POST /login, refresh grant, 1e3 more spent once with "
-                  f"{d.get('refresh_large', {}).get('stored', '?')} stored after", "refresh_large",
+                  f"{d.get('refresh_large', {}).get('stored', '?')} stored after (the server read "
+                  f"{d.get('refresh_large', {}).get('read_kib_per_request', '?')} KiB a request)", "refresh_large",
             "p50 9G/9g = " + check("refresh_growth", large_p50 / small_p50)
             if small_p50 and large_p50 is not None else "—")
     logout = d.get("logout_elsewhere")
