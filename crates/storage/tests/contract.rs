@@ -248,6 +248,31 @@ async fn rotate_once(
         .unwrap()
 }
 
+/// Ada with a session to keep (at 10 s) and two to end (11 s, 12 s), and Bob with one of
+/// his own (13 s).
+struct Household {
+    ada: User,
+    bob: User,
+    kept: NewSession,
+    ended: [NewSession; 2],
+    bystander: NewSession,
+}
+
+async fn household(store: &Store) -> Household {
+    let ada = add_user(store, "ada@example.com").await;
+    let bob = add_user(store, "bob@example.com").await;
+    Household {
+        kept: add_session(store, &ada, at(10)).await,
+        ended: [
+            add_session(store, &ada, at(11)).await,
+            add_session(store, &ada, at(12)).await,
+        ],
+        bystander: add_session(store, &bob, at(13)).await,
+        ada,
+        bob,
+    }
+}
+
 /// The stored record of a user that exists.
 async fn found_user(store: &Store, id: UserId) -> UserRecord {
     store.users.find_user_by_id(id).await.unwrap().expect("the user exists")
@@ -296,14 +321,8 @@ async fn a_created_user_is_found_by_email_and_by_id(store: &Store) {
 
 async fn a_missing_user_is_not_found(store: &Store) {
     add_user(store, "ada@example.com").await;
-    assert!(
-        store
-            .users
-            .find_user_by_email(&email("bob@example.com"))
-            .await
-            .unwrap()
-            .is_none()
-    );
+    let by_email = store.users.find_user_by_email(&email("bob@example.com")).await;
+    assert!(by_email.unwrap().is_none());
     assert!(store.users.find_user_by_id(UserId::new()).await.unwrap().is_none());
 }
 
@@ -401,14 +420,13 @@ async fn a_session_is_created_only_under_the_current_credential_version(store: &
 }
 
 async fn changing_the_password_ends_every_other_session_of_that_user(store: &Store) {
-    let user = add_user(store, "ada@example.com").await;
-    let other = add_user(store, "bob@example.com").await;
-    let kept = add_session(store, &user, at(10)).await;
-    let ended = [
-        add_session(store, &user, at(11)).await,
-        add_session(store, &user, at(12)).await,
-    ];
-    let bystander = add_session(store, &other, at(13)).await;
+    let Household {
+        ada: user,
+        bob: other,
+        kept,
+        ended,
+        bystander,
+    } = household(store).await;
 
     let logged = change_password(store, &user, &kept, 14).await;
     assert!(logged.is_empty(), "no grant, nothing delegated to end: {logged:?}");
@@ -1018,14 +1036,13 @@ async fn deleting_another_users_session_returns_false(store: &Store) {
 }
 
 async fn deleting_a_users_sessions_spares_the_kept_one_and_other_users(store: &Store) {
-    let ada = add_user(store, "ada@example.com").await;
-    let bob = add_user(store, "bob@example.com").await;
-    let kept = add_session(store, &ada, at(10)).await;
-    let ended = [
-        add_session(store, &ada, at(11)).await,
-        add_session(store, &ada, at(12)).await,
-    ];
-    let bystander = add_session(store, &bob, at(13)).await;
+    let Household {
+        ada,
+        bob,
+        kept,
+        ended,
+        bystander,
+    } = household(store).await;
 
     assert_eq!(
         store
@@ -1283,14 +1300,8 @@ async fn listing_clients_gives_each_its_own_keys_oldest_first(store: &Store) {
 async fn missing_clients_and_keys_are_not_found(store: &Store) {
     let owner = add_user(store, "ada@example.com").await;
     add_client(store, &owner, "read:reports", at(10)).await;
-    assert!(
-        store
-            .clients
-            .find_client(&ClientId::generate())
-            .await
-            .unwrap()
-            .is_none()
-    );
+    let client = store.clients.find_client(&ClientId::generate()).await;
+    assert!(client.unwrap().is_none());
     assert!(store.clients.find_key(ApiKeyId::new()).await.unwrap().is_none());
 }
 
