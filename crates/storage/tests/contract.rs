@@ -34,6 +34,13 @@ async fn store_on(backend: sesame_tests::Backend) -> (std::sync::Arc<sesame_test
     (db, store)
 }
 
+/// Runs `test` on a fresh, migrated store of `backend`, then closes it.
+async fn run_on(backend: sesame_tests::Backend, test: impl AsyncFnOnce(&Store)) {
+    let (_db, store) = store_on(backend).await;
+    test(&store).await;
+    store.database.close().await;
+}
+
 /// Runs each named test body (an `async fn(&Store)`) once on SQLite and once on Postgres.
 macro_rules! on_both_backends {
     ($($name:ident),* $(,)?) => {
@@ -41,9 +48,7 @@ macro_rules! on_both_backends {
             $(
                 #[tokio::test]
                 async fn $name() {
-                    let (_db, store) = super::store_on(sesame_tests::Backend::Sqlite).await;
-                    super::$name(&store).await;
-                    store.database.close().await;
+                    super::run_on(sesame_tests::Backend::Sqlite, super::$name).await;
                 }
             )*
         }
@@ -51,9 +56,7 @@ macro_rules! on_both_backends {
             $(
                 #[tokio::test]
                 async fn $name() {
-                    let (_db, store) = super::store_on(sesame_tests::Backend::Postgres).await;
-                    super::$name(&store).await;
-                    store.database.close().await;
+                    super::run_on(sesame_tests::Backend::Postgres, super::$name).await;
                 }
             )*
         }
