@@ -653,6 +653,24 @@ async fn a_code_is_redeemed_once_and_every_later_presentation_is_a_replay(store:
 }
 
 /// The family a code starts when it is redeemed at `at`.
+/// A code under version 0 of the user's grant, redeemed at `seconds` to start a family:
+/// the code's record and the family's first refresh token.
+async fn family_started(store: &Store, client: &ClientRecord, user: &User, seconds: i64) -> (CodeRecord, RefreshToken) {
+    let (code, record) = code_for(client, user, at(seconds));
+    let record = CodeRecord {
+        grant_version: 0,
+        ..record
+    };
+    store.authorizations.insert_code(&record).await.unwrap();
+    let token = RefreshToken::generate();
+    store
+        .authorizations
+        .start_family(&code.hash(), "jti", &family_of(&record, at(seconds)), &token.hash())
+        .await
+        .unwrap();
+    (record, token)
+}
+
 fn family_of(code: &CodeRecord, at: OffsetDateTime) -> FamilyRecord {
     FamilyRecord {
         id: uuid::Uuid::now_v7(),
@@ -799,18 +817,7 @@ async fn a_family_outlives_neither_its_grant_nor_its_lifetimes(store: &Store) {
     store_.widen_grant(user.id, &client.id, &scopes, at(5)).await.unwrap();
     let mut tokens = Vec::new();
     for started in [10, 20] {
-        let (code, record) = code_for(&client, &user, at(started));
-        let record = CodeRecord {
-            grant_version: 0,
-            ..record
-        };
-        store_.insert_code(&record).await.unwrap();
-        let token = RefreshToken::generate();
-        store_
-            .start_family(&code.hash(), "jti", &family_of(&record, at(started)), &token.hash())
-            .await
-            .unwrap();
-        tokens.push(token);
+        tokens.push(family_started(store, &client, &user, started).await.1);
     }
     // Unused since 10 (idle), or started at or before 10 (absolute): the first goes.
     assert_eq!(store_.sweep_authorizations(at(10), at(0), at(0)).await.unwrap(), 1);
@@ -820,17 +827,7 @@ async fn a_family_outlives_neither_its_grant_nor_its_lifetimes(store: &Store) {
     assert!(store_.find_refresh(&tokens[1].hash()).await.unwrap().is_none());
 
     // Ending the grant ends its families; its later ones see a grant no longer live.
-    let (code, record) = code_for(&client, &user, at(40));
-    let record = CodeRecord {
-        grant_version: 0,
-        ..record
-    };
-    store_.insert_code(&record).await.unwrap();
-    let token = RefreshToken::generate();
-    store_
-        .start_family(&code.hash(), "jti", &family_of(&record, at(40)), &token.hash())
-        .await
-        .unwrap();
+    let (_, token) = family_started(store, &client, &user, 40).await;
     store_
         .end_grant(
             user.id,
@@ -1041,7 +1038,7 @@ async fn deleting_another_users_session_returns_false(store: &Store) {
 async fn deleting_a_users_sessions_spares_the_kept_one_and_other_users(store: &Store) {
     let Household {
         ada,
-        bob,
+        bob: _,
         kept,
         ended,
         bystander,
