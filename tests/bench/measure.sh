@@ -138,6 +138,14 @@ count_sessions() { count_rows sessions; }
 
 handles() { python3 "$BENCH_DIR/seed.py" handles "$HANDLE_SEED" "$@"; }
 
+# login_form_works BASE FILE WHAT: POST /login with FILE's first form body must answer 200.
+login_form_works() {
+  local code
+  code="$(head -1 "$2" | tr -d '\n' | curl -s -o /dev/null -w '%{http_code}' \
+    -H 'Content-Type: application/x-www-form-urlencoded' --data-binary @- "$1/login")"
+  [[ "$code" == 200 ]] || die "$3: $code"
+}
+
 # seed_clients FROM TO: clients FROM..TO-1 of user1, one API key each (see seed.py).
 seed_clients() {
   local owner
@@ -157,10 +165,7 @@ exchange_growth() {
   local base="$1" code
   seed_clients 0 99
   python3 "$BENCH_DIR/seed.py" exchange-bodies "$HANDLE_SEED" 0 99 >"$TMPD/exchange_small.bodies"
-  head -1 "$TMPD/exchange_small.bodies" | tr -d '\n' >"$TMPD/exchange.check"
-  code="$(curl -s -o /dev/null -w '%{http_code}' -H 'Content-Type: application/x-www-form-urlencoded' \
-    --data-binary "@$TMPD/exchange.check" "$base/login")"
-  [[ "$code" == 200 ]] || die "the exchange with a seeded client's key: $code"
+  login_form_works "$base" "$TMPD/exchange_small.bodies" "the exchange with a seeded client's key"
   log "[$B] 5g POST /login, exchange, 100 keys of 1e2 clients"
   record exchange_small "$(BENCH_METHOD=POST BENCH_BODIES="$TMPD/exchange_small.bodies" \
     run_wrk "$B.exchange_small" 2 32 "$SECS" "$base/login")"
@@ -229,11 +234,8 @@ delegated() {
   log "[$B] seeding $tokens refresh tokens"
   seed_refresh "$client_id" 0 "$((tokens + 1))"
   python3 "$BENCH_DIR/seed.py" refresh-bodies "$HANDLE_SEED" 0 "$((tokens + 1))" "$client_id" >"$TMPD/refresh.bodies"
-  head -1 "$TMPD/refresh.bodies" | tr -d '\n' >"$TMPD/refresh.check"
+  login_form_works "$base" "$TMPD/refresh.bodies" "the refresh grant with a seeded token"
   sed -i 1d "$TMPD/refresh.bodies"
-  code="$(curl -s -o /dev/null -w '%{http_code}' -H 'Content-Type: application/x-www-form-urlencoded' \
-    --data-binary "@$TMPD/refresh.check" "$base/login")"
-  [[ "$code" == 200 ]] || die "the refresh grant with a seeded token: $code"
   log "[$B] 9 POST /login, refresh grant (each token spent once)"
   record refresh "$(BENCH_METHOD=POST BENCH_BODIES="$TMPD/refresh.bodies" \
     run_wrk "$B.refresh" 2 32 "$SECS" "$base/login")"

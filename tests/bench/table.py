@@ -185,22 +185,18 @@ def rows_for(backend, d, meta):
                   f"{d.get('refresh_large', {}).get('read_kib_per_request', '?')} KiB a request)", "refresh_large",
             "p50 9G/9g = " + check("refresh_growth", large_p50 / small_p50)
             if small_p50 and large_p50 is not None else "—")
-    logout = d.get("logout_elsewhere")
-    if logout:
-        p99_logout = num(logout, "p99_ms")
-        rows.append(["12s", f"cross-instance logout: sign out on one instance, until a second refuses the cookie "
-                            f"({logout.get('samples', '?')} samples; p50, p99; max {logout.get('max_ms', '?')} ms)",
-                     "—", fmt_ms(num(logout, "p50_ms")), fmt_ms(p99_logout),
-                     f"{logout.get('timeouts', '?')} timeouts",
-                     "p99 = " + check("revocation", p99_logout, " ms") if p99_logout is not None else "—"])
-    revocation = d.get("revocation")
-    if revocation:
-        p99_revocation = num(revocation, "p99_ms")
-        rows.append(["12", f"cross-instance revocation: revoke on one instance, until a second refuses "
-                           f"({revocation.get('samples', '?')} samples; p50, p99; max {revocation.get('max_ms', '?')} ms)",
-                     "—", fmt_ms(num(revocation, "p50_ms")), fmt_ms(p99_revocation),
-                     f"{revocation.get('timeouts', '?')} timeouts",
-                     "p99 = " + check("revocation", p99_revocation, " ms") if p99_revocation is not None else "—"])
+    def latency_row(no, label, key):
+        f = d.get(key)
+        if not f:
+            return
+        p99 = num(f, "p99_ms")
+        rows.append([no, f"{label} ({f.get('samples', '?')} samples; p50, p99; max {f.get('max_ms', '?')} ms)",
+                     "—", fmt_ms(num(f, "p50_ms")), fmt_ms(p99), f"{f.get('timeouts', '?')} timeouts",
+                     "p99 = " + check("revocation", p99, " ms") if p99 is not None else "—"])
+
+    latency_row("12s", "cross-instance logout: sign out on one instance, until a second refuses the cookie",
+                "logout_elsewhere")
+    latency_row("12", "cross-instance revocation: revoke on one instance, until a second refuses", "revocation")
     p99 = num(d.get("flood_healthz", {}), "p99_ms")
     wrk_row("6", "GET /healthz, light probe (-t1 -c4, 10 ms pauses) during a login flood", "flood_healthz",
             "p99 = " + check("flood_healthz", p99, " ms") if p99 is not None else "—")
