@@ -16,7 +16,9 @@
 use std::borrow::Borrow;
 use std::collections::HashMap;
 use std::hash::Hash;
+use std::ops::Deref;
 use std::sync::RwLock;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use time::OffsetDateTime;
@@ -41,6 +43,52 @@ pub struct TtlCache<K, V> {
     entries: RwLock<Inner<K, V>>,
     ttl: time::Duration,
     capacity: usize,
+}
+
+/// A [`TtlCache`] that must not keep what an invalidation overtook: a reader notes the
+/// [`generation`](Self::generation) before it reads the source, and what it read is kept
+/// only if nothing was invalidated since, even when the invalidation races the insert.
+pub struct GuardedCache<K, V> {
+    entries: TtlCache<K, V>,
+    generation: AtomicU64,
+}
+
+impl<K: Hash + Eq + Clone, V: Clone> GuardedCache<K, V> {
+    pub fn new(ttl: Duration, capacity: usize) -> Self {
+        Self {
+            entries: TtlCache::new(ttl, capacity),
+            generation: AtomicU64::new(0),
+        }
+    }
+
+    /// How many invalidations there have been.
+    pub fn generation(&self) -> u64 {
+        self.generation.load(Ordering::Acquire)
+    }
+
+    /// Marks everything read before now as overtaken.
+    pub fn invalidate(&self) {
+        self.generation.fetch_add(1, Ordering::AcqRel);
+    }
+
+    /// Keeps a value read at generation `read_at`, unless an invalidation came since.
+    pub fn insert_if_unchanged(&self, key: K, value: V, read_at: u64, now: OffsetDateTime) {
+        if self.generation() == read_at {
+            self.entries.insert(key.clone(), value, now);
+            // An invalidation that raced the insert removes what it may not have seen.
+            if self.generation() != read_at {
+                self.entries.remove(&key);
+            }
+        }
+    }
+}
+
+impl<K, V> Deref for GuardedCache<K, V> {
+    type Target = TtlCache<K, V>;
+
+    fn deref(&self) -> &TtlCache<K, V> {
+        &self.entries
+    }
 }
 
 /// A full cache is swept of stale entries at most this often: an insert into a cache

@@ -12,7 +12,6 @@
 //! - the cache only ever says "live": a cached session that looks ended is re-read from
 //!   the database before anything is decided (another instance may have extended it).
 
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use sesame_domain::password::Verification;
@@ -22,7 +21,7 @@ use sesame_storage::{NewSession, SessionRecord};
 use time::OffsetDateTime;
 
 use crate::Context;
-use crate::cache::TtlCache;
+use crate::cache::GuardedCache;
 use crate::error::{CoreError, Result};
 
 /// The longest a cached session is trusted without asking the database.
@@ -45,45 +44,23 @@ pub(crate) struct CachedSession {
 /// The live-session cache. Every session this instance ends bumps `ended`, and a session
 /// read from the database is cached only if no end happened since the read began: a
 /// request that read a session just before a logout cannot put it back afterwards.
-pub(crate) struct SessionCache {
-    entries: TtlCache<SessionHandleHash, CachedSession>,
-    ended: AtomicU64,
-}
+pub(crate) struct SessionCache(GuardedCache<SessionHandleHash, CachedSession>);
 
 impl Default for SessionCache {
     fn default() -> Self {
-        Self {
-            entries: TtlCache::new(SESSION_CACHE_TTL, MAX_CACHED),
-            ended: AtomicU64::new(0),
-        }
+        Self(GuardedCache::new(SESSION_CACHE_TTL, MAX_CACHED))
     }
 }
 
 impl SessionCache {
-    fn generation(&self) -> u64 {
-        self.ended.load(Ordering::Acquire)
-    }
-
-    /// Caches a session read when the generation was `read_at`, unless a session ended
-    /// since.
-    fn insert_if_unchanged(&self, hash: SessionHandleHash, entry: CachedSession, read_at: u64, now: OffsetDateTime) {
-        if self.generation() == read_at {
-            self.entries.insert(hash, entry, now);
-            // An end that raced the insert removes what it may not have seen.
-            if self.generation() != read_at {
-                self.entries.remove(&hash);
-            }
-        }
-    }
-
     fn ended(&self) {
-        self.ended.fetch_add(1, Ordering::AcqRel);
+        self.0.invalidate();
     }
 
     /// Forgets every session of a user, except `keep`.
     pub(crate) fn remove_user(&self, user: UserId, keep: Option<SessionId>) {
         self.ended();
-        self.entries
+        self.0
             .remove_where(|entry| entry.user.id == user && Some(entry.session.id) != keep);
     }
 
@@ -96,17 +73,17 @@ impl SessionCache {
     /// Forgets every cached session (some may have ended elsewhere).
     pub(crate) fn forget_all(&self) {
         self.ended();
-        self.entries.clear();
+        self.0.clear();
     }
 
     fn remove_session(&self, id: SessionId) {
         self.ended();
-        self.entries.remove_where(|entry| entry.session.id == id);
+        self.0.remove_where(|entry| entry.session.id == id);
     }
 
     fn remove(&self, hash: &SessionHandleHash) {
         self.ended();
-        self.entries.remove(hash);
+        self.0.remove(hash);
     }
 }
 
@@ -264,7 +241,7 @@ impl Sessions<'_> {
         let now = cx.clock.now();
         let cached = cx
             .sessions
-            .entries
+            .0
             .get(hash, now)
             .filter(|c| policy.is_live(c.session.created_at, c.session.last_seen_at, now));
         if let Some(cached) = &cached
@@ -275,7 +252,7 @@ impl Sessions<'_> {
         let (session, user, held) = match cached {
             Some(cached) => (cached.session, cached.user, cached.held),
             None => {
-                let read_at = cx.sessions.generation();
+                let read_at = cx.sessions.0.generation();
                 let Some((session, user)) = cx.store.sessions.find_session(hash).await? else {
                     return Err(CoreError::SessionEnded);
                 };
@@ -292,7 +269,7 @@ impl Sessions<'_> {
                     return Err(CoreError::SessionEnded);
                 }
                 let held = cx.settings.scopes.held(&user.granted_scopes);
-                cx.sessions.insert_if_unchanged(
+                cx.sessions.0.insert_if_unchanged(
                     *hash,
                     CachedSession {
                         session: session.clone(),
@@ -310,7 +287,7 @@ impl Sessions<'_> {
             match cx.store.sessions.touch_session(session.id, now).await {
                 Ok(()) => {
                     last_seen = now;
-                    cx.sessions.entries.update(hash, |entry| {
+                    cx.sessions.0.update(hash, |entry| {
                         entry.session.last_seen_at = entry.session.last_seen_at.max(now);
                     });
                 }

@@ -7,7 +7,7 @@
 //! however many arrive at once and on however many instances. The charge stands as a
 //! failure unless the attempt succeeds, so a client that hangs up mid-hash has paid.
 
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use sesame_domain::throttle::combine;
@@ -16,7 +16,7 @@ use sesame_storage::{Charge, Store};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-use crate::cache::TtlCache;
+use crate::cache::GuardedCache;
 use crate::clock::SharedClock;
 use crate::error::CoreError;
 
@@ -289,28 +289,23 @@ const CLEAN_MEMO_ENTRIES: usize = 16_384;
 ///   is the bound on how late a budget spent elsewhere starts refusing a client that has
 ///   been succeeding here;
 /// - only clean pairs are remembered, and at most [`CLEAN_MEMO_ENTRIES`] of them.
-pub struct CleanMemo {
-    /// Each clean pair, with the generation its check started in.
-    entries: TtlCache<ThrottleKey, u64>,
-    generation: AtomicU64,
-}
+///
+/// Each clean pair is kept with the generation its check started in.
+pub struct CleanMemo(GuardedCache<ThrottleKey, u64>);
 
 impl Default for CleanMemo {
     fn default() -> Self {
-        Self {
-            entries: TtlCache::new(CLEAN_MEMO_TTL, CLEAN_MEMO_ENTRIES),
-            generation: AtomicU64::new(0),
-        }
+        Self(GuardedCache::new(CLEAN_MEMO_TTL, CLEAN_MEMO_ENTRIES))
     }
 }
 
 impl CleanMemo {
     fn generation(&self) -> u64 {
-        self.generation.load(Ordering::Acquire)
+        self.0.generation()
     }
 
     fn is_clean(&self, pair: &ThrottleKey, now: OffsetDateTime) -> bool {
-        self.entries
+        self.0
             .get(pair, now)
             .is_some_and(|generation| generation == self.generation())
     }
@@ -319,14 +314,12 @@ impl CleanMemo {
     fn remember(&self, pair: ThrottleKey, generation: u64, now: OffsetDateTime) {
         // A failure recorded after this insert still wins: `is_clean` compares the
         // entry's generation with the current one.
-        if generation == self.generation() {
-            self.entries.insert(pair, generation, now);
-        }
+        self.0.insert_if_unchanged(pair, generation, generation, now);
     }
 
     /// Forgets every remembered pair.
     fn forget_all(&self) {
-        self.generation.fetch_add(1, Ordering::AcqRel);
+        self.0.invalidate();
     }
 }
 

@@ -30,23 +30,9 @@ impl ClientId {
         let ok = rest.len() == 22 && URL_SAFE_NO_PAD.decode(rest).is_ok_and(|b| b.len() == 16);
         ok.then(|| Self(raw.to_owned()))
     }
-
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
 }
 
-impl fmt::Display for ClientId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
-impl fmt::Debug for ClientId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "ClientId({})", self.0)
-    }
-}
+crate::id::text_value!(ClientId);
 
 crate::id::uuid_id! {
     /// An API key's public identifier, embedded in the key so the server finds its record
@@ -154,23 +140,9 @@ impl Scope {
             Err(ScopeError::Malformed(raw.chars().take(80).collect()))
         }
     }
-
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
 }
 
-impl fmt::Debug for Scope {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "Scope({})", self.0)
-    }
-}
-
-impl fmt::Display for Scope {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
-}
+crate::id::text_value!(Scope);
 
 /// A set of scopes, kept sorted so that its text form is stable.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]

@@ -1,7 +1,5 @@
 //! Email addresses as account identifiers.
 
-use std::fmt;
-
 use unicode_normalization::UnicodeNormalization as _;
 use unicode_properties::{GeneralCategory, UnicodeGeneralCategory as _};
 
@@ -62,23 +60,9 @@ impl Email {
         }
         Ok(Self(normalized))
     }
-
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
 }
 
-impl fmt::Display for Email {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
-impl fmt::Debug for Email {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "Email({})", self.0)
-    }
-}
+crate::id::text_value!(Email);
 
 impl AsRef<str> for Email {
     fn as_ref(&self) -> &str {

@@ -30,3 +30,29 @@ macro_rules! uuid_id {
 }
 
 pub(crate) use uuid_id;
+
+/// Gives a validated text newtype (`struct Name(String)`) `as_str`, a `Display` of the
+/// text alone and a `Debug` of `Name(text)`: for values that are not secret.
+macro_rules! text_value {
+    ($name:ident) => {
+        impl $name {
+            pub fn as_str(&self) -> &str {
+                &self.0
+            }
+        }
+
+        impl std::fmt::Display for $name {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(&self.0)
+            }
+        }
+
+        impl std::fmt::Debug for $name {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                write!(f, "{}({})", stringify!($name), self.0)
+            }
+        }
+    };
+}
+
+pub(crate) use text_value;

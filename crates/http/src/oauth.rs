@@ -157,13 +157,6 @@ impl OAuthError {
 impl From<CoreError> for OAuthError {
     fn from(error: CoreError) -> Self {
         match error {
-            CoreError::Throttled { retry_after } => Self::throttled(retry_after),
-            CoreError::Unavailable(cause) => {
-                if let Some(cause) = &cause {
-                    tracing::warn!(error = %cause, "database unavailable");
-                }
-                Self::unavailable()
-            }
             CoreError::InvalidClient => Self::invalid_client(false),
             CoreError::InvalidScope(description) => Self::invalid_scope(description),
             CoreError::InvalidTarget(description) => Self::invalid_target(description),
@@ -173,6 +166,7 @@ impl From<CoreError> for OAuthError {
                 "unauthorized_client",
                 "A public client cannot use this grant.",
             ),
+            // Throttling and unavailability are answered alike on every path.
             other => ApiError::from(other).into(),
         }
     }

@@ -112,21 +112,7 @@ impl Dialect for Postgres {
         row.try_get(column).map_err(err)
     }
 
-    fn text(row: &PgRow, column: &str) -> Result<String> {
-        row.try_get(column).map_err(err)
-    }
-
-    fn optional_text(row: &PgRow, column: &str) -> Result<Option<String>> {
-        row.try_get(column).map_err(err)
-    }
-
-    fn bytes(row: &PgRow, column: &str) -> Result<Vec<u8>> {
-        row.try_get(column).map_err(err)
-    }
-
-    fn integer(row: &PgRow, column: &str) -> Result<i64> {
-        row.try_get(column).map_err(err)
-    }
+    crate::shared::plain_columns!(PgRow);
 
     async fn recent_failures(
         pool: &PgPool,

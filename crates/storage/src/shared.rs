@@ -35,6 +35,29 @@ pub enum Arg<'a> {
     Int(i64),
 }
 
+/// The [`Dialect`] readers that both drivers implement alike, with `err` translating
+/// their errors: text, optional text, bytes and integers.
+macro_rules! plain_columns {
+    ($row:ty) => {
+        fn text(row: &$row, column: &str) -> Result<String> {
+            row.try_get(column).map_err(err)
+        }
+
+        fn optional_text(row: &$row, column: &str) -> Result<Option<String>> {
+            row.try_get(column).map_err(err)
+        }
+
+        fn bytes(row: &$row, column: &str) -> Result<Vec<u8>> {
+            row.try_get(column).map_err(err)
+        }
+
+        fn integer(row: &$row, column: &str) -> Result<i64> {
+            row.try_get(column).map_err(err)
+        }
+    };
+}
+pub(crate) use plain_columns;
+
 /// What a backend supplies for the shared statements to run on it. Implemented by
 /// `sqlx::Postgres` and `sqlx::Sqlite`; `pub` only because the trait impls of the public
 /// [`SqlStore`] are bounded by it (it cannot be named outside this crate).

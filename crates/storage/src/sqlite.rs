@@ -108,21 +108,7 @@ impl Dialect for Sqlite {
         value.map(|v| from_micros(v, stored_as)).transpose()
     }
 
-    fn text(row: &SqliteRow, column: &str) -> Result<String> {
-        row.try_get(column).map_err(err)
-    }
-
-    fn optional_text(row: &SqliteRow, column: &str) -> Result<Option<String>> {
-        row.try_get(column).map_err(err)
-    }
-
-    fn bytes(row: &SqliteRow, column: &str) -> Result<Vec<u8>> {
-        row.try_get(column).map_err(err)
-    }
-
-    fn integer(row: &SqliteRow, column: &str) -> Result<i64> {
-        row.try_get(column).map_err(err)
-    }
+    crate::shared::plain_columns!(SqliteRow);
 
     /// One query per key: SQLite has no array parameters, and a login charges two or
     /// three keys.
