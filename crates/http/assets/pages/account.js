@@ -108,11 +108,15 @@ async function signOut() {
   showSignIn("Signed out.");
 }
 
+// Fills the list `id` with an item for each record `path` answers (made by `render`),
+// or with one saying `empty` when there is none.
+async function fill(id, path, empty, render) {
+  const records = await api("GET", path);
+  $(id).replaceChildren(...(records.length === 0 ? [el("li", empty)] : records.map(render)));
+}
+
 async function loadSessions() {
-  const sessions = await api("GET", "/sessions");
-  const list = $("sessions");
-  list.replaceChildren();
-  for (const session of sessions) {
+  await fill("sessions", "/sessions", "None.", (session) => {
     const item = el("li");
     const name = session.current ? "This session" : (session.user_agent || "A session");
     item.append(el("strong", name));
@@ -127,8 +131,8 @@ async function loadSessions() {
         await loadSessions();
       }));
     }
-    list.append(item);
-  }
+    return item;
+  });
 }
 
 function showKey(clientId, key) {
@@ -139,11 +143,7 @@ function showKey(clientId, key) {
 }
 
 async function loadClients() {
-  const clients = await api("GET", "/clients");
-  const list = $("clients");
-  list.replaceChildren();
-  if (clients.length === 0) list.append(el("li", "No clients yet."));
-  for (const client of clients) {
+  await fill("clients", "/clients", "No clients yet.", (client) => {
     const item = el("li", undefined, { "data-client": client.client_id });
     item.append(el("strong", client.name));
     item.append(el("span", ` — ${client.client_id}, ${client.type}, scopes: ${client.scopes.join(" ") || "none"}`));
@@ -175,16 +175,12 @@ async function loadClients() {
       say(`${client.name} is deleted.`);
       await loadClients();
     }));
-    list.append(item);
-  }
+    return item;
+  });
 }
 
 async function loadGrants() {
-  const grants = await api("GET", "/me/grants");
-  const list = $("grants");
-  list.replaceChildren();
-  if (grants.length === 0) list.append(el("li", "None."));
-  for (const grant of grants) {
+  await fill("grants", "/me/grants", "None.", (grant) => {
     const item = el("li", undefined, { "data-grant": grant.client_id });
     item.append(el("strong", grant.client_name));
     item.append(el("span", ` — ${grant.scopes.join(" ") || "no scopes"}, since ${when(grant.created_at)} `));
@@ -193,8 +189,8 @@ async function loadGrants() {
       say(`${grant.client_name} can no longer act for you.`);
       await loadGrants();
     }));
-    list.append(item);
-  }
+    return item;
+  });
 }
 
 $("signin").addEventListener("submit", (event) => {

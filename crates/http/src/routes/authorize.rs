@@ -5,6 +5,8 @@
 //! Every page works with no network access and sends a strict CSP with
 //! `frame-ancestors 'none'` (no clickjacking of Approve).
 
+use std::sync::LazyLock;
+
 use axum::Router;
 use axum::extract::{Form, State};
 use axum::http::{HeaderValue, StatusCode, Uri, header};
@@ -21,10 +23,27 @@ use crate::auth::{MaybeSessionUser, authenticate};
 use crate::error::ApiError;
 use crate::state::AppState;
 
-const SIGNIN_PAGE: &str = include_str!("../../assets/pages/signin.html");
+/// The sign-in page's body.
+const SIGNIN_BODY: &str = include_str!("../../assets/pages/signin.html");
 const SIGNIN_SCRIPT: &str = include_str!("../../assets/pages/signin.js");
 const PAGES_CSS: &str = include_str!("../../assets/pages/pages.css");
-const ACCOUNT_PAGE: &str = include_str!("../../assets/pages/account.html");
+/// The account page's body.
+const ACCOUNT_BODY: &str = include_str!("../../assets/pages/account.html");
+
+/// The static pages, each made once.
+static SIGNIN_PAGE: LazyLock<String> = LazyLock::new(|| document("Sign in", SIGNIN_BODY));
+static ACCOUNT_PAGE: LazyLock<String> = LazyLock::new(|| document("Your account", ACCOUNT_BODY));
+
+/// A whole page: the head every page shares, with `title` (escaped here), around `body`
+/// (HTML, escaped by its maker).
+fn document(title: &str, body: &str) -> String {
+    format!(
+        "<!doctype html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n\
+         <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n\
+         <title>{}</title>\n<link rel=\"stylesheet\" href=\"/assets/pages.css\">\n</head>\n<body>\n{body}</body>\n</html>\n",
+        text(title)
+    )
+}
 const ACCOUNT_SCRIPT: &str = include_str!("../../assets/pages/account.js");
 
 /// A page's policy: its own stylesheet and script, calls to this server, forms posted to
@@ -44,7 +63,7 @@ pub fn routes() -> Router<AppState> {
         // The account page (§11): the public JSON API, from a page of the binary's.
         .route(
             "/account",
-            get(|| async { page(StatusCode::OK, ACCOUNT_PAGE.to_owned(), "'self'") }),
+            get(|| async { page(StatusCode::OK, ACCOUNT_PAGE.clone(), "'self'") }),
         )
         .route(
             "/assets/account.js",
@@ -94,15 +113,12 @@ fn page(status: StatusCode, html: String, form_action: &str) -> Response {
 
 /// A page that says why the request cannot go on (never a redirect).
 fn refusal(status: StatusCode, why: &str) -> Response {
-    let html = format!(
-        "<!doctype html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n\
-         <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n\
-         <title>Cannot continue</title>\n<link rel=\"stylesheet\" href=\"/assets/pages.css\">\n</head>\n<body>\n<main>\n\
-         <h1>This request cannot continue</h1>\n<p class=\"error\" role=\"alert\">{}</p>\n\
-         <p>Go back to the application and try again, or tell its developers.</p>\n</main>\n</body>\n</html>\n",
+    let body = format!(
+        "<main>\n<h1>This request cannot continue</h1>\n<p class=\"error\" role=\"alert\">{}</p>\n\
+         <p>Go back to the application and try again, or tell its developers.</p>\n</main>\n",
         text(why)
     );
-    page(status, html, "'none'")
+    page(status, document("Cannot continue", &body), "'none'")
 }
 
 fn see_other(location: &str) -> Response {
@@ -230,11 +246,8 @@ fn consent_page(state: &AppState, checked: &Checked, session: &UserSession, quer
         scopes
     };
     let client = &checked.client;
-    let html = format!(
-        "<!doctype html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n\
-         <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n\
-         <title>Allow {name}?</title>\n<link rel=\"stylesheet\" href=\"/assets/pages.css\">\n</head>\n<body>\n<main>\n\
-         <h1>Allow <strong>{name}</strong> to act for you?</h1>\n\
+    let body = format!(
+        "<main>\n<h1>Allow <strong>{name}</strong> to act for you?</h1>\n\
          <p>You are signed in as {email}. <strong>{name}</strong> (registered by user <code>{owner}</code>) asks to:</p>\n\
          <ul class=\"scopes\">\n{scopes}</ul>\n\
          <form method=\"post\" action=\"/authorize\">\n\
@@ -242,13 +255,14 @@ fn consent_page(state: &AppState, checked: &Checked, session: &UserSession, quer
          <input type=\"hidden\" name=\"csrf_token\" value=\"{csrf}\">\n\
          <button type=\"submit\" name=\"decision\" value=\"approve\">Approve</button>\n\
          <button type=\"submit\" name=\"decision\" value=\"deny\">Deny</button>\n\
-         </form>\n</main>\n</body>\n</html>\n",
+         </form>\n</main>\n",
         name = text(&client.name),
         email = text(session.user.email.as_str()),
         owner = text(&client.owner_id.to_string()),
         request = attr(query),
         csrf = attr(session.csrf_token.expose()),
     );
+    let html = document(&format!("Allow {}?", client.name), &body);
     page(StatusCode::OK, html, &form_action_for(&checked.redirect_uri))
 }
 
@@ -298,5 +312,5 @@ async fn consent(
 
 /// `GET /signin`: the sign-in page (`SESAME_SIGNIN_URL` by default).
 async fn signin() -> Response {
-    page(StatusCode::OK, SIGNIN_PAGE.to_owned(), "'self'")
+    page(StatusCode::OK, SIGNIN_PAGE.clone(), "'self'")
 }
