@@ -106,6 +106,8 @@ reusable! {
         "Database unavailable (or, where a password is hashed, the hashing pool is full)",
         PROBLEM, "Problem", [("Retry-After", Header::RetryAfter)]
     );
+    /// 404: no client of this id, or one of another user's (the same answer).
+    NoSuchClient => ("No such client of the caller's", PROBLEM, "Problem", []);
     /// 400 on the OAuth paths (RFC 6749 §5.2).
     OAuthInvalidRequest => ("Malformed request: `invalid_request`", OAUTH, "OAuthErrorBody", []);
     /// 401 on the OAuth paths.
@@ -135,6 +137,7 @@ pub fn all() -> Vec<(&'static str, RefOr<Response>)> {
         NotJson::response(),
         Throttled::response(),
         Unavailable::response(),
+        NoSuchClient::response(),
         OAuthInvalidRequest::response(),
         OAuthInvalidClient::response(),
         OAuthTooLarge::response(),

@@ -7,14 +7,33 @@ use serde::{Deserialize, Serialize};
 use sesame_core::clients::{ClientSpec, ClientView, NewClient, NewKey};
 use sesame_domain::{ClientType, RedirectUri};
 use time::OffsetDateTime;
-use utoipa::ToSchema;
+use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
 use crate::auth::SessionUser;
 use crate::error::{ApiError, Problem};
 use crate::json::ApiJson;
-use crate::responses::{JsonBody, SessionRead, SessionWrite};
+use crate::responses::{JsonBody, NoSuchClient, SessionRead, SessionWrite};
 use crate::state::AppState;
+
+/// The client a path names.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Path)]
+pub struct ClientPath {
+    /// The client's id (`cli_…`)
+    pub client_id: String,
+}
+
+/// A key of a client, as a path names it.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Path)]
+pub struct KeyPath {
+    /// The client's id (`cli_…`)
+    pub client_id: String,
+    /// The key's id
+    #[param(value_type = Uuid)]
+    pub key_id: String,
+}
 
 /// `POST /clients`.
 #[derive(Debug, Deserialize, ToSchema)]
@@ -234,17 +253,17 @@ pub async fn list_clients(
 
 /// One of the caller's clients.
 #[utoipa::path(get, path = "/clients/{client_id}", tag = "clients",
-    params(("client_id" = String, Path, description = "The client's id (`cli_…`)")),
+    params(ClientPath),
     security(("session_cookie" = [])),
     responses(
         (status = 200, description = "The client", body = ClientBody),
         SessionRead,
-        (status = 404, description = "No such client of the caller's", body = Problem, content_type = "application/problem+json"),
+        (status = 404, response = NoSuchClient),
     ))]
 pub async fn get_client(
     State(state): State<AppState>,
     SessionUser(session): SessionUser,
-    Path(client_id): Path<String>,
+    Path(ClientPath { client_id }): Path<ClientPath>,
 ) -> Result<Json<ClientBody>, ApiError> {
     Ok(Json(
         state.core.clients().get(session.user.id, &client_id).await?.into(),
@@ -253,17 +272,17 @@ pub async fn get_client(
 
 /// Deletes a client: all its keys and tokens stop working at once.
 #[utoipa::path(delete, path = "/clients/{client_id}", tag = "clients",
-    params(("client_id" = String, Path, description = "The client's id (`cli_…`)")),
+    params(ClientPath),
     security(("session_cookie" = [], "csrf_token" = [])),
     responses(
         (status = 204, description = "Client deleted; its keys and tokens no longer work"),
         SessionWrite,
-        (status = 404, description = "No such client of the caller's", body = Problem, content_type = "application/problem+json"),
+        (status = 404, response = NoSuchClient),
     ))]
 pub async fn delete_client(
     State(state): State<AppState>,
     SessionUser(session): SessionUser,
-    Path(client_id): Path<String>,
+    Path(ClientPath { client_id }): Path<ClientPath>,
 ) -> Result<StatusCode, ApiError> {
     state.core.clients().delete(session.user.id, &client_id).await?;
     Ok(StatusCode::NO_CONTENT)
@@ -271,19 +290,19 @@ pub async fn delete_client(
 
 /// Adds an API key to a client (rotation: several keys may be live at once).
 #[utoipa::path(post, path = "/clients/{client_id}/keys", tag = "clients",
-    params(("client_id" = String, Path, description = "The client's id (`cli_…`)")),
+    params(ClientPath),
     security(("session_cookie" = [], "csrf_token" = [])),
     responses(
         (status = 201, description = "Key made; shown this once", body = NewApiKey,
             headers(("Cache-Control" = String, description = "`no-store`"))),
         SessionWrite,
-        (status = 404, description = "No such client of the caller's", body = Problem, content_type = "application/problem+json"),
+        (status = 404, response = NoSuchClient),
         (status = 422, description = "A public client has no API keys", body = Problem, content_type = "application/problem+json"),
     ))]
 pub async fn create_key(
     State(state): State<AppState>,
     SessionUser(session): SessionUser,
-    Path(client_id): Path<String>,
+    Path(ClientPath { client_id }): Path<ClientPath>,
 ) -> Result<(StatusCode, Json<NewApiKey>), ApiError> {
     let key = state.core.clients().add_key(session.user.id, &client_id).await?;
     Ok((StatusCode::CREATED, Json(shown(&key))))
@@ -291,10 +310,7 @@ pub async fn create_key(
 
 /// Revokes an API key: it and every token exchanged with it stop working at once.
 #[utoipa::path(delete, path = "/clients/{client_id}/keys/{key_id}", tag = "clients",
-    params(
-        ("client_id" = String, Path, description = "The client's id (`cli_…`)"),
-        ("key_id" = Uuid, Path, description = "The key's id"),
-    ),
+    params(KeyPath),
     security(("session_cookie" = [], "csrf_token" = [])),
     responses(
         (status = 204, description = "Key revoked"),
@@ -304,7 +320,7 @@ pub async fn create_key(
 pub async fn revoke_key(
     State(state): State<AppState>,
     SessionUser(session): SessionUser,
-    Path((client_id, key_id)): Path<(String, String)>,
+    Path(KeyPath { client_id, key_id }): Path<KeyPath>,
 ) -> Result<StatusCode, ApiError> {
     state
         .core
