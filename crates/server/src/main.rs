@@ -450,6 +450,27 @@ fn explain(error: CoreError) -> anyhow::Error {
     }
 }
 
+/// Runs a command's work on the application and closes it whatever the outcome; "not
+/// found" is put in the words `missing` gives, any other refusal by [`explain`].
+async fn on_core<T>(
+    config: &Config,
+    missing: impl FnOnce() -> String,
+    work: impl AsyncFnOnce(&Core) -> Result<T, CoreError>,
+) -> anyhow::Result<T> {
+    let core = open_core(config).await?;
+    let outcome = work(&core).await;
+    core.close().await;
+    outcome.map_err(|error| match error {
+        CoreError::NotFound => anyhow::anyhow!(missing()),
+        other => explain(other),
+    })
+}
+
+/// "No such user", in the form the email is looked up by.
+fn no_user(email: &str) -> impl FnOnce() -> String {
+    move || format!("no user with email {}", email.trim().to_lowercase())
+}
+
 async fn add_user(config: &Config, email: &str, password_stdin: bool) -> anyhow::Result<()> {
     // Checked before the password is asked for.
     sesame_domain::Email::parse(email).map_err(|e| anyhow::anyhow!("email {e}"))?;
@@ -468,62 +489,43 @@ async fn add_user(config: &Config, email: &str, password_stdin: bool) -> anyhow:
 }
 
 async fn disable_user(config: &Config, email: &str) -> anyhow::Result<()> {
-    let core = open_core(config).await?;
-    let outcome = core.accounts().disable(email).await;
-    core.close().await;
-    match outcome {
-        Ok(id) => {
-            say!(
-                "disabled user {} ({id}); their sessions, client keys and tokens have ended",
-                email.trim().to_lowercase()
-            );
-            Ok(())
-        }
-        Err(CoreError::NotFound) => bail!("no user with email {}", email.trim().to_lowercase()),
-        Err(other) => Err(explain(other)),
-    }
+    let id = on_core(config, no_user(email), async |core| {
+        core.accounts().disable(email).await
+    })
+    .await?;
+    say!(
+        "disabled user {} ({id}); their sessions, client keys and tokens have ended",
+        email.trim().to_lowercase()
+    );
+    Ok(())
 }
 
 async fn change_scopes(config: &Config, email: &str, scopes: &[String], grant: bool) -> anyhow::Result<()> {
-    let core = open_core(config).await?;
-    let accounts = core.accounts();
-    let outcome = if grant {
-        accounts.grant_scopes(email, scopes).await
-    } else {
-        accounts.revoke_scopes(email, scopes).await
-    };
-    core.close().await;
-    match outcome {
-        Ok(granted) => {
-            let email = email.trim().to_lowercase();
-            let listed = if granted.is_empty() {
-                "none".to_owned()
-            } else {
-                granted.to_text()
-            };
-            say!("{email} is granted: {listed}");
-            if !grant {
-                say!("their clients' earlier tokens are revoked");
-            }
-            Ok(())
+    let granted = on_core(config, no_user(email), async |core| {
+        let accounts = core.accounts();
+        if grant {
+            accounts.grant_scopes(email, scopes).await
+        } else {
+            accounts.revoke_scopes(email, scopes).await
         }
-        Err(CoreError::NotFound) => bail!("no user with email {}", email.trim().to_lowercase()),
-        Err(other) => Err(explain(other)),
+    })
+    .await?;
+    let listed = if granted.is_empty() {
+        "none".to_owned()
+    } else {
+        granted.to_text()
+    };
+    say!("{} is granted: {listed}", email.trim().to_lowercase());
+    if !grant {
+        say!("their clients' earlier tokens are revoked");
     }
+    Ok(())
 }
 
 async fn enable_user(config: &Config, email: &str) -> anyhow::Result<()> {
-    let core = open_core(config).await?;
-    let outcome = core.accounts().enable(email).await;
-    core.close().await;
-    match outcome {
-        Ok(id) => {
-            say!("enabled user {} ({id})", email.trim().to_lowercase());
-            Ok(())
-        }
-        Err(CoreError::NotFound) => bail!("no user with email {}", email.trim().to_lowercase()),
-        Err(other) => Err(explain(other)),
-    }
+    let id = on_core(config, no_user(email), async |core| core.accounts().enable(email).await).await?;
+    say!("enabled user {} ({id})", email.trim().to_lowercase());
+    Ok(())
 }
 
 async fn list_clients(config: &Config, owner: Option<&str>) -> anyhow::Result<()> {
@@ -563,53 +565,35 @@ async fn list_clients(config: &Config, owner: Option<&str>) -> anyhow::Result<()
 }
 
 async fn delete_client(config: &Config, client_id: &str) -> anyhow::Result<()> {
-    let core = open_core(config).await?;
-    let outcome = async {
+    let missing = || format!("no client {client_id}");
+    on_core(config, missing, async |core| {
         let owner = core.clients().owner_of(client_id).await?;
         core.clients().delete(owner, client_id).await
-    }
-    .await;
-    core.close().await;
-    match outcome {
-        Ok(()) => {
-            say!("deleted client {client_id}; its keys and tokens have stopped working");
-            Ok(())
-        }
-        Err(CoreError::NotFound) => bail!("no client {client_id}"),
-        Err(other) => Err(explain(other)),
-    }
+    })
+    .await?;
+    say!("deleted client {client_id}; its keys and tokens have stopped working");
+    Ok(())
 }
 
 async fn revoke_key(config: &Config, client_id: &str, key_id: &str) -> anyhow::Result<()> {
-    let core = open_core(config).await?;
-    let outcome = async {
+    let missing = || format!("client {client_id} has no key {key_id}");
+    on_core(config, missing, async |core| {
         let owner = core.clients().owner_of(client_id).await?;
         core.clients().revoke_key(owner, client_id, key_id).await
-    }
-    .await;
-    core.close().await;
-    match outcome {
-        Ok(()) => {
-            say!("revoked key {key_id} of client {client_id}; it and its tokens have stopped working");
-            Ok(())
-        }
-        Err(CoreError::NotFound) => bail!("client {client_id} has no key {key_id}"),
-        Err(other) => Err(explain(other)),
-    }
+    })
+    .await?;
+    say!("revoked key {key_id} of client {client_id}; it and its tokens have stopped working");
+    Ok(())
 }
 
 async fn set_claims(config: &Config, client_id: &str, set: &[String], unset: &[String]) -> anyhow::Result<()> {
-    let core = open_core(config).await?;
-    let outcome = core.clients().set_claims(client_id, set, unset).await;
-    core.close().await;
-    match outcome {
-        Ok(claims) => {
-            say!("{}", claims.to_json());
-            Ok(())
-        }
-        Err(CoreError::NotFound) => bail!("no client {client_id}"),
-        Err(other) => Err(explain(other)),
-    }
+    let missing = || format!("no client {client_id}");
+    let claims = on_core(config, missing, async |core| {
+        core.clients().set_claims(client_id, set, unset).await
+    })
+    .await?;
+    say!("{}", claims.to_json());
+    Ok(())
 }
 
 async fn add_client(config: &Config, owner: &str, spec: &ClientSpec) -> anyhow::Result<()> {
