@@ -137,16 +137,11 @@ impl Authorizations<'_> {
         if checked.prompt == Prompt::Login && !fresh {
             return Ok(Decision::SignIn);
         }
-        if let Some(scope) = checked.scopes.iter().find(|s| !session.held.contains(s.as_str())) {
-            let description = format!("The user does not hold the scope {:?}.", scope.as_str());
-            return Ok(Decision::Redirect(self.error(&checked, "invalid_scope", &description)));
+        if let Some(refusal) = self.scope_not_held(&checked, session) {
+            return Ok(refusal);
         }
-        let granted = self
-            .0
-            .store
-            .authorizations
-            .grant(session.user.id, &checked.client.id)
-            .await?;
+        let grants = &self.0.store.authorizations;
+        let granted = grants.grant(session.user.id, &checked.client.id).await?;
         if let Some(grant) = granted
             && checked.scopes.iter().all(|s| grant.scopes.contains(s.as_str()))
             && checked.prompt != Prompt::Consent
@@ -174,20 +169,25 @@ impl Authorizations<'_> {
             Ok(checked) => checked,
             Err(decision) => return Ok(decision),
         };
-        if let Some(scope) = checked.scopes.iter().find(|s| !session.held.contains(s.as_str())) {
-            let description = format!("The user does not hold the scope {:?}.", scope.as_str());
-            return Ok(Decision::Redirect(self.error(&checked, "invalid_scope", &description)));
+        if let Some(refusal) = self.scope_not_held(&checked, session) {
+            return Ok(refusal);
         }
-        let grant = self
-            .0
-            .store
-            .authorizations
-            .widen_grant(session.user.id, &checked.client.id, &checked.scopes, self.0.clock.now())
+        let (grants, now) = (&self.0.store.authorizations, self.0.clock.now());
+        let grant = grants
+            .widen_grant(session.user.id, &checked.client.id, &checked.scopes, now)
             .await?;
         tracing::info!(user_id = %session.user.id, client_id = %checked.client.id, scopes = %checked.scopes.to_text(), "grant approved");
         Ok(Decision::Redirect(
             self.issue_code(&checked, session, grant.version).await?,
         ))
+    }
+
+    /// Back to the client with `invalid_scope` when the user does not hold a scope the
+    /// request names: a user cannot let an app do what they may not do themselves.
+    fn scope_not_held(&self, checked: &Checked, session: &UserSession) -> Option<Decision> {
+        let scope = checked.scopes.iter().find(|s| !session.held.contains(s.as_str()))?;
+        let description = format!("The user does not hold the scope {:?}.", scope.as_str());
+        Some(Decision::Redirect(self.error(checked, "invalid_scope", &description)))
     }
 
     /// The user denied: back to the client with `access_denied`.

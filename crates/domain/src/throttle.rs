@@ -239,19 +239,19 @@ mod tests {
         }
     }
 
+    /// The verdict of `budget` at minute `now` on failures at the given minutes (all past
+    /// 2026-01-01 00:00 UTC).
+    fn verdict(budget: &str, now: i64, failures: &[i64]) -> ThrottleVerdict {
+        let minute = |m: i64| datetime!(2026-01-01 00:00 UTC) + time::Duration::minutes(m);
+        let failures: Vec<OffsetDateTime> = failures.iter().map(|m| minute(*m)).collect();
+        budget.parse::<Budget>().expect("valid").judge(&failures, minute(now))
+    }
+
     #[test]
     fn allows_until_the_limit_then_waits_for_the_oldest_to_expire() {
-        let budget: Budget = "3/10m".parse().expect("valid");
-        let now = datetime!(2026-01-01 00:10 UTC);
-        let failures = [datetime!(2026-01-01 00:01 UTC), datetime!(2026-01-01 00:02 UTC)];
-        assert_eq!(budget.judge(&failures, now), ThrottleVerdict::Allowed);
-        let failures = [
-            datetime!(2026-01-01 00:03 UTC),
-            datetime!(2026-01-01 00:01 UTC),
-            datetime!(2026-01-01 00:02 UTC),
-        ];
+        assert_eq!(verdict("3/10m", 10, &[1, 2]), ThrottleVerdict::Allowed);
         assert_eq!(
-            budget.judge(&failures, now),
+            verdict("3/10m", 10, &[3, 1, 2]),
             ThrottleVerdict::Throttled {
                 retry_after: Duration::from_secs(60)
             }
@@ -260,10 +260,7 @@ mod tests {
 
     #[test]
     fn failures_outside_the_window_do_not_count() {
-        let budget: Budget = "2/10m".parse().expect("valid");
-        let now = datetime!(2026-01-01 01:00 UTC);
-        let failures = [datetime!(2026-01-01 00:10 UTC), datetime!(2026-01-01 00:50 UTC)];
-        assert_eq!(budget.judge(&failures, now), ThrottleVerdict::Allowed);
+        assert_eq!(verdict("2/10m", 60, &[10, 50]), ThrottleVerdict::Allowed);
     }
 
     #[test]

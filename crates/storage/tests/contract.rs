@@ -861,22 +861,12 @@ async fn a_grant_only_widens_and_concurrent_approvals_lose_nothing(store: &Store
     let grants = &store.authorizations;
     let scopes = |list: &str| Scopes::parse_space_separated(list).unwrap();
     assert_eq!(grants.grant(user.id, &client.id).await.unwrap(), None);
-    assert_eq!(
-        grants
-            .widen_grant(user.id, &client.id, &scopes("a"), at(10))
-            .await
-            .unwrap()
-            .scopes,
-        scopes("a")
-    );
-    assert_eq!(
-        grants
-            .widen_grant(user.id, &client.id, &scopes("b"), at(11))
-            .await
-            .unwrap()
-            .scopes,
-        scopes("a b")
-    );
+    // Each approval answers the whole grant: what it held and what was asked.
+    for (asked, seconds, held) in [("a", 10, "a"), ("b", 11, "a b")] {
+        let (asked, at) = (scopes(asked), at(seconds));
+        let widened = grants.widen_grant(user.id, &client.id, &asked, at).await.unwrap();
+        assert_eq!(widened.scopes, scopes(held));
+    }
     let mut approvals = tokio::task::JoinSet::new();
     for scope in ["c", "d", "e", "f"] {
         let (store, id, asked) = (store.clone(), client.id.clone(), scopes(scope));
