@@ -121,14 +121,19 @@ fn minutes(n: u64) -> Duration {
     Duration::from_secs(n * 60)
 }
 
+/// Uses a session `times` times, `every` minutes apart, asserting each time it is live.
+async fn use_every(core: &Core, clock: &ManualClock, session: &StartedSession, every: u64, times: usize) {
+    for time in 1..=times {
+        clock.advance(minutes(every));
+        assert!(is_live(core, session).await, "used {time} × {every} min");
+    }
+}
+
 async fn a_session_ends_after_its_idle_lifetime_unless_used(backend: Backend) {
     let (core, clock, _db) = core(backend).await;
     let session = signed_in(&core, "ada@example.com").await;
     // Used every 29 minutes, it lives on past the idle lifetime.
-    for _ in 0..4 {
-        clock.advance(minutes(29));
-        assert!(is_live(&core, &session).await);
-    }
+    use_every(&core, &clock, &session, 29, 4).await;
     // Left alone for 30 minutes, it ends, and stays ended.
     clock.advance(minutes(30));
     assert!(!is_live(&core, &session).await);
@@ -142,10 +147,7 @@ async fn a_session_ends_after_its_idle_lifetime_unless_used(backend: Backend) {
 async fn a_session_ends_at_its_absolute_lifetime_however_it_is_used(backend: Backend) {
     let (core, clock, _db) = core(backend).await;
     let session = signed_in(&core, "ada@example.com").await;
-    for _ in 0..35 {
-        clock.advance(minutes(20));
-        assert!(is_live(&core, &session).await);
-    }
+    use_every(&core, &clock, &session, 20, 35).await;
     // 11 h 40 min so far; at 12 h it ends although it was used 20 minutes ago.
     clock.advance(minutes(20));
     assert!(!is_live(&core, &session).await);

@@ -72,31 +72,29 @@ pub const MAX_BODY_BYTES: usize = 64 * 1024;
 
 /// The routes with their documentation, before state and middleware are applied.
 fn api() -> OpenApiRouter<AppState> {
+    use routes::{clients, grants, health, login, me, oauth, sessions, users, verify};
     OpenApiRouter::with_openapi(openapi::ApiDoc::openapi())
-        .routes(routes!(routes::health::healthz))
-        .routes(routes!(routes::health::readyz))
-        .routes(routes!(routes::users::create_user))
-        .routes(routes!(routes::users::change_password))
-        .routes(routes!(routes::login::login))
-        .routes(routes!(routes::login::logout))
-        .routes(routes!(routes::me::get_me))
-        .routes(routes!(routes::grants::list_grants))
-        .routes(routes!(routes::grants::end_grant))
-        .routes(routes!(
-            routes::sessions::list_sessions,
-            routes::sessions::delete_other_sessions
-        ))
-        .routes(routes!(routes::sessions::delete_session))
-        .routes(routes!(routes::clients::create_client, routes::clients::list_clients))
-        .routes(routes!(routes::clients::get_client, routes::clients::delete_client))
-        .routes(routes!(routes::clients::create_key))
-        .routes(routes!(routes::clients::revoke_key))
-        .routes(routes!(routes::oauth::revoke_token))
-        .routes(routes!(routes::oauth::introspect_token))
-        .routes(routes!(routes::oauth::jwks))
-        .routes(routes!(routes::oauth::server_metadata))
-        .routes(routes!(routes::health::metrics))
-        .routes(routes!(routes::verify::verify))
+        .routes(routes!(health::healthz))
+        .routes(routes!(health::readyz))
+        .routes(routes!(users::create_user))
+        .routes(routes!(users::change_password))
+        .routes(routes!(login::login))
+        .routes(routes!(login::logout))
+        .routes(routes!(me::get_me))
+        .routes(routes!(grants::list_grants))
+        .routes(routes!(grants::end_grant))
+        .routes(routes!(sessions::list_sessions, sessions::delete_other_sessions))
+        .routes(routes!(sessions::delete_session))
+        .routes(routes!(clients::create_client, clients::list_clients))
+        .routes(routes!(clients::get_client, clients::delete_client))
+        .routes(routes!(clients::create_key))
+        .routes(routes!(clients::revoke_key))
+        .routes(routes!(oauth::revoke_token))
+        .routes(routes!(oauth::introspect_token))
+        .routes(routes!(oauth::jwks))
+        .routes(routes!(oauth::server_metadata))
+        .routes(routes!(health::metrics))
+        .routes(routes!(verify::verify))
 }
 
 /// The OpenAPI document, as served at `/openapi.json`.

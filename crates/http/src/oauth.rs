@@ -351,14 +351,20 @@ mod tests {
         assert_eq!(params["empty"], "");
     }
 
-    #[test]
-    fn basic_credentials_are_form_decoded() {
+    /// Headers with HTTP Basic credentials of `user:password` as given.
+    fn basic(credentials: &str) -> HeaderMap {
         let mut headers = HeaderMap::new();
-        let encoded = STANDARD.encode("cli_a%2Bb:sk_x%3Ay+z");
+        let encoded = STANDARD.encode(credentials);
         headers.insert(
             header::AUTHORIZATION,
             format!("Basic {encoded}").parse().expect("header"),
         );
+        headers
+    }
+
+    #[test]
+    fn basic_credentials_are_form_decoded() {
+        let mut headers = basic("cli_a%2Bb:sk_x%3Ay+z");
         let (id, secret) = basic_credentials(&headers).expect("basic").expect("valid");
         assert_eq!(id, "cli_a+b");
         assert_eq!(secret, "sk_x:y z");
@@ -370,12 +376,7 @@ mod tests {
 
     #[test]
     fn two_authentication_methods_are_refused() {
-        let mut headers = HeaderMap::new();
-        let encoded = STANDARD.encode("cli_x:sk_y");
-        headers.insert(
-            header::AUTHORIZATION,
-            format!("Basic {encoded}").parse().expect("header"),
-        );
+        let headers = basic("cli_x:sk_y");
         let form = parse_form(b"client_secret=sk_y").expect("form");
         let error = presented_client(&headers, &form).expect_err("two methods");
         assert_eq!(error.error(), "invalid_request");

@@ -15,7 +15,7 @@ use sesame_domain::{
 };
 use sesame_storage::{
     ApiKeyRecord, Backend, ClientRecord, CodeRecord, FamilyRecord, GrantChange, GrantOutcome, NewSession, Redemption,
-    Revocation, RevocationKind, Rotation, SigningKeyRecord, StorageError, Store, UserRecord,
+    Revocation, RevocationKind, Rotation, SessionRecord, SigningKeyRecord, StorageError, Store, UserRecord,
 };
 use time::macros::datetime;
 use time::{Duration, OffsetDateTime};
@@ -156,6 +156,11 @@ async fn add_session(store: &Store, user: &User, created_at: OffsetDateTime) -> 
 
 async fn session_exists(store: &Store, hash: &SessionHandleHash) -> bool {
     store.sessions.find_session(hash).await.expect("find session").is_some()
+}
+
+/// A session that must be there, with its user.
+async fn stored_session(store: &Store, hash: &SessionHandleHash) -> (SessionRecord, UserRecord) {
+    store.sessions.find_session(hash).await.unwrap().expect("session found")
 }
 
 fn client_of(owner: &User, name: &str, scopes: &str, created_at: OffsetDateTime) -> ClientRecord {
@@ -385,7 +390,7 @@ async fn a_session_is_created_only_under_the_current_credential_version(store: &
     assert!(logged.is_empty(), "no grant, nothing delegated to end: {logged:?}");
     let found = found_user(store, user.id).await;
     assert_eq!(found.credential_version, 1);
-    let (kept_record, _) = store.sessions.find_session(&kept.handle_hash).await.unwrap().unwrap();
+    let (kept_record, _) = stored_session(store, &kept.handle_hash).await;
     assert_eq!(kept_record.credential_version, 1);
     // A login that verified against version 0 gets no session.
     let stale = new_session(&user, at(20));
@@ -398,12 +403,7 @@ async fn a_session_is_created_only_under_the_current_credential_version(store: &
     };
     assert!(store.sessions.create_session(&current).await.unwrap());
     // The cookie profile it was started through is kept.
-    let (stored, _) = store
-        .sessions
-        .find_session(&current.handle_hash)
-        .await
-        .unwrap()
-        .unwrap();
+    let (stored, _) = stored_session(store, &current.handle_hash).await;
     assert_eq!(stored.frontend.as_deref(), Some("shop"));
     assert_eq!(kept_record.frontend, None);
     store
@@ -930,12 +930,7 @@ async fn a_session_is_found_by_its_handle_hash_with_its_user(store: &Store) {
     store.sessions.create_session(&bare).await.unwrap();
 
     for session in [&with_agent, &bare] {
-        let (found, owner) = store
-            .sessions
-            .find_session(&session.handle_hash)
-            .await
-            .unwrap()
-            .expect("session found");
+        let (found, owner) = stored_session(store, &session.handle_hash).await;
         assert_eq!(found.id, session.id);
         assert_eq!(found.user_id, user.id);
         assert_eq!(found.csrf_token.expose(), session.csrf_token.expose());
@@ -957,22 +952,14 @@ async fn a_reused_session_handle_hash_is_refused_but_is_no_email_conflict(store:
     };
     let outcome = store.sessions.create_session(&again).await;
     assert!(matches!(outcome, Err(StorageError::Other(_))), "{outcome:?}");
-    let (found, _) = store.sessions.find_session(&first.handle_hash).await.unwrap().unwrap();
+    let (found, _) = stored_session(store, &first.handle_hash).await;
     assert_eq!(found.id, first.id);
 }
 
 async fn touching_a_session_only_moves_last_seen_forward(store: &Store) {
     let user = add_user(store, "ada@example.com").await;
     let session = add_session(store, &user, at(10)).await;
-    let last_seen = async || {
-        let (found, _) = store
-            .sessions
-            .find_session(&session.handle_hash)
-            .await
-            .unwrap()
-            .unwrap();
-        found.last_seen_at
-    };
+    let last_seen = async || stored_session(store, &session.handle_hash).await.0.last_seen_at;
 
     store.sessions.touch_session(session.id, at(70)).await.unwrap();
     assert_eq!(last_seen().await, at(70));
