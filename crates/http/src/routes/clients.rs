@@ -5,7 +5,7 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use serde::{Deserialize, Serialize};
 use sesame_core::clients::{ClientSpec, ClientView, NewClient, NewKey};
-use sesame_domain::{ClientType, RedirectUri};
+use sesame_domain::{Client, ClientType};
 use time::OffsetDateTime;
 use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
@@ -100,9 +100,9 @@ impl std::fmt::Debug for NewApiKey {
     }
 }
 
-/// A newly registered client with its first key (none for a public client).
+/// What every answer about a client says of it.
 #[derive(Debug, Serialize, ToSchema)]
-pub struct CreatedClient {
+pub struct ClientFields {
     pub client_id: String,
     pub name: String,
     #[serde(rename = "type")]
@@ -111,6 +111,26 @@ pub struct CreatedClient {
     pub redirect_uris: Vec<String>,
     #[serde(with = "time::serde::rfc3339")]
     pub created_at: OffsetDateTime,
+}
+
+impl From<&Client> for ClientFields {
+    fn from(client: &Client) -> Self {
+        Self {
+            client_id: client.id.as_str().to_owned(),
+            name: client.name.clone(),
+            client_type: client.client_type.into(),
+            scopes: client.scopes.to_vec(),
+            redirect_uris: client.redirect_uris.iter().map(|u| u.as_str().to_owned()).collect(),
+            created_at: client.created_at,
+        }
+    }
+}
+
+/// A newly registered client with its first key (none for a public client).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct CreatedClient {
+    #[serde(flatten)]
+    pub client: ClientFields,
     /// Absent for a public client.
     #[serde(skip_serializing_if = "Option::is_none")]
     #[schema(nullable = false)]
@@ -133,14 +153,8 @@ pub struct ApiKeyInfo {
 /// A client as listed.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct ClientBody {
-    pub client_id: String,
-    pub name: String,
-    #[serde(rename = "type")]
-    pub client_type: ClientKind,
-    pub scopes: Vec<String>,
-    pub redirect_uris: Vec<String>,
-    #[serde(with = "time::serde::rfc3339")]
-    pub created_at: OffsetDateTime,
+    #[serde(flatten)]
+    pub client: ClientFields,
     /// Static claims copied into each of its tokens, set by the operator (§9).
     #[schema(value_type = Object)]
     pub claims: serde_json::Map<String, serde_json::Value>,
@@ -150,12 +164,7 @@ pub struct ClientBody {
 impl From<ClientView> for ClientBody {
     fn from(ClientView { client, keys }: ClientView) -> Self {
         Self {
-            client_id: client.id.as_str().to_owned(),
-            name: client.name,
-            client_type: client.client_type.into(),
-            scopes: client.scopes.to_vec(),
-            redirect_uris: uris(&client.redirect_uris),
-            created_at: client.created_at,
+            client: ClientFields::from(&client),
             claims: client.claims.as_map().clone(),
             keys: keys
                 .into_iter()
@@ -178,20 +187,11 @@ fn shown(key: &NewKey) -> NewApiKey {
     }
 }
 
-fn uris(uris: &[RedirectUri]) -> Vec<String> {
-    uris.iter().map(|u| u.as_str().to_owned()).collect()
-}
-
 impl From<NewClient> for CreatedClient {
     fn from(created: NewClient) -> Self {
         Self {
-            client_id: created.client.id.as_str().to_owned(),
+            client: ClientFields::from(&created.client),
             api_key: created.key.as_ref().map(shown),
-            name: created.client.name,
-            client_type: created.client.client_type.into(),
-            redirect_uris: uris(&created.client.redirect_uris),
-            scopes: created.client.scopes.to_vec(),
-            created_at: created.client.created_at,
         }
     }
 }
