@@ -6,7 +6,7 @@
 
 use sesame_domain::principal::UserSession;
 use sesame_domain::{AuthorizationCode, Client, ClientId, CodeChallenge, GrantView, RefreshToken, Scopes, UserId};
-use sesame_storage::{CodeRecord, FamilyRecord, Redemption, RevocationKind, Rotation};
+use sesame_storage::{CodeRecord, FamilyRecord, Redemption, RefreshRotation, RevocationKind, Rotation};
 
 use crate::Context;
 use crate::error::{CoreError, Result};
@@ -455,17 +455,14 @@ impl Authorizations<'_> {
             .map_err(|e| CoreError::InvalidScope(e.to_string()))?;
         let resources = self.narrow_resources(family, resources)?;
         let refresh = RefreshToken::generate();
-        let rotation = cx
-            .store
-            .authorizations
-            .rotate_refresh(
-                &token.hash(),
-                family.id,
-                &refresh.hash(),
-                now,
-                now - REFRESH_REUSE_GRACE,
-            )
-            .await?;
+        let rotation = RefreshRotation {
+            hash: &token.hash(),
+            family: family.id,
+            next: &refresh.hash(),
+            at: now,
+            grace_since: now - REFRESH_REUSE_GRACE,
+        };
+        let rotation = cx.store.authorizations.rotate_refresh(&rotation).await?;
         match rotation {
             Rotation::Rotated => {}
             Rotation::SpentBefore(_) => {

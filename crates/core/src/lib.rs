@@ -28,7 +28,7 @@ pub mod tokens;
 use std::sync::Arc;
 
 use sesame_domain::{PasswordPolicy, SessionPolicy, ThrottlePolicy};
-use sesame_storage::Store;
+use sesame_storage::{AuthorizationSweep, Store};
 
 pub use accounts::Accounts;
 pub use authorizations::Authorizations;
@@ -274,13 +274,12 @@ impl Core {
         // Codes are kept an hour past their expiry, so a late replay still ends what the
         // first redemption started.
         let codes_before = now - time::Duration::HOUR;
-        match self
-            .0
-            .store
-            .authorizations
-            .sweep_authorizations(now - refresh.idle, now - refresh.absolute, codes_before)
-            .await
-        {
+        let sweep = AuthorizationSweep {
+            idle_before: now - refresh.idle,
+            created_before: now - refresh.absolute,
+            codes_before,
+        };
+        match self.0.store.authorizations.sweep_authorizations(&sweep).await {
             Ok(0) => {}
             Ok(n) => tracing::debug!(rows = n, "swept ended refresh families and expired codes"),
             Err(error) => tracing::warn!(%error, "authorization sweep failed"),

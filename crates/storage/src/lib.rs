@@ -389,26 +389,37 @@ pub trait AuthorizationStore: Send + Sync {
     /// whatever runs concurrently) or finds it spent no earlier than `grace_since`, then
     /// adds `next` to its family and marks the family used. Nothing changes unless the
     /// answer is [`Rotation::Rotated`].
-    async fn rotate_refresh(
-        &self,
-        hash: &RefreshTokenHash,
-        family: Uuid,
-        next: &RefreshTokenHash,
-        at: OffsetDateTime,
-        grace_since: OffsetDateTime,
-    ) -> Result<Rotation>;
+    async fn rotate_refresh(&self, rotation: &RefreshRotation<'_>) -> Result<Rotation>;
     /// Ends a family (its tokens go with it) and logs `revocation` (its subject filled in
     /// here: the family id) for the access tokens issued from it, atomically; `None` if it
     /// had already ended.
     async fn end_family(&self, family: Uuid, revocation: Revocation) -> Result<Option<Revocation>>;
-    /// Deletes families unused since `idle_before` or started before `created_before`,
-    /// and codes that expired before `codes_before`.
-    async fn sweep_authorizations(
-        &self,
-        idle_before: OffsetDateTime,
-        created_before: OffsetDateTime,
-        codes_before: OffsetDateTime,
-    ) -> Result<u64>;
+    /// Deletes what the sweep names; how many rows went.
+    async fn sweep_authorizations(&self, sweep: &AuthorizationSweep) -> Result<u64>;
+}
+
+/// A refresh token presented for rotation ([`AuthorizationStore::rotate_refresh`]).
+#[derive(Debug, Clone, Copy)]
+pub struct RefreshRotation<'a> {
+    /// The token presented.
+    pub hash: &'a RefreshTokenHash,
+    /// The family it belongs to.
+    pub family: Uuid,
+    /// The token that takes its place.
+    pub next: &'a RefreshTokenHash,
+    pub at: OffsetDateTime,
+    /// A token spent no earlier than this is rotated again (an answer lost on the way).
+    pub grace_since: OffsetDateTime,
+}
+
+/// What [`AuthorizationStore::sweep_authorizations`] deletes: refresh families unused
+/// since `idle_before` or started before `created_before`, and codes that expired before
+/// `codes_before`.
+#[derive(Debug, Clone, Copy)]
+pub struct AuthorizationSweep {
+    pub idle_before: OffsetDateTime,
+    pub created_before: OffsetDateTime,
+    pub codes_before: OffsetDateTime,
 }
 
 /// What became of a refresh token presented for rotation.

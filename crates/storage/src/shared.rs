@@ -17,10 +17,11 @@ use time::OffsetDateTime;
 use uuid::Uuid;
 
 use crate::{
-    ApiKeyRecord, AuthorizationStore, Charge, ClientRecord, ClientStore, ClientWithKeys, CodeRecord, Database,
-    DisabledUser, FamilyRecord, FoundRefresh, GrantChange, GrantOutcome, GrantRecord, GrantView, NewSession,
-    OwnerState, Redemption, Reservation, Result, Revocation, RevocationKind, RevocationStore, Rotation, SessionRecord,
-    SessionStore, SigningKeyRecord, SigningKeyStore, StorageError, ThrottleStore, UserRecord, UserStore, corrupt, sql,
+    ApiKeyRecord, AuthorizationStore, AuthorizationSweep, Charge, ClientRecord, ClientStore, ClientWithKeys,
+    CodeRecord, Database, DisabledUser, FamilyRecord, FoundRefresh, GrantChange, GrantOutcome, GrantRecord, GrantView,
+    NewSession, OwnerState, Redemption, RefreshRotation, Reservation, Result, Revocation, RevocationKind,
+    RevocationStore, Rotation, SessionRecord, SessionStore, SigningKeyRecord, SigningKeyStore, StorageError,
+    ThrottleStore, UserRecord, UserStore, corrupt, sql,
 };
 
 /// A statement parameter. Each backend binds ids and times in its own column types
@@ -1062,14 +1063,14 @@ impl<DB: Dialect> AuthorizationStore for SqlStore<DB> {
         }))
     }
 
-    async fn rotate_refresh(
-        &self,
-        hash: &RefreshTokenHash,
-        family: Uuid,
-        next: &RefreshTokenHash,
-        at: OffsetDateTime,
-        grace_since: OffsetDateTime,
-    ) -> Result<Rotation> {
+    async fn rotate_refresh(&self, rotation: &RefreshRotation<'_>) -> Result<Rotation> {
+        let RefreshRotation {
+            hash,
+            family,
+            next,
+            at,
+            grace_since,
+        } = *rotation;
         let mut tx = self.begin().await?;
         let key = Arg::Bytes(hash.as_bytes());
         if DB::execute(&mut tx, sql::SPEND_REFRESH, &[key, Arg::Time(at)]).await? == 0 {
@@ -1107,21 +1108,11 @@ impl<DB: Dialect> AuthorizationStore for SqlStore<DB> {
         Ok(Some(revocation))
     }
 
-    async fn sweep_authorizations(
-        &self,
-        idle_before: OffsetDateTime,
-        created_before: OffsetDateTime,
-        codes_before: OffsetDateTime,
-    ) -> Result<u64> {
-        let families = self
-            .execute(
-                sql::DELETE_STALE_FAMILIES,
-                &[Arg::Time(idle_before), Arg::Time(created_before)],
-            )
-            .await?;
-        let codes = self
-            .execute(sql::DELETE_EXPIRED_CODES, &[Arg::Time(codes_before)])
-            .await?;
+    async fn sweep_authorizations(&self, sweep: &AuthorizationSweep) -> Result<u64> {
+        let stale = [Arg::Time(sweep.idle_before), Arg::Time(sweep.created_before)];
+        let families = self.execute(sql::DELETE_STALE_FAMILIES, &stale).await?;
+        let expired = [Arg::Time(sweep.codes_before)];
+        let codes = self.execute(sql::DELETE_EXPIRED_CODES, &expired).await?;
         Ok(families + codes)
     }
 }

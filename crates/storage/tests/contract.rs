@@ -14,8 +14,9 @@ use sesame_domain::{
     SessionHandle, SessionHandleHash, SessionId, StaticClaims, ThrottleKey, User, UserId, parse_redirect_uris,
 };
 use sesame_storage::{
-    ApiKeyRecord, Backend, ClientRecord, CodeRecord, FamilyRecord, GrantChange, GrantOutcome, NewSession, Redemption,
-    Revocation, RevocationKind, Rotation, SessionRecord, SigningKeyRecord, StorageError, Store, UserRecord,
+    ApiKeyRecord, AuthorizationSweep, Backend, ClientRecord, CodeRecord, FamilyRecord, GrantChange, GrantOutcome,
+    NewSession, Redemption, RefreshRotation, Revocation, RevocationKind, Rotation, SessionRecord, SigningKeyRecord,
+    StorageError, Store, UserRecord,
 };
 use time::macros::datetime;
 use time::{Duration, OffsetDateTime};
@@ -245,13 +246,13 @@ async fn rotate_once(
 ) -> Rotation {
     store
         .authorizations
-        .rotate_refresh(
-            &token.hash(),
+        .rotate_refresh(&RefreshRotation {
+            hash: &token.hash(),
             family,
-            &RefreshToken::generate().hash(),
-            at(seconds),
-            at(grace_since),
-        )
+            next: &RefreshToken::generate().hash(),
+            at: at(seconds),
+            grace_since: at(grace_since),
+        })
         .await
         .unwrap()
 }
@@ -728,11 +729,14 @@ async fn a_refresh_family_rotates_each_token_once_and_ends_whole(store: &Store) 
         let (store, hash, id) = (store.clone(), first.hash(), family.id);
         attempts.spawn(async move {
             let next = RefreshToken::generate();
-            let rotation = store
-                .authorizations
-                .rotate_refresh(&hash, id, &next.hash(), at(20), at(15))
-                .await
-                .unwrap();
+            let rotation = RefreshRotation {
+                hash: &hash,
+                family: id,
+                next: &next.hash(),
+                at: at(20),
+                grace_since: at(15),
+            };
+            let rotation = store.authorizations.rotate_refresh(&rotation).await.unwrap();
             (rotation, next)
         });
     }
@@ -819,11 +823,24 @@ async fn a_family_outlives_neither_its_grant_nor_its_lifetimes(store: &Store) {
     for started in [10, 20] {
         tokens.push(family_started(store, &client, &user, started).await.1);
     }
+    let nothing = AuthorizationSweep {
+        idle_before: at(0),
+        created_before: at(0),
+        codes_before: at(0),
+    };
     // Unused since 10 (idle), or started at or before 10 (absolute): the first goes.
-    assert_eq!(store_.sweep_authorizations(at(10), at(0), at(0)).await.unwrap(), 1);
+    let idle = AuthorizationSweep {
+        idle_before: at(10),
+        ..nothing
+    };
+    assert_eq!(store_.sweep_authorizations(&idle).await.unwrap(), 1);
     assert!(store_.find_refresh(&tokens[0].hash()).await.unwrap().is_none());
     assert!(store_.find_refresh(&tokens[1].hash()).await.unwrap().is_some());
-    assert_eq!(store_.sweep_authorizations(at(0), at(20), at(0)).await.unwrap(), 1);
+    let old = AuthorizationSweep {
+        created_before: at(20),
+        ..nothing
+    };
+    assert_eq!(store_.sweep_authorizations(&old).await.unwrap(), 1);
     assert!(store_.find_refresh(&tokens[1].hash()).await.unwrap().is_none());
 
     // Ending the grant ends its families; its later ones see a grant no longer live.
