@@ -42,57 +42,40 @@ pub enum CsrfFailure {
     CrossSite,
 }
 
-/// Everything the API can answer besides success.
-#[derive(Debug, thiserror::Error)]
+/// Everything the API can answer besides success. Its words are its problem's: `Display`
+/// is the title (and the detail, if any).
+#[derive(Debug)]
 pub enum ApiError {
-    #[error("malformed request: {0}")]
     BadRequest(String),
-    #[error("validation failed")]
     Validation(Vec<FieldError>),
-    #[error("unsupported media type")]
     UnsupportedMediaType(&'static str),
-    #[error("payload too large")]
     PayloadTooLarge,
-    #[error("not found")]
     NotFound,
-    #[error("method not allowed")]
     MethodNotAllowed,
     /// Wrong password, unknown email or disabled account: one answer for all three.
-    #[error("invalid credentials")]
     InvalidCredentials,
     /// No session, or one that has ended.
-    #[error("authentication required")]
     Unauthenticated,
     /// An endpoint that accepts a bearer token got no credential at all (RFC 6750 §3.1).
-    #[error("no credential")]
     NoCredential,
     /// A bearer token that is malformed, forged, expired or revoked.
-    #[error("invalid token")]
     InvalidToken,
     /// A valid token without a scope the endpoint needs (RFC 6750 §3.1).
-    #[error("insufficient scope")]
     InsufficientScope(String),
     /// An operator's rule refuses this caller (forward auth).
-    #[error("forbidden")]
     Forbidden(String),
     /// A malformed bearer request, e.g. a token in the query string too.
-    #[error("invalid bearer request")]
     InvalidBearerRequest(&'static str),
-    #[error("request refused as cross-site: {0:?}")]
     Csrf(CsrfFailure),
-    #[error("registration is closed")]
     RegistrationClosed,
-    #[error("current password is wrong")]
     WrongCurrentPassword,
-    #[error("email taken")]
     EmailTaken,
-    #[error("too many failed attempts")]
-    Throttled { retry_after: Duration },
+    Throttled {
+        retry_after: Duration,
+    },
     /// The database or the hashing pool cannot take the request now.
-    #[error("service unavailable")]
-    Unavailable(#[source] Option<Box<dyn std::error::Error + Send + Sync>>),
-    #[error("internal error")]
-    Internal(#[source] Box<dyn std::error::Error + Send + Sync>),
+    Unavailable(Option<Box<dyn std::error::Error + Send + Sync>>),
+    Internal(Box<dyn std::error::Error + Send + Sync>),
 }
 
 /// An RFC 9457 problem details body.
@@ -150,9 +133,9 @@ impl ApiError {
         }
     }
 
-    fn problem(&self) -> Problem {
-        let status = self.status();
-        let (kind, title, detail): (&str, &str, Option<String>) = match self {
+    /// The problem's `type`, title and detail.
+    fn describe(&self) -> (&'static str, &'static str, Option<String>) {
+        match self {
             Self::BadRequest(detail) => ("about:blank", "Bad Request", Some(detail.clone())),
             Self::Validation(_) => (
                 "urn:sesame:problem:validation",
@@ -241,7 +224,12 @@ impl ApiError {
                 Some("Try again shortly.".into()),
             ),
             Self::Internal(_) => ("about:blank", "Internal Server Error", None),
-        };
+        }
+    }
+
+    fn problem(&self) -> Problem {
+        let status = self.status();
+        let (kind, title, detail) = self.describe();
         Problem {
             kind: kind.into(),
             title: title.into(),
@@ -272,6 +260,24 @@ impl ApiError {
                 tracing::warn!(error = %cause, source = ?cause.source(), "database unavailable");
             }
             _ => {}
+        }
+    }
+}
+
+impl std::fmt::Display for ApiError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.describe() {
+            (_, title, Some(detail)) => write!(f, "{title}: {detail}"),
+            (_, title, None) => f.write_str(title),
+        }
+    }
+}
+
+impl std::error::Error for ApiError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            Self::Unavailable(Some(cause)) | Self::Internal(cause) => Some(cause.as_ref()),
+            _ => None,
         }
     }
 }
