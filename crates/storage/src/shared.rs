@@ -77,11 +77,11 @@ pub trait Dialect: sqlx::Database {
 
     /// Sent in the transaction that logs a revocation, so that other instances learn of
     /// it when it commits (Postgres `NOTIFY`); none where the database cannot.
-    const NOTIFY_REVOCATION: Option<&'static str>;
+    const NOTIFY_REVOCATION: Option<&'static str> = None;
 
     /// Sent when a user's sessions end, with the user's id (`$1`), so that other
     /// instances forget them from their caches at once; none where the database cannot.
-    const NOTIFY_SESSIONS: Option<&'static str>;
+    const NOTIFY_SESSIONS: Option<&'static str> = None;
 
     /// Translates a driver error into the terms callers act on.
     fn error(error: sqlx::Error) -> StorageError;
@@ -93,7 +93,10 @@ pub trait Dialect: sqlx::Database {
         pool: &Pool<Self>,
         revocations: std::sync::Arc<tokio::sync::Notify>,
         sessions: crate::SessionsEnded,
-    ) -> impl Future<Output = Result<()>> + Send;
+    ) -> impl Future<Output = Result<()>> + Send {
+        let _ = (pool, revocations, sessions);
+        async { Ok(()) }
+    }
 
     /// Applies this backend's migrations (`migrations/postgres` or `migrations/sqlite`).
     fn run_migrations(pool: &Pool<Self>) -> impl Future<Output = Result<(), MigrateError>> + Send;

@@ -58,19 +58,10 @@ impl Dialect for Sqlite {
          VALUES ($1, $2, $3, $4, (SELECT COALESCE(MAX(seq), 0) + 1 FROM signing_keys), \
          CAST(unixepoch('subsec') * 1000000 AS INTEGER) + $5)";
 
-    const NOTIFY_REVOCATION: Option<&'static str> = None;
-    const NOTIFY_SESSIONS: Option<&'static str> = None;
+    // No notifications: other instances learn by the poll alone (the trait's defaults).
 
     fn error(error: sqlx::Error) -> StorageError {
         err(error)
-    }
-
-    async fn follow_changes(
-        _pool: &SqlitePool,
-        _revocations: std::sync::Arc<tokio::sync::Notify>,
-        _sessions: crate::SessionsEnded,
-    ) -> Result<()> {
-        Ok(())
     }
 
     async fn run_migrations(pool: &SqlitePool) -> Result<(), MigrateError> {
