@@ -498,7 +498,7 @@ async fn a_resource_server_caching_the_jwks_for_its_max_age_never_meets_an_unkno
         .unwrap();
     let presented = sesame_core::tokens::PresentedClient {
         client_id: Some(client.client.id.as_str().to_owned()),
-        secret: client.key.as_ref().unwrap().key.expose().to_owned(),
+        secret: client.key.as_ref().unwrap().key.expose().into(),
     };
     let first_kid = a.tokens().signing_kid();
 

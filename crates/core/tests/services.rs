@@ -212,7 +212,7 @@ async fn client_of(core: &Core, owner: &StartedSession) -> PresentedClient {
         .unwrap();
     PresentedClient {
         client_id: Some(created.client.id.as_str().to_owned()),
-        secret: created.key.as_ref().unwrap().key.expose().to_owned(),
+        secret: created.key.as_ref().unwrap().key.expose().into(),
     }
 }
 
@@ -259,7 +259,7 @@ async fn taking_a_scope_away_revokes_the_owners_tokens_at_once_and_later_ones_la
     let created = core.clients().register(ada.user.id, "admin tool", &both).await.unwrap();
     let client = PresentedClient {
         client_id: Some(created.client.id.as_str().to_owned()),
-        secret: created.key.as_ref().unwrap().key.expose().to_owned(),
+        secret: created.key.as_ref().unwrap().key.expose().into(),
     };
     let token = core.tokens().exchange(&client, None, IP).await.unwrap();
     assert_eq!(token.claims.scope, "admin notes:read");
@@ -317,7 +317,7 @@ async fn a_revoked_key_stops_at_once_and_a_new_key_works(backend: Backend) {
     let second = core.clients().add_key(ada.user.id, &client_id).await.unwrap();
     let second = PresentedClient {
         client_id: Some(client_id.clone()),
-        secret: second.key.expose().to_owned(),
+        secret: second.key.expose().into(),
     };
     let listed = core.clients().get(ada.user.id, &client_id).await.unwrap();
     let first_key = listed.keys[0].id.0.to_string();

@@ -315,11 +315,14 @@ pub fn presented_client(headers: &HeaderMap, form: &HashMap<String, String>) -> 
                     "client_id differs from the Basic credentials.",
                 ));
             }
-            Ok(ClientAuth::Basic { client_id, secret })
+            Ok(ClientAuth::Basic {
+                client_id,
+                secret: secret.into(),
+            })
         }
         (None, Some(secret)) => Ok(ClientAuth::Post {
             client_id: form.get("client_id").cloned(),
-            secret: secret.clone(),
+            secret: secret.as_str().into(),
         }),
         (None, None) => {
             if headers.contains_key(header::AUTHORIZATION) {

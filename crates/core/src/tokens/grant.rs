@@ -2,38 +2,26 @@
 //! today; the authorization code and refresh grants and `resource` slot in here), and the
 //! client authentication it carried, decided here rather than in the HTTP layer.
 
+use secrecy::SecretString;
+
 use super::PresentedClient;
 
-/// How a client proved itself in a request (RFC 6749 §2.3.1).
+/// How a client proved itself in a request (RFC 6749 §2.3.1). Its `Debug` hides the
+/// secrets.
+#[derive(Debug)]
 pub enum ClientAuth {
     /// HTTP Basic (`client_secret_basic`): a failure is answered with a Basic challenge.
-    Basic { client_id: String, secret: String },
+    Basic { client_id: String, secret: SecretString },
     /// `client_id` and `client_secret` in the body (`client_secret_post`); the id may be
     /// left out, the key naming its client.
-    Post { client_id: Option<String>, secret: String },
+    Post {
+        client_id: Option<String>,
+        secret: SecretString,
+    },
     /// sesame's JSON body, `{"api_key": …}`.
-    ApiKey { secret: String },
+    ApiKey { secret: SecretString },
     /// `client_id` alone (`none`): how a public client identifies itself (§10).
     None { client_id: String },
-}
-
-impl std::fmt::Debug for ClientAuth {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Self::Basic { client_id, .. } => f
-                .debug_struct("Basic")
-                .field("client_id", client_id)
-                .field("secret", &"[redacted]")
-                .finish(),
-            Self::Post { client_id, .. } => f
-                .debug_struct("Post")
-                .field("client_id", client_id)
-                .field("secret", &"[redacted]")
-                .finish(),
-            Self::ApiKey { .. } => f.debug_struct("ApiKey").field("secret", &"[redacted]").finish(),
-            Self::None { client_id } => f.debug_struct("None").field("client_id", client_id).finish(),
-        }
-    }
 }
 
 impl ClientAuth {
@@ -59,7 +47,7 @@ impl ClientAuth {
             // No secret: never authenticates a confidential client.
             Self::None { client_id } => PresentedClient {
                 client_id: Some(client_id.clone()),
-                secret: String::new(),
+                secret: SecretString::default(),
             },
         }
     }

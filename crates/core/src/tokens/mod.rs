@@ -11,6 +11,7 @@ pub mod service;
 use std::time::Duration;
 
 use jsonwebtoken::jwk::JwkSet;
+use secrecy::{ExposeSecret, SecretString};
 use sesame_domain::UserId;
 use sesame_domain::principal::{ClientToken, DelegatedToken, Principal};
 use sesame_domain::{ApiKey, ApiKeyId, ClientId, Scopes};
@@ -71,21 +72,13 @@ impl KeyCache {
     }
 }
 
-/// Client credentials as presented, before checking.
+/// Client credentials as presented, before checking. Its `Debug` hides the secret.
+#[derive(Debug)]
 pub struct PresentedClient {
     /// The client id the request names, if it names one.
     pub client_id: Option<String>,
     /// The API key (`client_secret`).
-    pub secret: String,
-}
-
-impl std::fmt::Debug for PresentedClient {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("PresentedClient")
-            .field("client_id", &self.client_id)
-            .field("secret", &"[redacted]")
-            .finish()
-    }
+    pub secret: SecretString,
 }
 
 /// A client that proved itself with one of its live API keys.
@@ -118,7 +111,7 @@ impl Tokens<'_> {
         if named.is_some_and(|id| ClientId::parse(id).is_none()) {
             return Err(CoreError::InvalidClient);
         }
-        let key = ApiKey::parse(&presented.secret);
+        let key = ApiKey::parse(presented.secret.expose_secret());
         let found = match &key {
             Some(key) => self.find_key(key.id()).await?,
             None => None,

@@ -291,7 +291,9 @@ where
             let login = json::parse::<ApiKeyLogin>(&body).map_err(|e| LoginRejection::Token(e.into()))?;
             return Ok(Self::Token(GrantRequest {
                 grant: Grant::ClientCredentials,
-                client: ClientAuth::ApiKey { secret: login.api_key },
+                client: ClientAuth::ApiKey {
+                    secret: login.api_key.into(),
+                },
                 scope: login.scope,
                 resources: login.resource.map(Resources::into_vec).unwrap_or_default(),
             }));
