@@ -314,7 +314,10 @@ impl CleanMemo {
     fn remember(&self, pair: ThrottleKey, generation: u64, now: OffsetDateTime) {
         // A failure recorded after this insert still wins: `is_clean` compares the
         // entry's generation with the current one.
-        self.0.insert_if_unchanged(pair, generation, generation, now);
+        // (So no second check after it, and no copy of the key for one.)
+        if generation == self.generation() {
+            self.0.insert(pair, generation, now);
+        }
     }
 
     /// Forgets every remembered pair.
