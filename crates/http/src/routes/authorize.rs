@@ -29,6 +29,7 @@ const SIGNIN_SCRIPT: &str = include_str!("../../assets/pages/signin.js");
 const PAGES_CSS: &str = include_str!("../../assets/pages/pages.css");
 /// The account page's body.
 const ACCOUNT_BODY: &str = include_str!("../../assets/pages/account.html");
+const ACCOUNT_SCRIPT: &str = include_str!("../../assets/pages/account.js");
 
 /// The static pages, each made once.
 static SIGNIN_PAGE: LazyLock<String> = LazyLock::new(|| document("Sign in", SIGNIN_BODY));
@@ -44,7 +45,6 @@ fn document(title: &str, body: &str) -> String {
         text(title)
     )
 }
-const ACCOUNT_SCRIPT: &str = include_str!("../../assets/pages/account.js");
 
 /// A page's policy: its own stylesheet and script, calls to this server, forms posted to
 /// `form_action` only, never framed.
