@@ -16,7 +16,9 @@ use std::time::Duration;
 
 use sesame_domain::password::Verification;
 use sesame_domain::principal::UserSession;
-use sesame_domain::{CsrfToken, Email, Held, Password, SessionHandle, SessionHandleHash, SessionId, User, UserId};
+use sesame_domain::{
+    CsrfToken, Email, Held, Password, SessionHandle, SessionHandleHash, SessionId, SessionOrigin, User, UserId,
+};
 use sesame_storage::{NewSession, SessionRecord};
 use time::OffsetDateTime;
 
@@ -109,8 +111,7 @@ pub struct SessionView {
     pub created_at: OffsetDateTime,
     pub last_seen_at: OffsetDateTime,
     pub expires_at: OffsetDateTime,
-    pub user_agent: Option<String>,
-    pub ip: Option<String>,
+    pub origin: SessionOrigin,
     /// The cookie profile it belongs to (§11); `None`: the default.
     pub frontend: Option<String>,
 }
@@ -196,11 +197,13 @@ impl Sessions<'_> {
             handle_hash: handle.hash(),
             csrf_token: CsrfToken::generate(),
             created_at: now,
-            user_agent: origin
-                .user_agent
-                .as_ref()
-                .map(|ua| ua.chars().take(MAX_USER_AGENT).collect()),
-            ip: Some(origin.ip.clone()),
+            origin: SessionOrigin {
+                user_agent: origin
+                    .user_agent
+                    .as_ref()
+                    .map(|ua| ua.chars().take(MAX_USER_AGENT).collect()),
+                ip: Some(origin.ip.clone()),
+            },
             credential_version: record.credential_version,
             frontend: frontend.map(str::to_owned),
         };
@@ -357,8 +360,7 @@ impl Sessions<'_> {
                     created_at: s.created_at,
                     last_seen_at: s.last_seen_at,
                     expires_at: policy.expires_at(s.created_at, s.last_seen_at),
-                    user_agent: s.user_agent,
-                    ip: s.ip,
+                    origin: s.origin,
                     frontend: s.frontend,
                 })
             })

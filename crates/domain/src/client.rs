@@ -209,8 +209,8 @@ mod tests {
     #[test]
     fn client_ids_carry_a_prefix_and_parse_back() {
         let id = ClientId::generate();
-        assert!(id.as_str().starts_with("cli_"));
         assert_eq!(ClientId::parse(id.as_str()), Some(id.clone()));
+        assert!(id.as_str().starts_with("cli_"));
         assert!(ClientId::parse("cli_short").is_none());
         assert!(ClientId::parse(&id.as_str().replace("cli_", "usr_")).is_none());
         assert!(ClientId::parse(&Uuid::now_v7().to_string()).is_none());

@@ -27,7 +27,7 @@ pub use email::{Email, EmailError};
 pub use password::{Password, PasswordError, PasswordPolicy};
 pub use principal::Principal;
 pub use redirect::{Client, ClientType, MAX_REDIRECT_URIS, RedirectUri, RedirectUriError, parse_redirect_uris};
-pub use session::{CsrfToken, SessionHandle, SessionHandleHash, SessionId, SessionPolicy};
+pub use session::{CsrfToken, SessionHandle, SessionHandleHash, SessionId, SessionOrigin, SessionPolicy};
 pub use throttle::{AttemptKind, Budget, BudgetError, ThrottleKey, ThrottlePolicy, ThrottleVerdict};
 pub use user::{User, UserId};
 

@@ -75,6 +75,14 @@ impl fmt::Debug for SessionHandleHash {
     }
 }
 
+/// Where a session was started from, as its owner's session list shows it: the client's
+/// user agent (cut to a bounded length) and IP address, each when known.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SessionOrigin {
+    pub user_agent: Option<String>,
+    pub ip: Option<String>,
+}
+
 /// The per-session anti-CSRF token (synchronizer token pattern). Readable by the
 /// session's own pages through `GET /me`, never by another site.
 #[derive(Clone, PartialEq, Eq)]

@@ -56,7 +56,6 @@ use tower_cookies::CookieManagerLayer;
 use tower_http::set_header::SetResponseHeaderLayer;
 use utoipa::OpenApi as _;
 use utoipa_axum::router::OpenApiRouter;
-use utoipa_axum::routes;
 
 pub use auth::{
     Audience, Authenticated, AuthenticatedFor, MaybeSessionUser, RequireScope, ScopeName, SesameAudience, SessionUser,
@@ -73,28 +72,21 @@ pub const MAX_BODY_BYTES: usize = 64 * 1024;
 /// The routes with their documentation, before state and middleware are applied.
 fn api() -> OpenApiRouter<AppState> {
     use routes::{clients, grants, health, login, me, oauth, sessions, users, verify};
-    OpenApiRouter::with_openapi(openapi::ApiDoc::openapi())
-        .routes(routes!(health::healthz))
-        .routes(routes!(health::readyz))
-        .routes(routes!(users::create_user))
-        .routes(routes!(users::change_password))
-        .routes(routes!(login::login))
-        .routes(routes!(login::logout))
-        .routes(routes!(me::get_me))
-        .routes(routes!(grants::list_grants))
-        .routes(routes!(grants::end_grant))
-        .routes(routes!(sessions::list_sessions, sessions::delete_other_sessions))
-        .routes(routes!(sessions::delete_session))
-        .routes(routes!(clients::create_client, clients::list_clients))
-        .routes(routes!(clients::get_client, clients::delete_client))
-        .routes(routes!(clients::create_key))
-        .routes(routes!(clients::revoke_key))
-        .routes(routes!(oauth::revoke_token))
-        .routes(routes!(oauth::introspect_token))
-        .routes(routes!(oauth::jwks))
-        .routes(routes!(oauth::server_metadata))
-        .routes(routes!(health::metrics))
-        .routes(routes!(verify::verify))
+    let modules = [
+        health::routes,
+        users::routes,
+        login::routes,
+        me::routes,
+        grants::routes,
+        sessions::routes,
+        clients::routes,
+        oauth::routes,
+        verify::routes,
+    ];
+    modules.into_iter().fold(
+        OpenApiRouter::with_openapi(openapi::ApiDoc::openapi()),
+        |api, routes| api.merge(routes()),
+    )
 }
 
 /// The OpenAPI document, as served at `/openapi.json`.

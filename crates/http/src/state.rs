@@ -13,30 +13,34 @@ use crate::metrics::Metrics;
 pub struct HttpConfig {
     /// Public base URL, e.g. `https://auth.example.com`; no trailing slash.
     pub issuer: String,
-    /// Browser origins allowed for CORS with credentials and for the CSRF origin check.
-    pub allowed_origins: Vec<String>,
-    pub cookie: CookieConfig,
+    /// Where `/authorize` sends a browser without a session (`SESAME_SIGNIN_URL`).
+    pub signin_url: String,
     /// Whether to take the client IP from `X-Forwarded-For`.
     pub trust_proxy: bool,
     /// How long a handler may run before the request is answered `503`; its work goes
     /// on to the end.
     pub request_timeout: std::time::Duration,
-    /// Where `/authorize` sends a browser without a session (`SESAME_SIGNIN_URL`).
-    pub signin_url: String,
-    /// Forward auth's rules (`[[forward_auth.rules]]`), first match by path prefix.
-    pub forward_rules: Vec<ForwardRule>,
-    /// The cookie profiles (`[frontends.<name>]`); their origins are also in
+    /// The default cookie profile.
+    pub cookie: CookieConfig,
+    /// The other cookie profiles (`[frontends.<name>]`); their origins are also in
     /// `allowed_origins`.
     pub frontends: Vec<FrontendProfile>,
+    /// Browser origins allowed for CORS with credentials and for the CSRF origin check.
+    pub allowed_origins: Vec<String>,
+    /// Forward auth's rules (`[[forward_auth.rules]]`), first match by path prefix.
+    pub forward_rules: Vec<ForwardRule>,
 }
 
-/// A forward-auth rule (§11): requests whose original path starts with `path_prefix`
-/// need a caller of one of `kinds` (any, when empty) holding every one of `scopes`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ForwardRule {
-    pub path_prefix: String,
-    pub scopes: Vec<String>,
-    pub kinds: Vec<PrincipalKind>,
+impl HttpConfig {
+    /// The issuer's origin (`scheme://host[:port]`), as browsers send it in `Origin`.
+    pub fn issuer_origin(&self) -> &str {
+        origin_of(&self.issuer)
+    }
+
+    /// Whether a browser origin may make credentialed requests.
+    pub fn is_trusted_origin(&self, origin: &str) -> bool {
+        origin == self.issuer_origin() || self.allowed_origins.iter().any(|allowed| allowed == origin)
+    }
 }
 
 /// Who a request is, as `X-Sesame-Kind` says it.
@@ -66,16 +70,13 @@ impl PrincipalKind {
     }
 }
 
-impl HttpConfig {
-    /// The issuer's origin (`scheme://host[:port]`), as browsers send it in `Origin`.
-    pub fn issuer_origin(&self) -> &str {
-        origin_of(&self.issuer)
-    }
-
-    /// Whether a browser origin may make credentialed requests.
-    pub fn is_trusted_origin(&self, origin: &str) -> bool {
-        origin == self.issuer_origin() || self.allowed_origins.iter().any(|allowed| allowed == origin)
-    }
+/// A forward-auth rule (§11): requests whose original path starts with `path_prefix`
+/// need a caller of one of `kinds` (any, when empty) holding every one of `scopes`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ForwardRule {
+    pub path_prefix: String,
+    pub scopes: Vec<String>,
+    pub kinds: Vec<PrincipalKind>,
 }
 
 /// The part of a URL before its path.

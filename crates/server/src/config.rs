@@ -12,6 +12,8 @@ use sesame_domain::{
     Budget, Catalogue, PasswordPolicy, Scope, ScopeInfo, SessionPolicy, ThrottlePolicy, parse_duration,
 };
 use sesame_http::{ForwardRule, PrincipalKind};
+
+use crate::serve::Limits;
 use tower_cookies::cookie::SameSite;
 
 /// A setting that could not be used.
@@ -79,12 +81,19 @@ pub fn redact_database_url(url: &str) -> String {
 pub struct Config {
     /// `SESAME_DATABASE_URL` (or `DATABASE_URL`): `sqlite://…` or `postgres://…`.
     pub database_url: String,
+    /// `SESAME_DATABASE_NOTIFY`: hear of other instances' revocations and ended sessions
+    /// by Postgres `LISTEN` (default); `false` behind a pooler that cannot listen, leaving
+    /// the 1 s poll and session cache as the bound.
+    pub database_notify: bool,
     /// `SESAME_LISTEN`: the address to bind.
     pub listen: SocketAddr,
     /// `SESAME_ISSUER`: public base URL; `None` means `http://` + the bound address.
     pub issuer: Option<String>,
     /// `SESAME_AUDIENCE`: the JWT `aud`; `None` means the issuer.
     pub audience: Option<String>,
+    /// `SESAME_SIGNIN_URL`: where `/authorize` sends a browser to sign in; `None` means
+    /// the issuer's own `/signin` page.
+    pub signin_url: Option<String>,
     /// `SESAME_ALLOWED_ORIGINS`: browser origins allowed for CORS and the CSRF check.
     pub allowed_origins: Vec<String>,
     /// `SESAME_COOKIE_NAME`: the cookie's base name (prefixed `__Host-` when secure).
@@ -110,14 +119,12 @@ pub struct Config {
     pub trust_proxy: bool,
     /// `SESAME_LOG_FORMAT`.
     pub log_format: LogFormat,
-    /// `SESAME_HEADER_TIMEOUT`: a request's headers must arrive within this.
-    pub header_timeout: Duration,
-    /// `SESAME_IDLE_TIMEOUT`: an idle keep-alive connection closes after this.
-    pub idle_timeout: Duration,
+    /// `SESAME_HEADER_TIMEOUT` (a request's headers must arrive within it),
+    /// `SESAME_IDLE_TIMEOUT` (an idle keep-alive connection closes after it) and
+    /// `SESAME_MAX_CONNECTIONS` (connections served at once).
+    pub connections: Limits,
     /// `SESAME_REQUEST_TIMEOUT`: a handler running longer is answered 503.
     pub request_timeout: Duration,
-    /// `SESAME_MAX_CONNECTIONS`: connections served at once.
-    pub max_connections: usize,
     /// `SESAME_KEY_PUBLISH_DELAY`: how long a rotated key is published before it signs.
     pub key_publish_delay: Duration,
     /// `SESAME_SECRET_KEY` (or `_FILE`) and `SESAME_SECRET_KEY_OLD` (or `_FILE`): seal
@@ -133,39 +140,21 @@ pub struct Config {
     /// `SESAME_REFRESH_IDLE` / `SESAME_REFRESH_ABSOLUTE`: refresh-token family lifetimes
     /// (14d / 90d; idle at most absolute).
     pub refresh: sesame_core::RefreshPolicy,
-    /// `SESAME_SIGNIN_URL`: where `/authorize` sends a browser to sign in; `None` means
-    /// the issuer's own `/signin` page.
-    pub signin_url: Option<String>,
-    /// `SESAME_DATABASE_NOTIFY`: hear of other instances' revocations and ended sessions
-    /// by Postgres `LISTEN` (default); `false` behind a pooler that cannot listen, leaving
-    /// the 1 s poll and session cache as the bound.
-    pub database_notify: bool,
     /// The file's `[[forward_auth.rules]]` (§11).
     pub forward_rules: Vec<ForwardRule>,
     /// The file's `[frontends.<name>]` cookie profiles (§11), in the file's order.
     pub frontends: Vec<Frontend>,
 }
 
-/// A cookie profile (§11) as configured.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Frontend {
-    pub name: String,
-    /// Exact origins (`scheme://host[:port]`).
-    pub origins: Vec<String>,
-    /// The cookie's name, before any `__Host-` prefix.
-    pub cookie_name: String,
-    pub same_site: SameSite,
-    pub partitioned: bool,
-    pub sessions: SessionPolicy,
-}
-
 impl std::fmt::Debug for Config {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Config")
             .field("database_url", &redact_database_url(&self.database_url))
+            .field("database_notify", &self.database_notify)
             .field("listen", &self.listen)
             .field("issuer", &self.issuer)
             .field("audience", &self.audience)
+            .field("signin_url", &self.signin_url)
             .field("allowed_origins", &self.allowed_origins)
             .field("cookie_name", &self.cookie_name)
             .field("cookie_secure", &self.cookie_secure)
@@ -178,22 +167,31 @@ impl std::fmt::Debug for Config {
             .field("signing_alg", &self.signing_alg)
             .field("trust_proxy", &self.trust_proxy)
             .field("log_format", &self.log_format)
-            .field("header_timeout", &self.header_timeout)
-            .field("idle_timeout", &self.idle_timeout)
+            .field("connections", &self.connections)
             .field("request_timeout", &self.request_timeout)
-            .field("max_connections", &self.max_connections)
             .field("key_publish_delay", &self.key_publish_delay)
             .field("sealer", &self.sealer)
             .field("scopes", &self.scopes)
             .field("resources", &self.resources)
             .field("auth_code_ttl", &self.auth_code_ttl)
             .field("refresh", &self.refresh)
-            .field("signin_url", &self.signin_url)
-            .field("database_notify", &self.database_notify)
             .field("forward_rules", &self.forward_rules)
             .field("frontends", &self.frontends)
             .finish()
     }
+}
+
+/// A cookie profile (§11) as configured.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Frontend {
+    pub name: String,
+    /// The cookie's name, before any `__Host-` prefix.
+    pub cookie_name: String,
+    /// Exact origins (`scheme://host[:port]`).
+    pub origins: Vec<String>,
+    pub same_site: SameSite,
+    pub partitioned: bool,
+    pub sessions: SessionPolicy,
 }
 
 /// The keys a TOML file may contain (each also `SESAME_<KEY>` in the environment).
@@ -414,10 +412,12 @@ impl Config {
             "json" => LogFormat::Json,
             _ => return Err(invalid("log_format", "expected pretty or json")),
         };
-        let header_timeout = timeout(sources, "header_timeout", "10s", 300, "5m")?;
-        let idle_timeout = timeout(sources, "idle_timeout", "75s", 3_600, "1h")?;
+        let connections = Limits {
+            header_timeout: timeout(sources, "header_timeout", "10s", 300, "5m")?,
+            idle_timeout: timeout(sources, "idle_timeout", "75s", 3_600, "1h")?,
+            max_connections: whole_number(sources, "max_connections", 4096, 1..=1_000_000)?,
+        };
         let request_timeout = timeout(sources, "request_timeout", "30s", 600, "10m")?;
-        let max_connections = whole_number(sources, "max_connections", 4096, 1..=1_000_000)?;
         // The JWKS max-age (300 s) plus the instances' key reload interval (30 s): by then
         // every cached JWKS has been fetched again after every instance published the key.
         let key_publish_delay = duration(sources, "key_publish_delay", "330s")?;
@@ -470,10 +470,8 @@ impl Config {
             signing_alg,
             trust_proxy,
             log_format,
-            header_timeout,
-            idle_timeout,
+            connections,
             request_timeout,
-            max_connections,
             key_publish_delay,
             sealer: std::sync::Arc::new(sealer),
         };

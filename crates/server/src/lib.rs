@@ -197,12 +197,7 @@ pub async fn start_with_clock(
     let app = sesame_http::router_with(state, extra);
 
     let (shutdown, stopped) = watch::channel(false);
-    let limits = serve::Limits {
-        header_timeout: config.header_timeout,
-        idle_timeout: config.idle_timeout,
-        max_connections: config.max_connections,
-    };
-    let task = tokio::spawn(serve::serve(listener, app, limits, stopped));
+    let task = tokio::spawn(serve::serve(listener, app, config.connections, stopped));
     let poller = {
         let core = core.clone();
         tokio::spawn(async move { core.follow_changes().await })

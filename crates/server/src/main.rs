@@ -365,17 +365,12 @@ async fn bench_bare(config: &Config) -> anyhow::Result<()> {
         "/healthz",
         axum::routing::get(|| async { axum::Json(serde_json::json!({"status": "ok"})) }),
     );
-    let limits = sesame_server::serve::Limits {
-        header_timeout: config.header_timeout,
-        idle_timeout: config.idle_timeout,
-        max_connections: config.max_connections,
-    };
     let (stop, stopped) = tokio::sync::watch::channel(false);
     tokio::spawn(async move {
         shutdown_signal().await;
         let _ = stop.send(true);
     });
-    sesame_server::serve::serve(listener, app, limits, stopped).await?;
+    sesame_server::serve::serve(listener, app, config.connections, stopped).await?;
     Ok(())
 }
 
@@ -657,9 +652,13 @@ mod tests {
 
     #[test]
     fn database_passwords_are_redacted() {
-        assert_eq!(redact_url("postgres://u:secret@h/db"), "postgres://u:[redacted]@h/db");
-        assert_eq!(redact_url("postgres://u@h/db"), "postgres://u@h/db");
-        assert_eq!(redact_url("sqlite://sesame.db"), "sqlite://sesame.db");
+        for (url, shown) in [
+            ("postgres://u:secret@h/db", "postgres://u:[redacted]@h/db"),
+            ("postgres://u@h/db", "postgres://u@h/db"),
+            ("sqlite://sesame.db", "sqlite://sesame.db"),
+        ] {
+            assert_eq!(redact_url(url), shown);
+        }
         let with_query = redact_url("postgres://u@h/db?sslmode=require&password=secret&sslpassword=s2");
         assert!(
             !with_query.contains("secret") && !with_query.contains("s2"),

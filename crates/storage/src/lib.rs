@@ -19,7 +19,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use sesame_domain::{
     ApiKeyHash, ApiKeyId, ClientId, CodeChallenge, CodeHash, CsrfToken, Email, RefreshTokenHash, Scopes,
-    SessionHandleHash, SessionId, StaticClaims, ThrottleKey, User, UserId,
+    SessionHandleHash, SessionId, SessionOrigin, StaticClaims, ThrottleKey, User, UserId,
 };
 use time::OffsetDateTime;
 use uuid::Uuid;
@@ -202,8 +202,7 @@ pub struct NewSession {
     pub handle_hash: SessionHandleHash,
     pub csrf_token: CsrfToken,
     pub created_at: OffsetDateTime,
-    pub user_agent: Option<String>,
-    pub ip: Option<String>,
+    pub origin: SessionOrigin,
     /// The user's credential version the login verified against.
     pub credential_version: i64,
     /// The cookie profile (§11) the session was started through; `None`: the default.
@@ -218,8 +217,7 @@ pub struct SessionRecord {
     pub csrf_token: CsrfToken,
     pub created_at: OffsetDateTime,
     pub last_seen_at: OffsetDateTime,
-    pub user_agent: Option<String>,
-    pub ip: Option<String>,
+    pub origin: SessionOrigin,
     /// The user's credential version it was made under (or moved to).
     pub credential_version: i64,
     /// The cookie profile (§11) it belongs to; `None`: the default.
@@ -274,6 +272,9 @@ pub struct Reservation {
     pub counts: Vec<u64>,
 }
 
+/// Failures recorded under throttle keys: each key's text and when it failed.
+pub type RecentFailures = Vec<(String, OffsetDateTime)>;
+
 #[async_trait]
 pub trait ThrottleStore: Send + Sync {
     /// Charges `attempt` to every key at `at` if each has fewer than its `limit` failures
@@ -289,11 +290,7 @@ pub trait ThrottleStore: Send + Sync {
     /// clear with [`clear_failures`](Self::clear_failures).
     async fn settle(&self, attempt: Uuid) -> Result<()>;
     /// Times of failures recorded under each key since `since`.
-    async fn recent_failures(
-        &self,
-        keys: &[ThrottleKey],
-        since: OffsetDateTime,
-    ) -> Result<Vec<(String, OffsetDateTime)>>;
+    async fn recent_failures(&self, keys: &[ThrottleKey], since: OffsetDateTime) -> Result<RecentFailures>;
     async fn record_failure(&self, keys: &[ThrottleKey], at: OffsetDateTime) -> Result<()>;
     /// Forgets the settled failures under one key (a successful login clears its
     /// (account, IP)); attempts still in flight keep their reservations.

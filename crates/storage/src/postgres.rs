@@ -9,7 +9,7 @@ use time::OffsetDateTime;
 use uuid::Uuid;
 
 use crate::shared::{Arg, Dialect, SqlStore, count_and_charge};
-use crate::{Backend, Charge, ConnectOptions, Reservation, Result, StorageError, classify};
+use crate::{Backend, Charge, ConnectOptions, RecentFailures, Reservation, Result, StorageError, classify};
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../../migrations/postgres");
 
@@ -114,12 +114,8 @@ impl Dialect for Postgres {
 
     crate::shared::plain_columns!(PgRow);
 
-    async fn recent_failures(
-        pool: &PgPool,
-        keys: &[ThrottleKey],
-        since: OffsetDateTime,
-    ) -> Result<Vec<(String, OffsetDateTime)>> {
-        let keys: Vec<&str> = keys.iter().map(ThrottleKey::as_str).collect();
+    async fn recent_failures(pool: &PgPool, keys: &[ThrottleKey], since: OffsetDateTime) -> Result<RecentFailures> {
+        let keys = key_texts(keys);
         sqlx::query_as("SELECT key, failed_at FROM login_failures WHERE key = ANY($1) AND failed_at > $2")
             .bind(&keys)
             .bind(since)
@@ -152,15 +148,19 @@ impl Dialect for Postgres {
     }
 
     async fn record_failure(pool: &PgPool, keys: &[ThrottleKey], at: OffsetDateTime) -> Result<()> {
-        let keys: Vec<&str> = keys.iter().map(ThrottleKey::as_str).collect();
         sqlx::query("INSERT INTO login_failures (key, failed_at) SELECT k, $2 FROM unnest($1::text[]) AS k")
-            .bind(&keys)
+            .bind(key_texts(keys))
             .bind(at)
             .execute(pool)
             .await
             .map_err(err)?;
         Ok(())
     }
+}
+
+/// The keys' texts, for one array parameter.
+fn key_texts(keys: &[ThrottleKey]) -> Vec<&str> {
+    keys.iter().map(ThrottleKey::as_str).collect()
 }
 
 impl PostgresStore {

@@ -7,7 +7,7 @@ use std::future::Future;
 use async_trait::async_trait;
 use sesame_domain::{
     ApiKeyHash, ApiKeyId, ClientId, ClientType, CodeChallenge, CodeHash, CsrfToken, Email, RedirectUri,
-    RefreshTokenHash, Scopes, SessionHandleHash, SessionId, StaticClaims, ThrottleKey, User, UserId,
+    RefreshTokenHash, Scopes, SessionHandleHash, SessionId, SessionOrigin, StaticClaims, ThrottleKey, User, UserId,
     parse_redirect_uris,
 };
 use sqlx::migrate::MigrateError;
@@ -19,9 +19,9 @@ use uuid::Uuid;
 use crate::{
     ApiKeyRecord, AuthorizationStore, AuthorizationSweep, Charge, ClientRecord, ClientStore, ClientWithKeys,
     CodeRecord, Database, DisabledUser, FamilyRecord, FoundRefresh, GrantChange, GrantOutcome, GrantRecord, GrantView,
-    NewSession, OwnerState, Redemption, RefreshRotation, Reservation, Result, Revocation, RevocationKind,
-    RevocationStore, Rotation, SessionRecord, SessionStore, SigningKeyRecord, SigningKeyStore, StorageError,
-    ThrottleStore, UserRecord, UserStore, corrupt, sql,
+    NewSession, OwnerState, RecentFailures, Redemption, RefreshRotation, Reservation, Result, Revocation,
+    RevocationKind, RevocationStore, Rotation, SessionRecord, SessionStore, SigningKeyRecord, SigningKeyStore,
+    StorageError, ThrottleStore, UserRecord, UserStore, corrupt, sql,
 };
 
 /// A statement parameter. Each backend binds ids and times in its own column types
@@ -59,6 +59,12 @@ macro_rules! plain_columns {
 }
 pub(crate) use plain_columns;
 
+/// What a dialect's database call returns: a future of its result that any thread may
+/// await (so the stores built on it stay `Send`).
+pub trait Answer<T>: Future<Output = Result<T>> + Send {}
+
+impl<T, F: Future<Output = Result<T>> + Send> Answer<T> for F {}
+
 /// What a backend supplies for the shared statements to run on it. Implemented by
 /// `sqlx::Postgres` and `sqlx::Sqlite`; `pub` only because the trait impls of the public
 /// [`SqlStore`] are bounded by it (it cannot be named outside this crate).
@@ -93,7 +99,7 @@ pub trait Dialect: sqlx::Database {
         pool: &Pool<Self>,
         revocations: std::sync::Arc<tokio::sync::Notify>,
         sessions: crate::SessionsEnded,
-    ) -> impl Future<Output = Result<()>> + Send {
+    ) -> impl Answer<()> {
         let _ = (pool, revocations, sessions);
         async { Ok(()) }
     }
@@ -102,21 +108,13 @@ pub trait Dialect: sqlx::Database {
     fn run_migrations(pool: &Pool<Self>) -> impl Future<Output = Result<(), MigrateError>> + Send;
 
     /// Runs a statement; returns how many rows it changed.
-    fn execute(
-        conn: &mut Self::Connection,
-        sql: &'static str,
-        args: &[Arg<'_>],
-    ) -> impl Future<Output = Result<u64>> + Send;
+    fn execute(conn: &mut Self::Connection, sql: &'static str, args: &[Arg<'_>]) -> impl Answer<u64>;
     fn fetch_optional(
         conn: &mut Self::Connection,
         sql: &'static str,
         args: &[Arg<'_>],
-    ) -> impl Future<Output = Result<Option<Self::Row>>> + Send;
-    fn fetch_all(
-        conn: &mut Self::Connection,
-        sql: &'static str,
-        args: &[Arg<'_>],
-    ) -> impl Future<Output = Result<Vec<Self::Row>>> + Send;
+    ) -> impl Answer<Option<Self::Row>>;
+    fn fetch_all(conn: &mut Self::Connection, sql: &'static str, args: &[Arg<'_>]) -> impl Answer<Vec<Self::Row>>;
 
     /// Reads an id; `stored_as` names the column in a [`StorageError::Corrupt`].
     fn uuid(row: &Self::Row, column: &str, stored_as: &'static str) -> Result<Uuid>;
@@ -128,24 +126,11 @@ pub trait Dialect: sqlx::Database {
     fn integer(row: &Self::Row, column: &str) -> Result<i64>;
 
     /// [`ThrottleStore::recent_failures`]: Postgres asks for all keys at once with an array.
-    fn recent_failures(
-        pool: &Pool<Self>,
-        keys: &[ThrottleKey],
-        since: OffsetDateTime,
-    ) -> impl Future<Output = Result<Vec<(String, OffsetDateTime)>>> + Send;
+    fn recent_failures(pool: &Pool<Self>, keys: &[ThrottleKey], since: OffsetDateTime) -> impl Answer<RecentFailures>;
     /// [`ThrottleStore::reserve`]: each backend takes its own lock.
-    fn reserve(
-        pool: &Pool<Self>,
-        charges: &[Charge],
-        attempt: Uuid,
-        at: OffsetDateTime,
-    ) -> impl Future<Output = Result<Reservation>> + Send;
+    fn reserve(pool: &Pool<Self>, charges: &[Charge], attempt: Uuid, at: OffsetDateTime) -> impl Answer<Reservation>;
     /// [`ThrottleStore::record_failure`]: Postgres inserts all keys at once with `unnest`.
-    fn record_failure(
-        pool: &Pool<Self>,
-        keys: &[ThrottleKey],
-        at: OffsetDateTime,
-    ) -> impl Future<Output = Result<()>> + Send;
+    fn record_failure(pool: &Pool<Self>, keys: &[ThrottleKey], at: OffsetDateTime) -> impl Answer<()>;
 }
 
 /// Users, sessions, login failures, clients, signing keys and revocations in one
@@ -347,8 +332,10 @@ fn session_from_row<DB: Dialect>(row: &DB::Row) -> Result<SessionRecord> {
         csrf_token: CsrfToken::from_stored(DB::text(row, "csrf_token")?),
         created_at: DB::time(row, "s_created_at", "sessions.created_at")?,
         last_seen_at: DB::time(row, "last_seen_at", "sessions.last_seen_at")?,
-        user_agent: DB::optional_text(row, "user_agent")?,
-        ip: DB::optional_text(row, "ip")?,
+        origin: SessionOrigin {
+            user_agent: DB::optional_text(row, "user_agent")?,
+            ip: DB::optional_text(row, "ip")?,
+        },
         credential_version: DB::integer(row, "s_credential_version")?,
         frontend: DB::optional_text(row, "frontend")?,
     })
@@ -571,8 +558,8 @@ impl<DB: Dialect> SessionStore for SqlStore<DB> {
             Arg::Bytes(session.handle_hash.as_bytes()),
             Arg::Text(session.csrf_token.expose()),
             Arg::Time(session.created_at),
-            Arg::OptionalText(session.user_agent.as_deref()),
-            Arg::OptionalText(session.ip.as_deref()),
+            Arg::OptionalText(session.origin.user_agent.as_deref()),
+            Arg::OptionalText(session.origin.ip.as_deref()),
             Arg::Int(session.credential_version),
             Arg::OptionalText(session.frontend.as_deref()),
         ];
@@ -656,11 +643,7 @@ impl<DB: Dialect> SessionStore for SqlStore<DB> {
 
 #[async_trait]
 impl<DB: Dialect> ThrottleStore for SqlStore<DB> {
-    async fn recent_failures(
-        &self,
-        keys: &[ThrottleKey],
-        since: OffsetDateTime,
-    ) -> Result<Vec<(String, OffsetDateTime)>> {
+    async fn recent_failures(&self, keys: &[ThrottleKey], since: OffsetDateTime) -> Result<RecentFailures> {
         DB::recent_failures(&self.pool, keys, since).await
     }
 
@@ -936,12 +919,12 @@ impl<DB: Dialect> AuthorizationStore for SqlStore<DB> {
             Arg::Id(family.id),
             Arg::Text(family.client_id.as_str()),
             Arg::Id(family.user_id.0),
-            Arg::Text(&scopes),
-            Arg::Text(&resources),
             Arg::Time(family.auth_time),
             Arg::Int(family.grant_version),
             Arg::Time(family.created_at),
             Arg::Time(family.last_used_at),
+            Arg::Text(&scopes),
+            Arg::Text(&resources),
         ];
         DB::execute(&mut tx, sql::INSERT_FAMILY, &args).await?;
         let args = [

@@ -196,8 +196,8 @@ pub(crate) const WIDEN_GRANT: &str = "UPDATE grants SET scopes = $4, last_used_a
 
 // Refresh-token families (§10).
 
-pub(crate) const INSERT_FAMILY: &str = "INSERT INTO refresh_families (id, client_id, user_id, scopes, resources, \
-     auth_time, grant_version, created_at, last_used_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)";
+pub(crate) const INSERT_FAMILY: &str = "INSERT INTO refresh_families (id, client_id, user_id, auth_time, \
+     grant_version, created_at, last_used_at, scopes, resources) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)";
 pub(crate) const INSERT_REFRESH: &str =
     "INSERT INTO refresh_tokens (token_hash, family_id, created_at) VALUES ($1, $2, $3)";
 /// A token, its family, and whether the family's grant is still the live one.

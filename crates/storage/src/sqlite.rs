@@ -15,7 +15,7 @@ use time::OffsetDateTime;
 use uuid::Uuid;
 
 use crate::shared::{Arg, Dialect, SqlStore, count_and_charge};
-use crate::{Backend, Charge, ConnectOptions, Reservation, Result, StorageError, classify};
+use crate::{Backend, Charge, ConnectOptions, RecentFailures, Reservation, Result, StorageError, classify};
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../../migrations/sqlite");
 
@@ -103,11 +103,7 @@ impl Dialect for Sqlite {
 
     /// One query per key: SQLite has no array parameters, and a login charges two or
     /// three keys.
-    async fn recent_failures(
-        pool: &SqlitePool,
-        keys: &[ThrottleKey],
-        since: OffsetDateTime,
-    ) -> Result<Vec<(String, OffsetDateTime)>> {
+    async fn recent_failures(pool: &SqlitePool, keys: &[ThrottleKey], since: OffsetDateTime) -> Result<RecentFailures> {
         let mut found = Vec::new();
         for key in keys {
             let rows: Vec<(String, i64)> =

@@ -11,12 +11,13 @@
 
 use sesame_domain::{
     ApiKey, ApiKeyId, AuthorizationCode, ClientId, ClientType, CodeChallenge, CsrfToken, Email, RefreshToken, Scopes,
-    SessionHandle, SessionHandleHash, SessionId, StaticClaims, ThrottleKey, User, UserId, parse_redirect_uris,
+    SessionHandle, SessionHandleHash, SessionId, SessionOrigin, StaticClaims, ThrottleKey, User, UserId,
+    parse_redirect_uris,
 };
 use sesame_storage::{
-    ApiKeyRecord, AuthorizationSweep, Backend, ClientRecord, CodeRecord, FamilyRecord, GrantChange, GrantOutcome,
-    NewSession, Redemption, RefreshRotation, Revocation, RevocationKind, Rotation, SessionRecord, SigningKeyRecord,
-    StorageError, Store, UserRecord,
+    ApiKeyRecord, AuthorizationSweep, Backend, ClientRecord, CodeRecord, DisabledUser, FamilyRecord, GrantChange,
+    GrantOutcome, NewSession, Redemption, RefreshRotation, Revocation, RevocationKind, Rotation, SessionRecord,
+    SigningKeyRecord, StorageError, Store, UserRecord,
 };
 use time::macros::datetime;
 use time::{Duration, OffsetDateTime};
@@ -142,8 +143,10 @@ fn new_session(user: &User, created_at: OffsetDateTime) -> NewSession {
         handle_hash: SessionHandle::generate().hash(),
         csrf_token: CsrfToken::generate(),
         created_at,
-        user_agent: Some("curl/8".to_owned()),
-        ip: None,
+        origin: SessionOrigin {
+            user_agent: Some("curl/8".to_owned()),
+            ip: None,
+        },
         credential_version: 0,
         frontend: None,
     }
@@ -285,6 +288,12 @@ async fn household(store: &Store) -> Household {
 /// The stored record of a user that exists.
 async fn found_user(store: &Store, id: UserId) -> UserRecord {
     store.users.find_user_by_id(id).await.unwrap().expect("the user exists")
+}
+
+/// Disables a user that exists, its owner revocation kept until `at(4000)`.
+async fn disabled_at(store: &Store, user: &User, when: OffsetDateTime) -> DisabledUser {
+    let disabled = store.users.disable_user(&user.email, when, at(4000)).await.unwrap();
+    disabled.expect("the user exists")
 }
 
 async fn revocations_of(store: &Store, subject: &str) -> Vec<Revocation> {
@@ -452,12 +461,7 @@ async fn disabling_a_user_ends_their_sessions_and_keeps_the_first_time(store: &S
     let session = add_session(store, &user, at(10)).await;
     let bystander = add_session(store, &other, at(10)).await;
 
-    let disabled = store
-        .users
-        .disable_user(&user.email, at(20), at(4000))
-        .await
-        .unwrap()
-        .expect("disabled");
+    let disabled = disabled_at(store, &user, at(20)).await;
     assert_eq!(disabled.id, user.id);
     // The owner revocation names the new credential version and is in the shared log.
     assert_eq!(disabled.revocation.kind, RevocationKind::Owner);
@@ -472,12 +476,7 @@ async fn disabling_a_user_ends_their_sessions_and_keeps_the_first_time(store: &S
     assert!(!session_exists(store, &session.handle_hash).await);
     assert!(session_exists(store, &bystander.handle_hash).await);
 
-    let again = store
-        .users
-        .disable_user(&user.email, at(30), at(4000))
-        .await
-        .unwrap()
-        .expect("disabled");
+    let again = disabled_at(store, &user, at(30)).await;
     assert_eq!(again.revocation.subject, format!("{}:2", user.id.0));
     let found = found_user(store, user.id).await;
     assert_eq!(found.disabled_at, Some(at(20)));
@@ -940,8 +939,10 @@ async fn a_session_is_found_by_its_handle_hash_with_its_user(store: &Store) {
     let user = add_user(store, "ada@example.com").await;
     let with_agent = add_session(store, &user, at(10)).await;
     let bare = NewSession {
-        user_agent: None,
-        ip: Some("192.0.2.7".to_owned()),
+        origin: SessionOrigin {
+            user_agent: None,
+            ip: Some("192.0.2.7".to_owned()),
+        },
         ..new_session(&user, at(11))
     };
     store.sessions.create_session(&bare).await.unwrap();
@@ -953,8 +954,7 @@ async fn a_session_is_found_by_its_handle_hash_with_its_user(store: &Store) {
         assert_eq!(found.csrf_token.expose(), session.csrf_token.expose());
         assert_eq!(found.created_at, session.created_at);
         assert_eq!(found.last_seen_at, session.created_at);
-        assert_eq!(found.user_agent, session.user_agent);
-        assert_eq!(found.ip, session.ip);
+        assert_eq!(found.origin, session.origin);
         assert_eq!(owner.user, user);
     }
     assert!(!session_exists(store, &SessionHandle::generate().hash()).await);

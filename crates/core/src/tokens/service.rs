@@ -57,6 +57,8 @@ impl Drop for AbortOnDrop {
 pub struct TokenSettings {
     pub issuer: String,
     pub audience: String,
+    /// Audiences a token may be requested for besides `audience` (RFC 8707).
+    pub resources: Vec<String>,
     pub ttl: Duration,
     /// The algorithm for keys made by this instance.
     pub alg: SigningAlg,
@@ -64,8 +66,6 @@ pub struct TokenSettings {
     pub publish_delay: Duration,
     /// Seals signing keys at rest (and opens them), under the operator's secret.
     pub sealer: Arc<Sealer>,
-    /// Audiences a token may be requested for besides `audience` (RFC 8707).
-    pub resources: Vec<String>,
     /// How often the shared revocation log is read whatever the database tells
     /// ([`super::revocation::POLL_INTERVAL`] in service).
     pub revocation_poll: Duration,

@@ -8,6 +8,8 @@ use sesame_core::clients::{ClientSpec, ClientView, NewClient, NewKey};
 use sesame_domain::{Client, ClientType};
 use time::OffsetDateTime;
 use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 use uuid::Uuid;
 
 use crate::auth::SessionUser;
@@ -15,6 +17,15 @@ use crate::error::{ApiError, Problem};
 use crate::json::ApiJson;
 use crate::responses::{JsonBody, NoSuchClient, SessionRead, SessionWrite};
 use crate::state::AppState;
+
+/// This module's routes, with their documentation.
+pub(crate) fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(create_client, list_clients))
+        .routes(routes!(get_client, delete_client))
+        .routes(routes!(create_key))
+        .routes(routes!(revoke_key))
+}
 
 /// The client a path names.
 #[derive(Debug, Deserialize, IntoParams)]

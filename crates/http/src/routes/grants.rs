@@ -7,11 +7,20 @@ use axum::http::StatusCode;
 use serde::Serialize;
 use time::OffsetDateTime;
 use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use crate::auth::SessionUser;
 use crate::error::{ApiError, Problem};
 use crate::responses::{SessionRead, SessionWrite};
 use crate::state::AppState;
+
+/// This module's routes, with their documentation.
+pub(crate) fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list_grants))
+        .routes(routes!(end_grant))
+}
 
 /// A grant: an app the user let act for them, with what it may do.
 #[derive(Debug, Serialize, ToSchema)]

@@ -10,6 +10,8 @@ use sesame_core::sessions::Origin;
 use sesame_core::tokens::{ClientAuth, Grant, GrantRequest};
 use tower_cookies::Cookies;
 use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use crate::auth::{
     MaybeSessionUser, clearing_cookie, presented_handle, profile_of_origin, profile_of_request, session_cookie,
@@ -23,6 +25,11 @@ use crate::oauth::{self, OAuthError};
 use crate::responses::{NotJson, Unavailable};
 use crate::routes::{SessionSummary, UserBody};
 use crate::state::AppState;
+
+/// This module's routes, with their documentation.
+pub(crate) fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(login)).routes(routes!(logout))
+}
 
 /// First-party sign-in. No `Debug`: it holds a password.
 #[derive(Deserialize, ToSchema)]
@@ -92,8 +99,10 @@ pub struct TokenRequestForm {
     /// `authorization_code`: the code the redirect carried.
     pub code: Option<String>,
     /// `authorization_code`: the redirect URI of the authorization request.
+    #[schema(examples("https://app.example.com/callback"))]
     pub redirect_uri: Option<String>,
     /// `authorization_code`: the PKCE verifier (43–128 characters).
+    #[schema(examples("dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk"))]
     pub code_verifier: Option<String>,
     /// `refresh_token`: the refresh token (`rt_…`); it is spent, and the answer carries
     /// the next one.

@@ -6,12 +6,19 @@ use serde::Serialize;
 use sesame_domain::{Held, Principal};
 use time::OffsetDateTime;
 use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use crate::auth::Authenticated;
 use crate::error::{ApiError, Problem};
 use crate::responses::Unavailable;
 use crate::routes::{SessionSummary, UserBody};
 use crate::state::AppState;
+
+/// This module's routes, with their documentation.
+pub(crate) fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(get_me))
+}
 
 /// The caller, by kind.
 #[derive(Debug, Serialize, ToSchema)]

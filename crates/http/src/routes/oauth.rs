@@ -9,12 +9,23 @@ use bytes::Bytes;
 use serde::Serialize;
 use sesame_core::tokens::{Audience, ClientAuth, Introspected};
 use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use crate::client_ip::ClientIp;
 use crate::json;
 use crate::oauth::{self, OAuthError};
 use crate::responses::ClientAuthenticated;
 use crate::state::AppState;
+
+/// This module's routes, with their documentation.
+pub(crate) fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(revoke_token))
+        .routes(routes!(introspect_token))
+        .routes(routes!(jwks))
+        .routes(routes!(server_metadata))
+}
 
 /// How long discovery documents may be cached.
 const DISCOVERY_MAX_AGE: &str = "public, max-age=300";

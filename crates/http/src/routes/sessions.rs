@@ -8,12 +8,21 @@ use sesame_domain::SessionId;
 use time::OffsetDateTime;
 use tower_cookies::Cookies;
 use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 use uuid::Uuid;
 
 use crate::auth::{SessionUser, clearing_cookie, profile_of_request};
 use crate::error::{ApiError, Problem};
 use crate::responses::{SessionRead, SessionWrite};
 use crate::state::AppState;
+
+/// This module's routes, with their documentation.
+pub(crate) fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list_sessions, delete_other_sessions))
+        .routes(routes!(delete_session))
+}
 
 /// One of the user's live sessions.
 #[derive(Debug, Serialize, ToSchema)]
@@ -56,8 +65,8 @@ pub async fn list_sessions(
                 created_at: s.created_at,
                 last_seen_at: s.last_seen_at,
                 expires_at: s.expires_at,
-                user_agent: s.user_agent,
-                ip: s.ip,
+                user_agent: s.origin.user_agent,
+                ip: s.origin.ip,
                 current: s.id == current.session_id,
                 frontend: s.frontend,
             })

@@ -6,6 +6,8 @@ use axum::http::StatusCode;
 use serde::Deserialize;
 use sesame_core::accounts::Registrar;
 use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use crate::auth::SessionUser;
 use crate::client_ip::ClientIp;
@@ -14,6 +16,13 @@ use crate::json::ApiJson;
 use crate::responses::{JsonBody, SessionWrite, Throttled, Unavailable};
 use crate::routes::UserBody;
 use crate::state::AppState;
+
+/// This module's routes, with their documentation.
+pub(crate) fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(create_user))
+        .routes(routes!(change_password))
+}
 
 /// `POST /users`. No `Debug`: it holds a password.
 #[derive(Deserialize, ToSchema)]

@@ -10,10 +10,17 @@ use axum::response::{IntoResponse, Response};
 use sesame_domain::Principal;
 use sesame_domain::catalogue::Held;
 use tower_cookies::Cookies;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use crate::auth::{CSRF_HEADER, authenticate, bearer_token, is_unsafe};
 use crate::error::{ApiError, CsrfFailure};
 use crate::state::{AppState, ForwardRule, PrincipalKind};
+
+/// This module's routes, with their documentation.
+pub(crate) fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(verify))
+}
 
 /// Where proxies ask.
 pub const VERIFY_PATH: &str = "/auth/verify";
@@ -78,14 +85,13 @@ fn bad(header: &str) -> ApiError {
         ("X-Forwarded-Host" = Option<String>, Header, description = "The original request's host"),
     ),
     responses(
-        (status = 200, description = "The caller, in headers (every one present, empty where it does not apply); no body",
-            headers(
-                ("X-Sesame-Kind" = String, description = "`user`, `client` or `delegated`"),
-                ("X-Sesame-Subject" = String, description = "The user's id, or the client's id for a client token"),
-                ("X-Sesame-Scopes" = String, description = "Space-separated: the token's scopes, or the catalogue scopes the user holds"),
-                ("X-Sesame-User-Email" = String, description = "The user's email (a session); empty for tokens"),
-                ("X-Sesame-Client-Id" = String, description = "The client's id (a token); empty for a session"),
-                ("Cache-Control" = String, description = "`no-store`"),
+        (status = 200, description = "The caller, in headers (every one present, empty where it does not apply); no body", headers(
+            ("X-Sesame-Kind" = String, description = "`user`, `client` or `delegated`"),
+            ("X-Sesame-Subject" = String, description = "The user's id, or the client's id for a client token"),
+            ("X-Sesame-Scopes" = String, description = "Space-separated: the token's scopes, or the catalogue scopes the user holds"),
+            ("X-Sesame-User-Email" = String, description = "The user's email (a session); empty for tokens"),
+            ("X-Sesame-Client-Id" = String, description = "The client's id (a token); empty for a session"),
+            ("Cache-Control" = String, description = "`no-store`"),
             )),
         (status = 400, description = "A forwarded method or URI that is not one", body = crate::error::Problem, content_type = "application/problem+json"),
         (status = 401, description = "No valid credential", body = crate::error::Problem, content_type = "application/problem+json",
