@@ -12,9 +12,9 @@ use sesame_domain::{
     Budget, Catalogue, PasswordPolicy, Scope, ScopeInfo, SessionPolicy, ThrottlePolicy, parse_duration,
 };
 use sesame_http::{ForwardRule, PrincipalKind};
+use tower_cookies::cookie::SameSite;
 
 use crate::serve::Limits;
-use tower_cookies::cookie::SameSite;
 
 /// A setting that could not be used.
 #[derive(Debug, thiserror::Error)]
