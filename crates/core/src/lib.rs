@@ -28,7 +28,7 @@ pub mod tokens;
 use std::sync::Arc;
 
 use sesame_domain::{PasswordPolicy, SessionPolicy, ThrottlePolicy};
-use sesame_storage::{AuthorizationSweep, Store};
+use sesame_storage::{AuthorizationSweep, SessionCutoffs, Store};
 
 pub use accounts::Accounts;
 pub use authorizations::Authorizations;
@@ -257,7 +257,7 @@ impl Core {
             .0
             .store
             .sessions
-            .delete_expired_sessions(now - policy.idle, now - policy.absolute)
+            .delete_expired_sessions(SessionCutoffs::of(&policy, now))
             .await
         {
             Ok(0) => {}

@@ -19,7 +19,7 @@ use sesame_domain::principal::UserSession;
 use sesame_domain::{
     CsrfToken, Email, Held, Password, SessionHandle, SessionHandleHash, SessionId, SessionOrigin, User, UserId,
 };
-use sesame_storage::{NewSession, SessionRecord};
+use sesame_storage::{NewSession, SessionCutoffs, SessionRecord};
 use time::OffsetDateTime;
 
 use crate::Context;
@@ -349,7 +349,7 @@ impl Sessions<'_> {
         let sessions = cx
             .store
             .sessions
-            .list_user_sessions(user, now - longest.idle, now - longest.absolute)
+            .list_user_sessions(user, SessionCutoffs::of(&longest, now))
             .await?;
         Ok(sessions
             .into_iter()

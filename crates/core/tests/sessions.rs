@@ -12,7 +12,7 @@ use sesame_core::sessions::Origin;
 use sesame_core::{Core, CoreError, HashingPool, ManualClock, Settings, SigningAlg, TokenSettings};
 use sesame_domain::password::{HashParams, PasswordHasher};
 use sesame_domain::{PasswordPolicy, SessionHandleHash, SessionId, SessionPolicy, ThrottlePolicy, UserId};
-use sesame_storage::{NewSession, SessionRecord, SessionStore, Store, UserRecord};
+use sesame_storage::{NewSession, SessionCutoffs, SessionRecord, SessionStore, Store, UserRecord};
 use time::OffsetDateTime;
 use tokio::sync::Notify;
 
@@ -65,18 +65,13 @@ impl SessionStore for Gated {
     async fn list_user_sessions(
         &self,
         user_id: UserId,
-        seen_after: OffsetDateTime,
-        created_after: OffsetDateTime,
+        cutoffs: SessionCutoffs,
     ) -> sesame_storage::Result<Vec<SessionRecord>> {
-        self.inner.list_user_sessions(user_id, seen_after, created_after).await
+        self.inner.list_user_sessions(user_id, cutoffs).await
     }
 
-    async fn delete_expired_sessions(
-        &self,
-        seen_before: OffsetDateTime,
-        created_before: OffsetDateTime,
-    ) -> sesame_storage::Result<u64> {
-        self.inner.delete_expired_sessions(seen_before, created_before).await
+    async fn delete_expired_sessions(&self, cutoffs: SessionCutoffs) -> sesame_storage::Result<u64> {
+        self.inner.delete_expired_sessions(cutoffs).await
     }
 }
 

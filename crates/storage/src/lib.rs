@@ -19,7 +19,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use sesame_domain::{
     ApiKeyHash, ApiKeyId, ClientId, CodeChallenge, CodeHash, CsrfToken, Email, RefreshTokenHash, Scopes,
-    SessionHandleHash, SessionId, SessionOrigin, StaticClaims, ThrottleKey, User, UserId,
+    SessionHandleHash, SessionId, SessionOrigin, SessionPolicy, StaticClaims, ThrottleKey, User, UserId,
 };
 use time::OffsetDateTime;
 use uuid::Uuid;
@@ -241,17 +241,28 @@ pub trait SessionStore: Send + Sync {
     /// Deletes all a user's sessions except `keep` ("log out everywhere"), bumping the
     /// credential version and moving `keep` to it, atomically; returns how many ended.
     async fn delete_user_sessions(&self, user_id: UserId, keep: Option<SessionId>) -> Result<u64>;
-    /// A user's sessions seen since `seen_after` and created since `created_after`
-    /// (i.e. not yet expired), newest first.
-    async fn list_user_sessions(
-        &self,
-        user_id: UserId,
-        seen_after: OffsetDateTime,
-        created_after: OffsetDateTime,
-    ) -> Result<Vec<SessionRecord>>;
-    /// Deletes sessions past either deadline; returns how many.
-    async fn delete_expired_sessions(&self, seen_before: OffsetDateTime, created_before: OffsetDateTime)
-    -> Result<u64>;
+    /// A user's sessions still live by `cutoffs`, newest first.
+    async fn list_user_sessions(&self, user_id: UserId, cutoffs: SessionCutoffs) -> Result<Vec<SessionRecord>>;
+    /// Deletes the sessions ended by `cutoffs` (either of them); returns how many.
+    async fn delete_expired_sessions(&self, cutoffs: SessionCutoffs) -> Result<u64>;
+}
+
+/// Where live sessions end: a session is live while it was last seen after `seen` and
+/// created after `created`, and ended from either on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SessionCutoffs {
+    pub seen: OffsetDateTime,
+    pub created: OffsetDateTime,
+}
+
+impl SessionCutoffs {
+    /// The cutoffs of a session policy at `now`: its idle and absolute lifetimes back.
+    pub fn of(policy: &SessionPolicy, now: OffsetDateTime) -> Self {
+        Self {
+            seen: now - policy.idle,
+            created: now - policy.absolute,
+        }
+    }
 }
 
 /// One budget an attempt is charged to: at most `limit` failures under `key` after `since`.

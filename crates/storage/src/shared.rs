@@ -20,8 +20,8 @@ use crate::{
     ApiKeyRecord, AuthorizationStore, AuthorizationSweep, Charge, ClientRecord, ClientStore, ClientWithKeys,
     CodeRecord, Database, DisabledUser, FamilyRecord, FoundRefresh, GrantChange, GrantOutcome, GrantRecord, GrantView,
     NewSession, OwnerState, RecentFailures, Redemption, RefreshRotation, Reservation, Result, Revocation,
-    RevocationKind, RevocationStore, Rotation, SessionRecord, SessionStore, SigningKeyRecord, SigningKeyStore,
-    StorageError, ThrottleStore, UserRecord, UserStore, corrupt, sql,
+    RevocationKind, RevocationStore, Rotation, SessionCutoffs, SessionRecord, SessionStore, SigningKeyRecord,
+    SigningKeyStore, StorageError, ThrottleStore, UserRecord, UserStore, corrupt, sql,
 };
 
 /// A statement parameter. Each backend binds ids and times in its own column types
@@ -617,27 +617,15 @@ impl<DB: Dialect> SessionStore for SqlStore<DB> {
         Ok(ended)
     }
 
-    async fn list_user_sessions(
-        &self,
-        user_id: UserId,
-        seen_after: OffsetDateTime,
-        created_after: OffsetDateTime,
-    ) -> Result<Vec<SessionRecord>> {
-        let args = [Arg::Id(user_id.0), Arg::Time(seen_after), Arg::Time(created_after)];
+    async fn list_user_sessions(&self, user_id: UserId, cutoffs: SessionCutoffs) -> Result<Vec<SessionRecord>> {
+        let args = [Arg::Id(user_id.0), Arg::Time(cutoffs.seen), Arg::Time(cutoffs.created)];
         let rows = self.fetch_all(sql::LIST_USER_SESSIONS, &args).await?;
         rows.iter().map(session_from_row::<DB>).collect()
     }
 
-    async fn delete_expired_sessions(
-        &self,
-        seen_before: OffsetDateTime,
-        created_before: OffsetDateTime,
-    ) -> Result<u64> {
-        self.execute(
-            sql::DELETE_EXPIRED_SESSIONS,
-            &[Arg::Time(seen_before), Arg::Time(created_before)],
-        )
-        .await
+    async fn delete_expired_sessions(&self, cutoffs: SessionCutoffs) -> Result<u64> {
+        let args = [Arg::Time(cutoffs.seen), Arg::Time(cutoffs.created)];
+        self.execute(sql::DELETE_EXPIRED_SESSIONS, &args).await
     }
 }
 

@@ -16,8 +16,8 @@ use sesame_domain::{
 };
 use sesame_storage::{
     ApiKeyRecord, AuthorizationSweep, Backend, ClientRecord, CodeRecord, DisabledUser, FamilyRecord, GrantChange,
-    GrantOutcome, NewSession, Redemption, RefreshRotation, Revocation, RevocationKind, Rotation, SessionRecord,
-    SigningKeyRecord, StorageError, Store, UserRecord,
+    GrantOutcome, NewSession, Redemption, RefreshRotation, Revocation, RevocationKind, Rotation, SessionCutoffs,
+    SessionRecord, SigningKeyRecord, StorageError, Store, UserRecord,
 };
 use time::macros::datetime;
 use time::{Duration, OffsetDateTime};
@@ -282,6 +282,14 @@ async fn household(store: &Store) -> Household {
         bystander: add_session(store, &bob, at(13)).await,
         ada,
         bob,
+    }
+}
+
+/// Sessions last seen after `at(seen)` and created after `at(created)` are live.
+fn cutoffs(seen: i64, created: i64) -> SessionCutoffs {
+    SessionCutoffs {
+        seen: at(seen),
+        created: at(created),
     }
 }
 
@@ -1071,7 +1079,7 @@ async fn listing_sessions_leaves_out_expired_ones_newest_first(store: &Store) {
 
     let listed = store
         .sessions
-        .list_user_sessions(ada.id, at(200), at(100))
+        .list_user_sessions(ada.id, cutoffs(200, 100))
         .await
         .unwrap();
     let ids: Vec<SessionId> = listed.iter().map(|s| s.id).collect();
@@ -1080,12 +1088,12 @@ async fn listing_sessions_leaves_out_expired_ones_newest_first(store: &Store) {
     assert_eq!(listed[0].created_at, at(103));
     assert!(listed.iter().all(|s| s.user_id == ada.id));
 
-    let everything = store.sessions.list_user_sessions(ada.id, at(0), at(0)).await.unwrap();
+    let everything = store.sessions.list_user_sessions(ada.id, cutoffs(0, 0)).await.unwrap();
     assert_eq!(everything.len(), 4);
     assert!(
         store
             .sessions
-            .list_user_sessions(UserId::new(), at(0), at(0))
+            .list_user_sessions(UserId::new(), cutoffs(0, 0))
             .await
             .unwrap()
             .is_empty()
@@ -1102,14 +1110,14 @@ async fn expired_sessions_are_deleted_on_either_deadline(store: &Store) {
     store.sessions.touch_session(live.id, at(201)).await.unwrap();
 
     assert_eq!(
-        store.sessions.delete_expired_sessions(at(200), at(100)).await.unwrap(),
+        store.sessions.delete_expired_sessions(cutoffs(200, 100)).await.unwrap(),
         2
     );
     assert!(!session_exists(store, &too_old.handle_hash).await);
     assert!(!session_exists(store, &idle.handle_hash).await);
     assert!(session_exists(store, &live.handle_hash).await);
     assert_eq!(
-        store.sessions.delete_expired_sessions(at(200), at(100)).await.unwrap(),
+        store.sessions.delete_expired_sessions(cutoffs(200, 100)).await.unwrap(),
         0
     );
 }
