@@ -12,7 +12,6 @@ use sesame_core::{Clock as _, Core, CoreError};
 use sesame_domain::{Email, User, UserId};
 use sesame_storage::{DisabledUser, Store, UserRecord, UserStore};
 use sesame_tests::TestDb;
-use time::OffsetDateTime;
 use tokio::sync::Notify;
 
 use reqwest::StatusCode;
@@ -140,10 +139,9 @@ impl UserStore for Gated {
     async fn disable_user(
         &self,
         email: &Email,
-        at: OffsetDateTime,
-        keep_until: OffsetDateTime,
+        revocation: sesame_storage::Revocation,
     ) -> sesame_storage::Result<Option<DisabledUser>> {
-        self.inner.disable_user(email, at, keep_until).await
+        self.inner.disable_user(email, revocation).await
     }
 
     async fn enable_user(&self, email: &Email) -> sesame_storage::Result<Option<UserId>> {

@@ -136,11 +136,11 @@ impl Accounts<'_> {
     pub async fn disable(&self, email: &str) -> Result<UserId> {
         let cx = self.0;
         let email = Email::parse(email).map_err(|e| CoreError::validation("email", e.to_string()))?;
-        let keep_until = cx.tokens.revocation(RevocationKind::Owner, String::new()).expires_at;
+        let revocation = cx.tokens.revocation(RevocationKind::Owner, String::new());
         let disabled = cx
             .store
             .users
-            .disable_user(&email, cx.clock.now(), keep_until)
+            .disable_user(&email, revocation)
             .await?
             .ok_or(CoreError::NotFound)?;
         cx.tokens.revocations().apply([&disabled.revocation]);

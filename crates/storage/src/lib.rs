@@ -179,14 +179,11 @@ pub trait UserStore: Send + Sync {
         keep: SessionId,
         revocation: Revocation,
     ) -> Result<Vec<Revocation>>;
-    /// Disables the user, ends all their sessions and records an owner revocation kept
-    /// until `keep_until`, atomically. `None` if no such user.
-    async fn disable_user(
-        &self,
-        email: &Email,
-        at: OffsetDateTime,
-        keep_until: OffsetDateTime,
-    ) -> Result<Option<DisabledUser>>;
+    /// Disables the user as of the revocation's `created_at`, ends all their sessions,
+    /// grants and refresh families, and logs `revocation` (an owner revocation: its
+    /// subject, the user's new token version, filled in here), atomically. `None` if no
+    /// such user.
+    async fn disable_user(&self, email: &Email, revocation: Revocation) -> Result<Option<DisabledUser>>;
     /// Lifts a disable. `None` if no such user.
     async fn enable_user(&self, email: &Email) -> Result<Option<UserId>>;
     /// Changes a user's granted scopes if they are still what the change read, and, when it

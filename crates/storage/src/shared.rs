@@ -484,14 +484,10 @@ impl<DB: Dialect> UserStore for SqlStore<DB> {
         Ok(logged)
     }
 
-    async fn disable_user(
-        &self,
-        email: &Email,
-        at: OffsetDateTime,
-        keep_until: OffsetDateTime,
-    ) -> Result<Option<DisabledUser>> {
+    async fn disable_user(&self, email: &Email, revocation: Revocation) -> Result<Option<DisabledUser>> {
         let mut tx = self.begin().await?;
-        let row = DB::fetch_optional(&mut tx, sql::DISABLE_USER, &[Arg::Text(email.as_str()), Arg::Time(at)]).await?;
+        let args = [Arg::Text(email.as_str()), Arg::Time(revocation.created_at)];
+        let row = DB::fetch_optional(&mut tx, sql::DISABLE_USER, &args).await?;
         let Some(row) = row else {
             return Ok(None);
         };
@@ -503,8 +499,7 @@ impl<DB: Dialect> UserStore for SqlStore<DB> {
         let revocation = Revocation {
             kind: RevocationKind::Owner,
             subject: format!("{}:{version}", id.0),
-            created_at: at,
-            expires_at: keep_until,
+            ..revocation
         };
         Self::insert_revocation(&mut tx, &revocation).await?;
         tx.commit().await.map_err(DB::error)?;

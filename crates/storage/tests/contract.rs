@@ -285,6 +285,17 @@ async fn household(store: &Store) -> Household {
     }
 }
 
+/// An owner revocation logged at `at`, kept until `keep_until` (its subject left for
+/// the store to fill in).
+fn owner_revocation(at: OffsetDateTime, keep_until: OffsetDateTime) -> Revocation {
+    Revocation {
+        kind: RevocationKind::Owner,
+        subject: String::new(),
+        created_at: at,
+        expires_at: keep_until,
+    }
+}
+
 /// Sessions last seen after `at(seen)` and created after `at(created)` are live.
 fn cutoffs(seen: i64, created: i64) -> SessionCutoffs {
     SessionCutoffs {
@@ -300,7 +311,11 @@ async fn found_user(store: &Store, id: UserId) -> UserRecord {
 
 /// Disables a user that exists, its owner revocation kept until `at(4000)`.
 async fn disabled_at(store: &Store, user: &User, when: OffsetDateTime) -> DisabledUser {
-    let disabled = store.users.disable_user(&user.email, when, at(4000)).await.unwrap();
+    let disabled = store
+        .users
+        .disable_user(&user.email, owner_revocation(when, at(4000)))
+        .await
+        .unwrap();
     disabled.expect("the user exists")
 }
 
@@ -432,7 +447,11 @@ async fn a_session_is_created_only_under_the_current_credential_version(store: &
     let found = found_user(store, user.id).await;
     assert_eq!(found.credential_version, 2);
     // No session for a disabled user, whatever its version.
-    store.users.disable_user(&user.email, at(30), at(4000)).await.unwrap();
+    store
+        .users
+        .disable_user(&user.email, owner_revocation(at(30), at(4000)))
+        .await
+        .unwrap();
     let disabled = NewSession {
         credential_version: 3,
         ..new_session(&user, at(40))
@@ -875,7 +894,11 @@ async fn a_family_outlives_neither_its_grant_nor_its_lifetimes(store: &Store) {
         .await
         .unwrap();
     assert!(store_.find_refresh(&token.hash()).await.unwrap().unwrap().grant_live);
-    store.users.disable_user(&user.email, at(51), at(99)).await.unwrap();
+    store
+        .users
+        .disable_user(&user.email, owner_revocation(at(51), at(99)))
+        .await
+        .unwrap();
     assert!(store_.find_refresh(&token.hash()).await.unwrap().is_none());
 }
 
@@ -932,7 +955,7 @@ async fn disabling_an_unknown_email_finds_no_one(store: &Store) {
     assert_eq!(
         store
             .users
-            .disable_user(&email("bob@example.com"), at(20), at(4000))
+            .disable_user(&email("bob@example.com"), owner_revocation(at(20), at(4000)))
             .await
             .unwrap()
             .map(|d| d.id),
