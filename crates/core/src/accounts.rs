@@ -207,10 +207,7 @@ impl Accounts<'_> {
                 return Ok(to);
             }
             let takes_away = from.iter().any(|s| !to.contains(s.as_str()));
-            let revoke = takes_away.then(|| {
-                let entry = cx.tokens.revocation(RevocationKind::Owner, String::new());
-                (entry.created_at, entry.expires_at)
-            });
+            let revoke = takes_away.then(|| cx.tokens.revocation(RevocationKind::Owner, String::new()));
             let outcome = cx
                 .store
                 .users

@@ -498,9 +498,9 @@ pub struct GrantChange<'a> {
     pub user: UserId,
     pub from: &'a Scopes,
     pub to: &'a Scopes,
-    /// When scopes are taken away: revoke the user's clients' earlier tokens, logged at
-    /// `.0` and kept until `.1`.
-    pub revoke: Option<(OffsetDateTime, OffsetDateTime)>,
+    /// When scopes are taken away: revoke the user's clients' earlier tokens by logging
+    /// this owner revocation (its subject, the user's new token version, filled in here).
+    pub revoke: Option<Revocation>,
 }
 
 /// What a [`GrantChange`] did.

@@ -518,15 +518,14 @@ impl<DB: Dialect> UserStore for SqlStore<DB> {
         let Some(row) = DB::fetch_optional(&mut tx, sql::SET_GRANTED_SCOPES, &args).await? else {
             return Ok(GrantOutcome::Stale);
         };
-        let revocation = match change.revoke {
+        let revocation = match &change.revoke {
             None => None,
-            Some((at, keep_until)) => {
+            Some(template) => {
                 let version = DB::integer(&row, "token_version")?;
                 let revocation = Revocation {
                     kind: RevocationKind::Owner,
                     subject: format!("{}:{version}", change.user.0),
-                    created_at: at,
-                    expires_at: keep_until,
+                    ..template.clone()
                 };
                 Self::insert_revocation(&mut tx, &revocation).await?;
                 Some(revocation)

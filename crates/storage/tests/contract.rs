@@ -557,7 +557,7 @@ async fn granted_scopes_change_only_from_what_was_read_and_taking_one_away_revok
     // Taking one away bumps the token version and logs the owner revocation with it.
     let taken = store
         .users
-        .change_granted_scopes(&change(&both, &admin, Some((at(20), at(4000)))))
+        .change_granted_scopes(&change(&both, &admin, Some(owner_revocation(at(20), at(4000)))))
         .await
         .unwrap();
     let GrantOutcome::Changed {
